@@ -1,0 +1,175 @@
+//! The command line (clap definitions only; the work is in `commands`).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "llm-meter",
+    version,
+    about = "Meters LLM API usage and turns it into exact money",
+    long_about = "Meters LLM API usage and turns it into exact money.\n\n\
+                  Configuration: --config FILE (else ./llm-meter.toml if present), then \
+                  LLM_METER_* environment variables, then flags. DATABASE_URL or \
+                  LLM_METER_DATABASE_URL selects the store (default sqlite://llm-meter.db)."
+)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: ./llm-meter.toml if it exists.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: HTTP API, /metrics, collectors, budget alerts.
+    Serve(ServeArgs),
+    /// Backfill usage log files (JSONL, also .gz) into the store.
+    Ingest(IngestArgs),
+    /// Price usage records without storing them: one JSON object per input line.
+    Cost(CostArgs),
+    /// Spend from the store.
+    Report(ReportArgs),
+    /// Recompute stored costs with the current pricing sheets.
+    Reprice(RepriceArgs),
+    /// Apply database migrations.
+    Migrate,
+    /// Validate pricing sheets, look up models, import community price databases.
+    #[command(subcommand)]
+    Pricing(PricingCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:7464).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Allow a non-loopback listen address with no API token configured.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Project for records that name none.
+    #[arg(long, value_name = "P")]
+    pub project: Option<String>,
+    /// Input shape: auto (detected per line), canonical, openai, anthropic, gemini,
+    /// litellm or cloudevents.
+    #[arg(long, value_name = "F", default_value = "auto")]
+    pub format: String,
+    /// Files to read (JSONL; `.gz` is decompressed).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CostArgs {
+    /// Project for records that name none (default: "default").
+    #[arg(long, value_name = "P")]
+    pub project: Option<String>,
+    /// Input shape: auto (detected per line), canonical, openai, anthropic, gemini,
+    /// litellm or cloudevents.
+    #[arg(long, value_name = "F", default_value = "auto")]
+    pub format: String,
+    /// Files to read (JSONL; `.gz` is decompressed). Standard input when none.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+    Focus,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Start (RFC 3339, inclusive).
+    #[arg(long, value_name = "T")]
+    pub from: String,
+    /// End (RFC 3339, exclusive).
+    #[arg(long, value_name = "T")]
+    pub to: String,
+    /// Comma-separated: project, provider, model, service_tier, token_type, tag:KEY,
+    /// hour, day, week, month.
+    #[arg(long, value_name = "LIST")]
+    pub group_by: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ReportFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RepriceArgs {
+    #[arg(long, value_name = "T")]
+    pub from: String,
+    #[arg(long, value_name = "T")]
+    pub to: String,
+    #[arg(long, value_name = "P")]
+    pub project: Option<String>,
+    /// Print the difference without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PricingCommand {
+    /// Validate every sheet; with MODEL, show which sheet and price the name resolves to.
+    Check {
+        /// A model name as records write it, e.g. gpt-5.2-2025-12-11 or openai/gpt-5-2.
+        model: Option<String>,
+        /// Provider to resolve MODEL in (inferred from the sheets when omitted).
+        #[arg(long)]
+        provider: Option<String>,
+        /// Show the price in force on this date (default: today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+    },
+    /// Turn a community price database into pricing sheets.
+    Import {
+        /// litellm (model_prices_and_context_window.json) or genai-prices (data.json).
+        #[arg(long = "from", value_enum)]
+        source: ImportSource,
+        /// The database file.
+        file: PathBuf,
+        /// Directory to write one sheet per provider into.
+        #[arg(long, value_name = "DIR", default_value = "pricing/imported")]
+        out: PathBuf,
+        /// Only these providers (comma-separated; default openai,anthropic,google).
+        #[arg(long, value_name = "LIST")]
+        providers: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ImportSource {
+    Litellm,
+    GenaiPrices,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once, alone on the last line.
+    Create {
+        #[arg(long, value_name = "admin|ingest|read")]
+        role: String,
+        #[arg(long, value_name = "P")]
+        project: Vec<String>,
+        #[arg(long, value_name = "N")]
+        name: Option<String>,
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: String },
+}

@@ -1,0 +1,250 @@
+//! Configuration: defaults < TOML file < `LLM_METER_*` environment < command-line flags.
+//!
+//! Loading has no side effects and never prints secrets: `Debug` redacts the password of
+//! the database URL.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::pricing::{PriceBook, PricingError, ProjectOverride};
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "llm-meter.toml";
+/// The embedded store used when no database URL is configured.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://llm-meter.db";
+/// Where `serve` listens unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7464";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid environment variable {name}: {message}")]
+    Env { name: &'static str, message: String },
+    #[error("cannot read pricing directory {path}: {source}")]
+    PricingDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Pricing(#[from] PricingError),
+}
+
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `postgres://…` or `sqlite://PATH`; `DATABASE_URL` / `LLM_METER_DATABASE_URL` win.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub pricing: PricingConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Listen address, `127.0.0.1:7464` by default.
+    #[serde(default)]
+    pub listen: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PricingConfig {
+    /// Use the sheets compiled into the binary (those in the repository's `pricing/`).
+    #[serde(default = "yes")]
+    pub builtin: bool,
+    /// Directories of extra `*.toml` sheets, loaded in order after the built-in ones; a
+    /// later sheet replaces models with the same id and adds new ones.
+    #[serde(default)]
+    pub dirs: Vec<PathBuf>,
+    /// Negotiated prices per project.
+    #[serde(default)]
+    pub overrides: Vec<ProjectOverride>,
+}
+
+impl Default for PricingConfig {
+    fn default() -> Self {
+        PricingConfig {
+            builtin: true,
+            dirs: Vec::new(),
+            overrides: Vec::new(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field("server", &self.server)
+            .field("pricing", &self.pricing)
+            .finish()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+impl Config {
+    /// Reads `path`, or `llm-meter.toml` in the working directory if it exists, then
+    /// applies the environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(path) => Config::from_file(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                Config::from_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|error| error.to_string().trim().replace('\n', " "))
+    }
+
+    /// Environment overrides. `env` is a parameter so tests need not touch the process.
+    pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(url) = env("LLM_METER_DATABASE_URL").or_else(|| env("DATABASE_URL")) {
+            self.database_url = Some(url);
+        }
+        if let Some(listen) = env("LLM_METER_LISTEN") {
+            self.server.listen = Some(listen);
+        }
+        if let Some(dirs) = env("LLM_METER_PRICING_DIRS") {
+            self.pricing.dirs = std::env::split_paths(&dirs).collect();
+        }
+        if let Some(builtin) = env("LLM_METER_PRICING_BUILTIN") {
+            self.pricing.builtin = match builtin.as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                other => {
+                    return Err(ConfigError::Env {
+                        name: "LLM_METER_PRICING_BUILTIN",
+                        message: format!("{other:?} is not true or false"),
+                    });
+                }
+            };
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> &str {
+        self.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
+    }
+
+    pub fn listen(&self) -> &str {
+        self.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN)
+    }
+
+    /// Loads the price book this configuration describes (the only file I/O of pricing).
+    pub fn price_book(&self) -> Result<PriceBook, ConfigError> {
+        let mut sheets: Vec<(String, String)> = Vec::new();
+        if self.pricing.builtin {
+            sheets.extend(
+                crate::pricing::builtin_sheets().map(|(name, text)| (name.to_owned(), text.to_owned())),
+            );
+        }
+        for dir in &self.pricing.dirs {
+            sheets.extend(read_sheet_dir(dir)?);
+        }
+        let book = PriceBook::from_texts(sheets)?;
+        Ok(book.with_overrides(self.pricing.overrides.clone()))
+    }
+}
+
+/// Every `*.toml` file of a directory, sorted by name, as (path, text).
+pub fn read_sheet_dir(dir: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+    let error = |source| ConfigError::PricingDir {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(error)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).map_err(error)?;
+            Ok((path.display().to_string(), text))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_wins_over_the_file() {
+        let mut config =
+            Config::from_toml("database_url = \"sqlite://file.db\"\n[server]\nlisten = \"127.0.0.1:1\"")
+                .unwrap();
+        config
+            .apply_env(|name| match name {
+                "DATABASE_URL" => Some("postgres://u:p@h/db".into()),
+                "LLM_METER_LISTEN" => Some("127.0.0.1:2".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.database_url(), "postgres://u:p@h/db");
+        assert_eq!(config.listen(), "127.0.0.1:2");
+        assert!(!format!("{config:?}").contains(":p@"), "password must be redacted");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_name() {
+        let error = Config::from_toml("[pricing]\ndirz = []").unwrap_err();
+        assert!(error.contains("dirz"), "{error}");
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_store_and_loopback() {
+        let config = Config::default();
+        assert_eq!(config.database_url(), DEFAULT_DATABASE_URL);
+        assert_eq!(config.listen(), DEFAULT_LISTEN);
+        assert!(config.pricing.builtin);
+    }
+}

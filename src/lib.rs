@@ -1,0 +1,10 @@
+//! llm-meter: meters LLM API usage and turns it into exact money.
+//!
+//! See ARCHITECTURE.md for a map of the modules and the invariants they keep.
+
+pub mod usage;
+pub mod pricing;
+pub mod prepare;
+pub mod config;
+pub mod cli;
+pub mod commands;

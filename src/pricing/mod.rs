@@ -1,0 +1,885 @@
+//! The pricing table: load and validate sheets, resolve a (provider, model) to a
+//! priced model, and compute a record's exact cost.
+//!
+//! Pure: sheets come in as text (the caller reads files), records come in as values.
+
+mod builtin;
+pub mod import;
+mod resolve;
+pub mod sheet;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use chrono::NaiveDate;
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+
+use crate::usage::{Bucket, Tokens, UsageRecord};
+pub use resolve::normalise_name;
+use sheet::{
+    Modifier, ModelEntry, PriceEntry, RateFields, RateTable, SheetFile, SheetKind, Tier,
+    bucket_index,
+};
+
+/// The sheets shipped in `pricing/` and compiled into the binary, as (file name, text).
+pub fn builtin_sheets() -> impl Iterator<Item = (&'static str, &'static str)> {
+    builtin::SHEETS.iter().copied()
+}
+
+/// Money is rounded once per record, half to even, to this many decimal places (1e-9 USD).
+pub const COST_DECIMALS: u32 = 9;
+const PER_MILLION: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+
+/// Problems with a sheet, found when loading or by `pricing check`.
+#[derive(Debug, thiserror::Error)]
+pub enum PricingError {
+    #[error("{sheet}: {message}")]
+    Invalid { sheet: String, message: String },
+    #[error("{} problems in the pricing sheets:\n  {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  "))]
+    Many(Vec<PricingError>),
+}
+
+fn invalid(sheet: &str, message: impl Into<String>) -> PricingError {
+    PricingError::Invalid {
+        sheet: sheet.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// A negotiated price for a project: a multiplier on the computed cost, explicit
+/// rates that replace the list rates, or both. Narrower matches win (model over
+/// provider over the whole project).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectOverride {
+    pub project: String,
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// A model id as the sheet names it (aliases resolve to it).
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default, with = "rust_decimal::serde::str_option")]
+    pub multiplier: Option<Decimal>,
+    /// Explicit rates (USD per 1M tokens) that replace the list rates, bucket by bucket.
+    #[serde(default)]
+    pub rates: RateFields,
+}
+
+/// One model of one provider sheet, with its prices sorted by date.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub provider: String,
+    pub id: String,
+    pub aliases: Vec<String>,
+    pub prices: Vec<PriceEntry>,
+    pub sheet: String,
+    pub source: Vec<String>,
+    pub retrieved: NaiveDate,
+}
+
+/// A gateway: its own price entries (in `models`) plus how its names map upstream.
+#[derive(Clone, Debug, Default)]
+struct Gateway {
+    upstreams: BTreeMap<String, String>,
+    bare_names: Vec<String>,
+    /// Gateway model name → upstream (provider, model name).
+    mapped: Vec<(ModelEntry, String, String)>,
+}
+
+/// Which model a name resolved to, and through which gateway.
+#[derive(Clone, Copy, Debug)]
+pub struct Resolved<'b> {
+    pub model: &'b Model,
+    pub via: Option<&'b str>,
+}
+
+impl Resolved<'_> {
+    /// `openai/gpt-5.2`, or `openrouter:openai/gpt-5.2` through a gateway.
+    pub fn name(&self) -> String {
+        match self.via {
+            Some(gateway) => format!("{gateway}:{}/{}", self.model.provider, self.model.id),
+            None => format!("{}/{}", self.model.provider, self.model.id),
+        }
+    }
+}
+
+/// The outcome of pricing one record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PriceOutcome {
+    Priced(Priced),
+    Unpriced(Unpriced),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Priced {
+    /// What the record costs: rounded once, half to even, to 1e-9 USD.
+    pub cost: Decimal,
+    /// The same tokens at list price: every input token at the uncached input rate and
+    /// every output token at the output rate, standard or priority tier, no batch,
+    /// flex or negotiated discount. The FOCUS `ListCost`; `list_cost - cost` is savings.
+    pub list_cost: Decimal,
+    /// The price used: `openai/gpt-5.2@2025-12-11+batch`.
+    pub price_ref: String,
+    /// The model it resolved to: `openai/gpt-5.2`.
+    pub resolved_model: String,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Unpriced {
+    pub reason: String,
+    /// Set when the model was found but a rate was missing.
+    pub resolved_model: Option<String>,
+}
+
+impl PriceOutcome {
+    pub fn cost(&self) -> Option<Decimal> {
+        match self {
+            PriceOutcome::Priced(priced) => Some(priced.cost),
+            PriceOutcome::Unpriced(_) => None,
+        }
+    }
+}
+
+/// Every loaded sheet, indexed for lookup.
+#[derive(Debug, Default)]
+pub struct PriceBook {
+    models: Vec<Model>,
+    providers: BTreeMap<String, ProviderSheet>,
+    gateways: BTreeMap<String, Gateway>,
+    index: resolve::Index,
+    overrides: Vec<ProjectOverride>,
+    /// Sheet names in load order, for `pricing check`.
+    sheets: Vec<String>,
+    /// (provider, model id, regex) from the sheets, compiled by `rebuild_index`.
+    pending_patterns: Vec<(String, String, String)>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ProviderSheet {
+    modifiers: sheet::Modifiers,
+}
+
+impl PriceBook {
+    /// The sheets shipped in `pricing/`, compiled into the binary.
+    pub fn builtin() -> Result<PriceBook, PricingError> {
+        PriceBook::from_texts(builtin_sheets().map(|(n, t)| (n.to_owned(), t.to_owned())))
+    }
+
+    /// Loads sheets in order; a later sheet for the same provider replaces models with
+    /// the same id and adds the rest (local sheets overlay the built-in ones).
+    pub fn from_texts(
+        sheets: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<PriceBook, PricingError> {
+        let mut parsed = Vec::new();
+        let mut errors = Vec::new();
+        for (name, text) in sheets {
+            match toml::from_str::<SheetFile>(&text) {
+                Ok(file) => parsed.push((name, file)),
+                Err(error) => errors.push(invalid(&name, one_line(&error.to_string()))),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(PricingError::Many(errors));
+        }
+        PriceBook::from_sheets(parsed)
+    }
+
+    pub fn from_sheets(sheets: Vec<(String, SheetFile)>) -> Result<PriceBook, PricingError> {
+        let mut book = PriceBook::default();
+        let mut errors = Vec::new();
+        // Provider sheets first, so gateways can check their upstreams.
+        let (providers, gateways): (Vec<_>, Vec<_>) = sheets
+            .into_iter()
+            .partition(|(_, file)| file.kind == SheetKind::Provider);
+        for (name, file) in providers {
+            if let Err(mut problems) = book.add_provider_sheet(&name, file) {
+                errors.append(&mut problems);
+            }
+        }
+        for (name, file) in gateways {
+            if let Err(mut problems) = book.add_gateway_sheet(&name, file) {
+                errors.append(&mut problems);
+            }
+        }
+        if let Err(mut problems) = book.rebuild_index() {
+            errors.append(&mut problems);
+        }
+        if errors.is_empty() {
+            Ok(book)
+        } else {
+            Err(PricingError::Many(errors))
+        }
+    }
+
+    pub fn with_overrides(mut self, overrides: Vec<ProjectOverride>) -> PriceBook {
+        self.overrides = overrides;
+        self
+    }
+
+    pub fn models(&self) -> &[Model] {
+        &self.models
+    }
+
+    pub fn sheet_names(&self) -> &[String] {
+        &self.sheets
+    }
+
+    pub fn providers(&self) -> impl Iterator<Item = &str> {
+        self.providers.keys().map(String::as_str)
+    }
+
+    pub fn gateways(&self) -> impl Iterator<Item = &str> {
+        self.gateways.keys().map(String::as_str)
+    }
+
+    fn add_provider_sheet(&mut self, name: &str, file: SheetFile) -> Result<(), Vec<PricingError>> {
+        let provider = file.provider.trim().to_ascii_lowercase();
+        let mut errors = check_sheet_header(name, &file);
+        if !file.upstreams.is_empty() || !file.bare_names.is_empty() {
+            errors.push(invalid(name, "`upstreams` and `bare_names` are for gateway sheets"));
+        }
+        for entry in &file.models {
+            errors.extend(check_model(name, entry, SheetKind::Provider));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        self.sheets.push(name.to_owned());
+        let sheet = self.providers.entry(provider.clone()).or_default();
+        // A later sheet's modifiers replace the earlier ones tier by tier.
+        let modifiers = file.modifiers;
+        if modifiers.batch.is_some() {
+            sheet.modifiers.batch = modifiers.batch;
+        }
+        if modifiers.flex.is_some() {
+            sheet.modifiers.flex = modifiers.flex;
+        }
+        if modifiers.priority.is_some() {
+            sheet.modifiers.priority = modifiers.priority;
+        }
+        let source: Vec<String> = file.source.as_list().into_iter().map(str::to_owned).collect();
+        for entry in file.models {
+            let mut prices = entry.prices;
+            prices.sort_by_key(|p| p.from);
+            let model = Model {
+                provider: provider.clone(),
+                id: entry.id.clone(),
+                aliases: entry.aliases.clone(),
+                prices,
+                sheet: name.to_owned(),
+                source: source.clone(),
+                retrieved: file.retrieved,
+            };
+            self.upsert_model(model);
+            if let Some(pattern) = entry.pattern {
+                self.pending_patterns.push((provider.clone(), entry.id, pattern));
+            }
+        }
+        Ok(())
+    }
+
+    fn add_gateway_sheet(&mut self, name: &str, file: SheetFile) -> Result<(), Vec<PricingError>> {
+        let gateway_name = file.provider.trim().to_ascii_lowercase();
+        let mut errors = check_sheet_header(name, &file);
+        if !file.modifiers.is_empty() {
+            errors.push(invalid(name, "a gateway sheet has no modifiers; give its own prices per model"));
+        }
+        for upstream in file.upstreams.values().chain(file.bare_names.iter()) {
+            if !self.providers.contains_key(upstream) {
+                errors.push(invalid(
+                    name,
+                    format!("upstream provider {upstream:?} has no provider sheet"),
+                ));
+            }
+        }
+        for entry in &file.models {
+            errors.extend(check_model(name, entry, SheetKind::Gateway));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        self.sheets.push(name.to_owned());
+        let source: Vec<String> = file.source.as_list().into_iter().map(str::to_owned).collect();
+        let gateway = self.gateways.entry(gateway_name.clone()).or_default();
+        gateway.upstreams.extend(file.upstreams);
+        for bare in file.bare_names {
+            if !gateway.bare_names.contains(&bare) {
+                gateway.bare_names.push(bare);
+            }
+        }
+        for entry in file.models {
+            if let Some(upstream) = entry.upstream.clone() {
+                let (provider, model) = upstream
+                    .split_once('/')
+                    .map(|(p, m)| (p.to_owned(), m.to_owned()))
+                    .unwrap_or_default();
+                let gateway = self.gateways.entry(gateway_name.clone()).or_default();
+                gateway.mapped.retain(|(e, _, _)| e.id != entry.id);
+                gateway.mapped.push((entry, provider, model));
+            } else {
+                // The gateway's own price list: a model of the gateway "provider".
+                let mut prices = entry.prices;
+                prices.sort_by_key(|p| p.from);
+                let model = Model {
+                    provider: gateway_name.clone(),
+                    id: entry.id.clone(),
+                    aliases: entry.aliases.clone(),
+                    prices,
+                    sheet: name.to_owned(),
+                    source: source.clone(),
+                    retrieved: file.retrieved,
+                };
+                self.upsert_model(model);
+                if let Some(pattern) = entry.pattern {
+                    self.pending_patterns.push((gateway_name.clone(), entry.id, pattern));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a model, or merges it into the model of the same provider and id that an
+    /// earlier sheet loaded: prices are merged by date (a later sheet's price for the
+    /// same day wins), aliases are joined. An overlay sheet thus corrects or extends the
+    /// price history without erasing it.
+    fn upsert_model(&mut self, model: Model) {
+        let existing = self
+            .models
+            .iter_mut()
+            .find(|m| m.provider == model.provider && m.id == model.id);
+        let Some(existing) = existing else {
+            self.models.push(model);
+            return;
+        };
+        for price in model.prices {
+            existing.prices.retain(|p| p.from != price.from);
+            existing.prices.push(price);
+        }
+        existing.prices.sort_by_key(|p| p.from);
+        for alias in model.aliases {
+            if !existing.aliases.contains(&alias) {
+                existing.aliases.push(alias);
+            }
+        }
+        existing.sheet = model.sheet;
+        existing.source = model.source;
+        existing.retrieved = model.retrieved;
+    }
+
+    fn rebuild_index(&mut self) -> Result<(), Vec<PricingError>> {
+        let mut errors = Vec::new();
+        let mut index = resolve::Index::default();
+        for (position, model) in self.models.iter().enumerate() {
+            for name in std::iter::once(&model.id).chain(model.aliases.iter()) {
+                if let Err(other) = index.insert(&model.provider, name, position) {
+                    let other = &self.models[other];
+                    if other.id != model.id {
+                        errors.push(invalid(
+                            &model.sheet,
+                            format!(
+                                "name {name:?} of {}/{} also names {}/{} (from {})",
+                                model.provider, model.id, other.provider, other.id, other.sheet
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        for (provider, id, pattern) in &self.pending_patterns {
+            let position = self
+                .models
+                .iter()
+                .position(|m| &m.provider == provider && &m.id == id);
+            match (regex::Regex::new(&format!("^(?:{pattern})$")), position) {
+                (Ok(regex), Some(position)) => index.patterns.push((provider.clone(), regex, position)),
+                (Err(error), _) => errors.push(invalid(
+                    provider,
+                    format!("model {id:?}: bad pattern {pattern:?}: {}", one_line(&error.to_string())),
+                )),
+                (Ok(_), None) => {}
+            }
+        }
+        self.index = index;
+        // Gateway mappings must point at a model that exists.
+        for (gateway_name, gateway) in &self.gateways {
+            for (entry, provider, model) in &gateway.mapped {
+                if self.index.lookup(provider, model).is_none() {
+                    errors.push(invalid(
+                        gateway_name,
+                        format!(
+                            "model {:?}: upstream {provider}/{model} is not in any provider sheet",
+                            entry.id
+                        ),
+                    ));
+                }
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
+    }
+
+    /// Finds the priced model for a name as a record wrote it.
+    pub fn resolve(&self, provider: &str, model: &str) -> Option<Resolved<'_>> {
+        let provider = provider.to_ascii_lowercase();
+        if let Some(gateway) = self.gateways.get(&provider) {
+            return self.resolve_in_gateway(&provider, gateway, model);
+        }
+        let found = self.index.lookup(&provider, model)?;
+        Some(Resolved {
+            model: &self.models[found],
+            via: None,
+        })
+    }
+
+    fn resolve_in_gateway<'b>(
+        &'b self,
+        gateway_name: &str,
+        gateway: &'b Gateway,
+        model: &str,
+    ) -> Option<Resolved<'b>> {
+        let via = self.gateways.get_key_value(gateway_name).map(|(k, _)| k.as_str());
+        // The gateway's own prices win over the upstream list price.
+        if let Some(found) = self.index.lookup(gateway_name, model) {
+            return Some(Resolved {
+                model: &self.models[found],
+                via: None,
+            });
+        }
+        let (name, _suffix) = resolve::split_gateway_suffix(model);
+        for (entry, provider, upstream_model) in &gateway.mapped {
+            let matches = std::iter::once(&entry.id)
+                .chain(entry.aliases.iter())
+                .any(|alias| normalise_name(alias) == normalise_name(name));
+            if matches {
+                let found = self.index.lookup(provider, upstream_model)?;
+                return Some(Resolved {
+                    model: &self.models[found],
+                    via,
+                });
+            }
+        }
+        if let Some((vendor, rest)) = name.split_once('/')
+            && let Some(provider) = gateway.upstreams.get(&vendor.to_ascii_lowercase())
+        {
+            let found = self.index.lookup(provider, rest)?;
+            return Some(Resolved {
+                model: &self.models[found],
+                via,
+            });
+        }
+        gateway.bare_names.iter().find_map(|provider| {
+            let found = self.index.lookup(provider, name)?;
+            Some(Resolved {
+                model: &self.models[found],
+                via,
+            })
+        })
+    }
+
+    /// The model a sheet names exactly (by id or alias) for a provider.
+    pub fn exact_model(&self, provider: &str, name: &str) -> Option<&Model> {
+        self.index
+            .exact(&provider.to_ascii_lowercase(), name)
+            .map(|position| &self.models[position])
+    }
+
+    /// The provider whose sheet lists a model, when a record names none. A name that
+    /// several providers list (or none) infers nothing.
+    pub fn infer_provider(&self, model: &str) -> Option<String> {
+        if let Some((vendor, _)) = model.split_once('/') {
+            let vendor = vendor.to_ascii_lowercase();
+            if self.providers.contains_key(&vendor) {
+                return Some(vendor);
+            }
+        }
+        let mut found: Option<&str> = None;
+        for provider in self.providers.keys() {
+            if self.index.lookup(provider, model).is_some() {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(provider);
+            }
+        }
+        found.map(str::to_owned)
+    }
+
+    /// Prices one record with the price in force at its time.
+    pub fn price(&self, record: &UsageRecord) -> PriceOutcome {
+        let Some(resolved) = self.resolve(&record.provider, &record.model) else {
+            return PriceOutcome::Unpriced(Unpriced {
+                reason: format!(
+                    "no price for model {:?} of provider {:?}",
+                    record.model, record.provider
+                ),
+                resolved_model: None,
+            });
+        };
+        let date = record.time.date_naive();
+        let model = resolved.model;
+        let unpriced = |reason: String| {
+            PriceOutcome::Unpriced(Unpriced {
+                reason,
+                resolved_model: Some(resolved.name()),
+            })
+        };
+        let Some(entry) = model.prices.iter().rev().find(|p| p.from <= date) else {
+            return unpriced(format!(
+                "no price for {} in force on {date}: its first price starts {}",
+                resolved.name(),
+                model.prices.first().map(|p| p.from.to_string()).unwrap_or_default()
+            ));
+        };
+        let tier = if record.batch {
+            Tier::Batch
+        } else {
+            match record.service_tier.as_str() {
+                "default" => Tier::Standard,
+                "flex" => Tier::Flex,
+                "priority" => Tier::Priority,
+                other => {
+                    return unpriced(format!(
+                        "no price for service tier {other:?} of {}",
+                        resolved.name()
+                    ));
+                }
+            }
+        };
+        let long_context = entry
+            .long_context
+            .as_ref()
+            .is_some_and(|lc| record.tokens.total_input() > lc.above);
+        let modifiers = self
+            .providers
+            .get(&model.provider)
+            .map(|s| s.modifiers.clone())
+            .unwrap_or_default();
+        let mut rates = match tier_rates(entry, modifiers.get(tier), tier, long_context) {
+            Some(rates) => rates,
+            None => {
+                return unpriced(format!("no {tier} price for {}", resolved.name()));
+            }
+        };
+        let list_rates = {
+            let list_tier = if tier == Tier::Priority {
+                Tier::Priority
+            } else {
+                Tier::Standard
+            };
+            tier_rates(entry, modifiers.get(list_tier), list_tier, long_context)
+                .unwrap_or_else(|| standard_rates(entry, long_context))
+        };
+        let override_ = self.project_override(&record.project, model);
+        let mut multiplier = Decimal::ONE;
+        if let Some(override_) = override_ {
+            for (slot, rate) in rates.iter_mut().zip(override_.rates.table()) {
+                if rate.is_some() {
+                    *slot = rate;
+                }
+            }
+            multiplier = override_.multiplier.unwrap_or(Decimal::ONE);
+        }
+        fill_defaults(&mut rates);
+
+        let mut exact = Decimal::ZERO;
+        for (bucket, tokens) in record.tokens.iter() {
+            if tokens == 0 {
+                continue;
+            }
+            match rates[bucket_index(bucket)] {
+                Some(rate) => exact += Decimal::from(tokens) * rate,
+                None => {
+                    return unpriced(format!(
+                        "no {bucket} price for {} ({tier} tier)",
+                        resolved.name()
+                    ));
+                }
+            }
+        }
+        let cost = round_money(exact / PER_MILLION * multiplier);
+        let list_cost = match list_cost_exact(&record.tokens, &list_rates) {
+            Some(list) => round_money(list / PER_MILLION),
+            None => cost,
+        };
+        let mut price_ref = format!(
+            "{}@{}",
+            resolved.name(),
+            entry.from.format("%Y-%m-%d")
+        );
+        if tier != Tier::Standard {
+            price_ref.push('+');
+            price_ref.push_str(tier.as_str());
+        }
+        if long_context {
+            price_ref.push_str("+long_context");
+        }
+        if override_.is_some() {
+            price_ref.push_str("+override:");
+            price_ref.push_str(&record.project);
+        }
+        PriceOutcome::Priced(Priced {
+            cost,
+            list_cost,
+            price_ref,
+            resolved_model: resolved.name(),
+        })
+    }
+
+    fn project_override(&self, project: &str, model: &Model) -> Option<&ProjectOverride> {
+        self.overrides
+            .iter()
+            .filter(|o| o.project == project)
+            .filter(|o| o.provider.as_deref().is_none_or(|p| p == model.provider))
+            .filter(|o| {
+                o.model.as_deref().is_none_or(|m| {
+                    normalise_name(m) == normalise_name(&model.id)
+                        || model.aliases.iter().any(|a| normalise_name(a) == normalise_name(m))
+                })
+            })
+            .max_by_key(|o| (o.model.is_some(), o.provider.is_some()))
+    }
+
+    /// The rates of one tier of a price entry, contract defaults filled in; `None` when
+    /// the sheet offers no such tier. For display and what-if comparisons.
+    pub fn tier_table(
+        &self,
+        model: &Model,
+        entry: &PriceEntry,
+        tier: Tier,
+        long_context: bool,
+    ) -> Option<RateTable> {
+        let modifiers = self
+            .providers
+            .get(&model.provider)
+            .map(|s| s.modifiers.clone())
+            .unwrap_or_default();
+        tier_rates(entry, modifiers.get(tier), tier, long_context)
+    }
+
+    /// The standard rates of a model on a date, for display (`pricing check MODEL`).
+    pub fn entry_on<'m>(&self, model: &'m Model, date: NaiveDate) -> Option<&'m PriceEntry> {
+        model.prices.iter().rev().find(|p| p.from <= date)
+    }
+
+    /// Models that are cheaper than `model` for the same tokens, by the same provider:
+    /// the routing advice of the what-if report. Exact, list prices, on `date`.
+    pub fn provider_models(&self, provider: &str) -> impl Iterator<Item = &Model> {
+        let provider = provider.to_owned();
+        self.models.iter().filter(move |m| m.provider == provider)
+    }
+}
+
+/// The rates of one tier: explicit tier rates where the sheet gives them, the standard
+/// rates times the tier's modifier elsewhere. `None` when the tier is not offered.
+fn tier_rates(
+    entry: &PriceEntry,
+    modifier: Option<&Modifier>,
+    tier: Tier,
+    long_context: bool,
+) -> Option<RateTable> {
+    let standard = standard_rates(entry, long_context);
+    if tier == Tier::Standard {
+        return Some(standard);
+    }
+    let explicit = entry.tier(tier);
+    if explicit.is_none() && modifier.is_none() {
+        return None;
+    }
+    let mut rates: RateTable = match modifier {
+        Some(modifier) => {
+            let mut rates = standard;
+            for bucket in Bucket::ALL {
+                if modifier.except.contains(&bucket) {
+                    continue;
+                }
+                let slot = &mut rates[bucket_index(bucket)];
+                *slot = slot.map(|rate| rate * modifier.multiplier);
+            }
+            rates
+        }
+        None => [None; 6],
+    };
+    if let Some(explicit) = explicit {
+        let overlay = if long_context {
+            explicit.long_context.clone().unwrap_or_default()
+        } else {
+            explicit.rates()
+        };
+        for (slot, rate) in rates.iter_mut().zip(overlay.table()) {
+            if rate.is_some() {
+                *slot = rate;
+            }
+        }
+    }
+    fill_defaults(&mut rates);
+    Some(rates)
+}
+
+fn standard_rates(entry: &PriceEntry, long_context: bool) -> RateTable {
+    let mut rates = match (&entry.long_context, long_context) {
+        (Some(lc), true) => lc.rates().table(),
+        _ => entry.standard(),
+    };
+    fill_defaults(&mut rates);
+    rates
+}
+
+/// The contract's defaults for buckets a sheet leaves out: a 5-minute cache write costs
+/// the input rate, reasoning costs the output rate. Cache reads and 1-hour writes have
+/// no default: without a rate such tokens make the record unpriced.
+fn fill_defaults(rates: &mut RateTable) {
+    let input = rates[bucket_index(Bucket::Input)];
+    let output = rates[bucket_index(Bucket::Output)];
+    let write_5m = &mut rates[bucket_index(Bucket::CacheWrite5m)];
+    if write_5m.is_none() {
+        *write_5m = input;
+    }
+    let reasoning = &mut rates[bucket_index(Bucket::Reasoning)];
+    if reasoning.is_none() {
+        *reasoning = output;
+    }
+}
+
+fn list_cost_exact(tokens: &Tokens, rates: &RateTable) -> Option<Decimal> {
+    let input = rates[bucket_index(Bucket::Input)]?;
+    let output = rates[bucket_index(Bucket::Output)]?;
+    Some(
+        Decimal::from(tokens.total_input()) * input
+            + Decimal::from(tokens.total_output()) * output,
+    )
+}
+
+/// Rounds once, half to even, to 1e-9 USD, and drops trailing zeros.
+pub fn round_money(amount: Decimal) -> Decimal {
+    amount
+        .round_dp_with_strategy(COST_DECIMALS, RoundingStrategy::MidpointNearestEven)
+        .normalize()
+}
+
+/// The exact, unrounded cost of `tokens` at `rates` (USD per 1M tokens); for tests
+/// and for what-if comparisons.
+pub fn exact_cost(tokens: &Tokens, rates: &RateTable) -> Option<Decimal> {
+    let mut total = Decimal::ZERO;
+    for (bucket, count) in tokens.iter() {
+        if count == 0 {
+            continue;
+        }
+        total += Decimal::from(count) * rates[bucket_index(bucket)]?;
+    }
+    Some(total / PER_MILLION)
+}
+
+/// Standard rates of an entry with the contract defaults filled in.
+pub fn standard_table(entry: &PriceEntry) -> RateTable {
+    standard_rates(entry, false)
+}
+
+fn check_sheet_header(name: &str, file: &SheetFile) -> Vec<PricingError> {
+    let mut errors = Vec::new();
+    let provider = file.provider.trim();
+    if provider.is_empty() || provider.contains(['/', ':', ' ']) {
+        errors.push(invalid(name, format!("bad provider name {:?}", file.provider)));
+    }
+    if file.source.as_list().iter().all(|s| s.trim().is_empty()) {
+        errors.push(invalid(name, "missing `source`: say where the prices were read"));
+    }
+    errors
+}
+
+fn check_model(sheet: &str, entry: &ModelEntry, kind: SheetKind) -> Vec<PricingError> {
+    let mut errors = Vec::new();
+    let id = &entry.id;
+    if id.trim().is_empty() {
+        errors.push(invalid(sheet, "a model has an empty id"));
+    }
+    match (kind, &entry.upstream, entry.prices.is_empty()) {
+        (SheetKind::Provider, Some(_), _) => {
+            errors.push(invalid(sheet, format!("model {id:?}: `upstream` is for gateway sheets")))
+        }
+        (_, None, true) => errors.push(invalid(sheet, format!("model {id:?} has no price"))),
+        (SheetKind::Gateway, Some(upstream), _) => {
+            if !upstream.contains('/') {
+                errors.push(invalid(
+                    sheet,
+                    format!("model {id:?}: upstream {upstream:?} must be provider/model"),
+                ));
+            }
+            if !entry.prices.is_empty() {
+                errors.push(invalid(
+                    sheet,
+                    format!("model {id:?}: give either `upstream` or prices, not both"),
+                ));
+            }
+        }
+        _ => {}
+    }
+    let mut dates: Vec<NaiveDate> = entry.prices.iter().map(|p| p.from).collect();
+    dates.sort();
+    for pair in dates.windows(2) {
+        if pair[0] == pair[1] {
+            errors.push(invalid(
+                sheet,
+                format!("model {id:?}: two prices start on {} (overlapping dates)", pair[0]),
+            ));
+        }
+    }
+    for price in &entry.prices {
+        let at = format!("model {id:?} price from {}", price.from);
+        if price.input.is_none() || price.output.is_none() {
+            errors.push(invalid(sheet, format!("{at}: `input` and `output` are required")));
+        }
+        if let Some(lc) = &price.long_context {
+            if lc.above == 0 {
+                errors.push(invalid(sheet, format!("{at}: long_context.above must be positive")));
+            }
+            for bucket in Bucket::ALL {
+                let i = bucket_index(bucket);
+                if price.standard()[i].is_some() && lc.rates().table()[i].is_none() {
+                    errors.push(invalid(
+                        sheet,
+                        format!("{at}: long_context has no {bucket} rate but the standard price does"),
+                    ));
+                }
+            }
+        }
+        for (tier, rates) in [("batch", &price.batch), ("flex", &price.flex), ("priority", &price.priority)] {
+            if let Some(rates) = rates
+                && rates.long_context.is_some()
+                && price.long_context.is_none()
+            {
+                errors.push(invalid(
+                    sheet,
+                    format!("{at}: {tier}.long_context without a standard long_context threshold"),
+                ));
+            }
+        }
+    }
+    errors
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl fmt::Display for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.provider, self.id)
+    }
+}
+
+/// Caches name resolution for a stream of records (most records repeat a few names).
+#[derive(Default)]
+pub struct ResolveCache {
+    inferred: HashMap<String, Option<String>>,
+}
+
+impl ResolveCache {
+    pub fn infer_provider(&mut self, book: &PriceBook, model: &str) -> Option<String> {
+        if let Some(found) = self.inferred.get(model) {
+            return found.clone();
+        }
+        let found = book.infer_provider(model);
+        self.inferred.insert(model.to_owned(), found.clone());
+        found
+    }
+}

@@ -1,0 +1,407 @@
+//! The TOML schema of a pricing sheet (`pricing/*.toml`) and its validation.
+//!
+//! A sheet is one provider's (or one gateway's) price list:
+//!
+//! ```toml
+//! provider = "openai"
+//! kind = "provider"                       # or "gateway"
+//! source = "https://openai.com/api/pricing/"
+//! retrieved = "2026-11-22"                # the day the source was read
+//!
+//! [modifiers]
+//! batch = { multiplier = "0.5" }          # Batch API: half of every bucket
+//! flex = { multiplier = "0.5", except = ["cached_input"] }
+//!
+//! [[model]]
+//! id = "gpt-5.4"
+//! aliases = ["gpt-5.4-2026-03-05"]
+//!
+//! [[model.price]]
+//! from = "2026-03-05"                     # in force from this UTC day on
+//! input = "2.50"                          # USD per 1M tokens, as decimal strings
+//! cached_input = "0.25"
+//! output = "15"
+//! long_context = { above = 272000, input = "5", cached_input = "0.5", output = "22.5" }
+//! priority = { input = "5", cached_input = "0.5", output = "30" }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+
+use crate::usage::Bucket;
+
+/// What a sheet is: a provider that bills for its own models, or a gateway that
+/// resells other providers' models under its own spellings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SheetKind {
+    #[default]
+    Provider,
+    Gateway,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SheetFile {
+    pub provider: String,
+    #[serde(default)]
+    pub kind: SheetKind,
+    /// Where the prices were read: one or more URLs or references.
+    pub source: Sources,
+    /// The day the source was read.
+    pub retrieved: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    #[serde(default, skip_serializing_if = "Modifiers::is_empty")]
+    pub modifiers: Modifiers,
+    /// Gateway only: vendor prefix (as in `openai/gpt-5.2`) → upstream provider sheet.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub upstreams: BTreeMap<String, String>,
+    /// Gateway only: upstream providers whose bare model names the gateway accepts
+    /// (`gpt-5.2` rather than `openai/gpt-5.2`), tried in this order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bare_names: Vec<String>,
+    #[serde(default, rename = "model", skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<ModelEntry>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Sources {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Sources {
+    pub fn as_list(&self) -> Vec<&str> {
+        match self {
+            Sources::One(one) => vec![one.as_str()],
+            Sources::Many(many) => many.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Modifiers {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Modifier>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flex: Option<Modifier>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Modifier>,
+}
+
+impl Modifiers {
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_none() && self.flex.is_none() && self.priority.is_none()
+    }
+}
+
+/// A tier priced as a multiple of the standard rates, with buckets it leaves alone
+/// (Gemini's batch and flex tiers do not discount cache reads).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Modifier {
+    #[serde(deserialize_with = "decimal_text")]
+    pub multiplier: Decimal,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<Bucket>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    pub id: String,
+    /// Other names of the same model: dated snapshots, `-latest` aliases, cloud
+    /// spellings. Snapshots ending in a date are also found without listing them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// An extra regular expression matched against the whole model name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// Gateway only: the upstream model this name is billed as, `provider/model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    #[serde(default, rename = "price", skip_serializing_if = "Vec::is_empty")]
+    pub prices: Vec<PriceEntry>,
+}
+
+/// One price, in force from `from` until the next entry's `from`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceEntry {
+    pub from: NaiveDate,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub input: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub cached_input: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub cache_write_5m: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub cache_write_1h: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub output: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_context: Option<LongContext>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<TierRates>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flex: Option<TierRates>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<TierRates>,
+}
+
+/// Rates that replace the standard ones once a request's input passes `above` tokens:
+/// the whole request is then priced at these rates.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LongContext {
+    pub above: u64,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub input: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub cached_input: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub cache_write_5m: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub cache_write_1h: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub output: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Decimal>,
+}
+
+impl LongContext {
+    pub fn rates(&self) -> RateFields {
+        RateFields {
+            input: self.input,
+            cached_input: self.cached_input,
+            cache_write_5m: self.cache_write_5m,
+            cache_write_1h: self.cache_write_1h,
+            output: self.output,
+            reasoning: self.reasoning,
+        }
+    }
+
+    pub fn from_rates(above: u64, rates: &RateFields) -> LongContext {
+        LongContext {
+            above,
+            input: rates.input,
+            cached_input: rates.cached_input,
+            cache_write_5m: rates.cache_write_5m,
+            cache_write_1h: rates.cache_write_1h,
+            output: rates.output,
+            reasoning: rates.reasoning,
+        }
+    }
+}
+
+/// Explicit rates of a tier (batch, flex, priority). Buckets left out are derived
+/// from the standard rates by the sheet's modifier for that tier.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierRates {
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub input: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub cached_input: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub cache_write_5m: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub cache_write_1h: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub output: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_context: Option<RateFields>,
+}
+
+impl TierRates {
+    pub fn rates(&self) -> RateFields {
+        RateFields {
+            input: self.input,
+            cached_input: self.cached_input,
+            cache_write_5m: self.cache_write_5m,
+            cache_write_1h: self.cache_write_1h,
+            output: self.output,
+            reasoning: self.reasoning,
+        }
+    }
+
+    pub fn from_rates(rates: &RateFields, long_context: Option<RateFields>) -> TierRates {
+        TierRates {
+            input: rates.input,
+            cached_input: rates.cached_input,
+            cache_write_5m: rates.cache_write_5m,
+            cache_write_1h: rates.cache_write_1h,
+            output: rates.output,
+            reasoning: rates.reasoning,
+            long_context,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateFields {
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub input: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub cached_input: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub cache_write_5m: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub cache_write_1h: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub output: Option<Decimal>,
+    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<Decimal>,
+}
+
+/// USD per 1M tokens for each bucket, `None` where the sheet gives no price.
+pub type RateTable = [Option<Decimal>; 6];
+
+pub(crate) fn bucket_index(bucket: Bucket) -> usize {
+    match bucket {
+        Bucket::Input => 0,
+        Bucket::CachedInput => 1,
+        Bucket::CacheWrite5m => 2,
+        Bucket::CacheWrite1h => 3,
+        Bucket::Output => 4,
+        Bucket::Reasoning => 5,
+    }
+}
+
+impl RateFields {
+    pub fn table(&self) -> RateTable {
+        [
+            self.input,
+            self.cached_input,
+            self.cache_write_5m,
+            self.cache_write_1h,
+            self.output,
+            self.reasoning,
+        ]
+    }
+
+    pub fn from_table(table: &RateTable) -> RateFields {
+        RateFields {
+            input: table[0],
+            cached_input: table[1],
+            cache_write_5m: table[2],
+            cache_write_1h: table[3],
+            output: table[4],
+            reasoning: table[5],
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table().iter().all(Option::is_none)
+    }
+}
+
+impl PriceEntry {
+    pub fn standard(&self) -> RateTable {
+        [
+            self.input,
+            self.cached_input,
+            self.cache_write_5m,
+            self.cache_write_1h,
+            self.output,
+            self.reasoning,
+        ]
+    }
+
+    pub fn tier(&self, tier: Tier) -> Option<&TierRates> {
+        match tier {
+            Tier::Standard => None,
+            Tier::Batch => self.batch.as_ref(),
+            Tier::Flex => self.flex.as_ref(),
+            Tier::Priority => self.priority.as_ref(),
+        }
+    }
+}
+
+impl Modifiers {
+    pub fn get(&self, tier: Tier) -> Option<&Modifier> {
+        match tier {
+            Tier::Standard => None,
+            Tier::Batch => self.batch.as_ref(),
+            Tier::Flex => self.flex.as_ref(),
+            Tier::Priority => self.priority.as_ref(),
+        }
+    }
+}
+
+/// The price tiers a sheet may distinguish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tier {
+    Standard,
+    Batch,
+    Flex,
+    Priority,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Standard => "standard",
+            Tier::Batch => "batch",
+            Tier::Flex => "flex",
+            Tier::Priority => "priority",
+        }
+    }
+}
+
+impl fmt::Display for Tier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Prices are decimal strings (`"1.75"`): a TOML float such as 0.175 is not exact.
+/// Integers are accepted as they are exact.
+fn decimal_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Text(String),
+        Integer(i64),
+        Float(f64),
+    }
+    match Text::deserialize(deserializer)? {
+        Text::Text(text) => {
+            let value = text.trim().parse::<Decimal>().map_err(|_| {
+                de::Error::custom(format!("{text:?} is not a decimal number"))
+            })?;
+            if value.is_sign_negative() && !value.is_zero() {
+                return Err(de::Error::custom(format!("price {text} is negative")));
+            }
+            Ok(value)
+        }
+        Text::Integer(value) if value >= 0 => Ok(Decimal::from(value)),
+        Text::Integer(value) => Err(de::Error::custom(format!("price {value} is negative"))),
+        Text::Float(value) => Err(de::Error::custom(format!(
+            "price {value} is a float; write it as a string (\"{value}\") so it stays exact"
+        ))),
+    }
+}
+
+fn opt_decimal_text<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Decimal>, D::Error> {
+    decimal_text(deserializer).map(Some)
+}

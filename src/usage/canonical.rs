@@ -1,0 +1,105 @@
+//! The canonical record: `tokens` already in disjoint buckets, or a provider-native
+//! `usage` object converted by that provider's convention.
+
+use super::detect::{self, count, opt_label, provider_name};
+use super::raw::{Raw, RawUsage};
+use super::{ParseError, ParsedUsage, Tokens, anthropic, openai};
+
+pub(crate) fn tokens_record(raw: &Raw<'_>) -> Result<ParsedUsage, ParseError> {
+    let tokens = match raw.tokens.as_ref() {
+        Some(Ok(tokens)) => tokens,
+        Some(Err(reason)) => {
+            return Err(ParseError::InvalidField {
+                field: "tokens".into(),
+                reason: reason.clone(),
+            });
+        }
+        None => return Err(ParseError::NoUsage("record without `tokens`".into())),
+    };
+    let tokens = Tokens {
+        input: count(tokens.input, "tokens.input")?.unwrap_or(0),
+        cached_input: count(tokens.cached_input, "tokens.cached_input")?.unwrap_or(0),
+        cache_write_5m: count(tokens.cache_write_5m, "tokens.cache_write_5m")?.unwrap_or(0),
+        cache_write_1h: count(tokens.cache_write_1h, "tokens.cache_write_1h")?.unwrap_or(0),
+        output: count(tokens.output, "tokens.output")?.unwrap_or(0),
+        reasoning: count(tokens.reasoning, "tokens.reasoning")?.unwrap_or(0),
+    };
+    record_fields(raw, tokens)
+}
+
+/// `{"provider":"anthropic","model":…,"usage":{…}}`: the provider decides whether
+/// cached counts are part of the input count (OpenAI, and OpenAI-compatible gateways)
+/// or beside it (Anthropic). Without a provider, the field names decide.
+pub(crate) fn native_usage_record(raw: &Raw<'_>) -> Result<ParsedUsage, ParseError> {
+    let usage = raw
+        .usage
+        .as_ref()
+        .ok_or_else(|| ParseError::NoUsage("record without `usage`".into()))?;
+    let provider = raw.provider.as_deref().map(provider_name).transpose()?;
+    let tokens = if is_additive(provider.as_deref(), usage) {
+        anthropic::additive_usage(usage)?
+    } else {
+        openai::subset_usage(usage)?
+    };
+    let mut parsed = record_fields(raw, tokens)?;
+    if parsed.reported_cost.is_none()
+        && let Some(cost) = usage.cost.as_ref()
+    {
+        parsed.reported_cost = Some(detect::money(cost, "usage.cost")?);
+    }
+    if parsed.time.is_none() {
+        if let Some(created) = raw.created {
+            parsed.time = Some(detect::unix_seconds(created, "created")?);
+        } else if let Some(created) = raw.created_at {
+            parsed.time = Some(detect::unix_seconds(created, "created_at")?);
+        }
+    }
+    if parsed.service_tier.is_none()
+        && let Some(tier) = usage.service_tier.as_deref()
+    {
+        detect::apply_tier(&mut parsed, tier);
+    }
+    Ok(parsed)
+}
+
+fn is_additive(provider: Option<&str>, usage: &RawUsage) -> bool {
+    // Chat-style names mean OpenAI semantics even when a gateway (LiteLLM) also copies
+    // Anthropic's cache fields next to them.
+    if usage.prompt_tokens.is_some() {
+        return false;
+    }
+    match provider {
+        Some("anthropic") => true,
+        Some(_) => false,
+        None => {
+            usage.cache_read_input_tokens.is_some()
+                || usage.cache_creation_input_tokens.is_some()
+                || usage.cache_creation.is_some()
+        }
+    }
+}
+
+/// The fields a canonical record carries besides its counts.
+fn record_fields(raw: &Raw<'_>, tokens: Tokens) -> Result<ParsedUsage, ParseError> {
+    let mut parsed = ParsedUsage {
+        id: opt_label(raw.id.as_deref(), "id")?,
+        model: opt_label(raw.model.as_deref(), "model")?,
+        provider: raw.provider.as_deref().map(provider_name).transpose()?,
+        tokens,
+        batch: raw.batch.unwrap_or(false),
+        ..ParsedUsage::default()
+    };
+    if parsed.model.is_none() {
+        return Err(ParseError::MissingModel);
+    }
+    if let Some(time) = raw.time.as_ref() {
+        parsed.time = Some(detect::time_from(time, "time")?);
+    }
+    if let Some(tier) = raw.service_tier.as_deref() {
+        detect::apply_tier(&mut parsed, tier);
+    }
+    if let Some(cost) = raw.cost_usd.as_ref() {
+        parsed.reported_cost = Some(detect::money(cost, "cost_usd")?);
+    }
+    Ok(parsed)
+}

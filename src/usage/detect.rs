@@ -1,0 +1,472 @@
+//! Shape detection and the wrappers (envelopes, CloudEvents) around the leaf shapes.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use rust_decimal::Decimal;
+
+use super::raw::{Count, Raw, RawMoney, RawTags, RawTime};
+use super::{
+    MAX_TOKENS_PER_BUCKET, MAX_WRAPPER_DEPTH, ParseError, ParsedUsage, anthropic, canonical,
+    check_label, check_tags, gemini, litellm, normalise_effort, openai,
+};
+use crate::usage::Format;
+
+pub(crate) const DEFAULT_TIER: &str = "default";
+
+/// Every input shape the parser recognises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shape {
+    /// `{"model":…,"tokens":{…}}`.
+    Canonical,
+    /// `{"provider":…,"model":…,"usage":{…provider-native…}}`, or an OpenAI-compatible
+    /// object that does not say what it is.
+    CanonicalNativeUsage,
+    OpenAIChat,
+    OpenAIChatChunk,
+    OpenAIResponse,
+    OpenAIResponseEvent,
+    OpenAIBatchLine,
+    AnthropicMessage,
+    AnthropicStreamEvent,
+    AnthropicBatchLine,
+    Gemini,
+    LiteLLM,
+    Envelope,
+    CloudEvent,
+}
+
+impl Shape {
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Canonical => "canonical record",
+            Shape::CanonicalNativeUsage => "record with native usage",
+            Shape::OpenAIChat => "openai chat completion",
+            Shape::OpenAIChatChunk => "openai chat completion chunk",
+            Shape::OpenAIResponse => "openai response",
+            Shape::OpenAIResponseEvent => "openai response stream event",
+            Shape::OpenAIBatchLine => "openai batch output line",
+            Shape::AnthropicMessage => "anthropic message",
+            Shape::AnthropicStreamEvent => "anthropic stream event",
+            Shape::AnthropicBatchLine => "anthropic batch result line",
+            Shape::Gemini => "gemini generateContent response",
+            Shape::LiteLLM => "litellm logging payload",
+            Shape::Envelope => "envelope",
+            Shape::CloudEvent => "cloudevent",
+        }
+    }
+
+    /// The `--format` family a shape belongs to; wrappers have none.
+    pub fn format(self) -> Option<Format> {
+        match self {
+            Shape::Canonical | Shape::CanonicalNativeUsage => Some(Format::Canonical),
+            Shape::OpenAIChat
+            | Shape::OpenAIChatChunk
+            | Shape::OpenAIResponse
+            | Shape::OpenAIResponseEvent
+            | Shape::OpenAIBatchLine => Some(Format::OpenAI),
+            Shape::AnthropicMessage | Shape::AnthropicStreamEvent | Shape::AnthropicBatchLine => {
+                Some(Format::Anthropic)
+            }
+            Shape::Gemini => Some(Format::Gemini),
+            Shape::LiteLLM => Some(Format::LiteLLM),
+            Shape::Envelope => None,
+            Shape::CloudEvent => Some(Format::CloudEvents),
+        }
+    }
+}
+
+/// Decides the shape of one object from the fields it carries.
+pub(crate) fn detect(raw: &Raw<'_>) -> Option<Shape> {
+    let kind = raw.kind.as_deref();
+    let object = raw.object.as_deref();
+    Some(if raw.specversion.is_some() {
+        Shape::CloudEvent
+    } else if raw.custom_id.is_some() {
+        if raw.result.is_some() {
+            Shape::AnthropicBatchLine
+        } else {
+            Shape::OpenAIBatchLine
+        }
+    } else if kind.is_some_and(|k| k.starts_with("response.")) {
+        Shape::OpenAIResponseEvent
+    } else if object == Some("response") {
+        Shape::OpenAIResponse
+    } else if object == Some("chat.completion") || object == Some("text_completion") {
+        Shape::OpenAIChat
+    } else if object == Some("chat.completion.chunk") {
+        Shape::OpenAIChatChunk
+    } else if kind == Some("message") {
+        Shape::AnthropicMessage
+    } else if kind.is_some_and(|k| k.starts_with("message_") || k.starts_with("content_block_")) {
+        Shape::AnthropicStreamEvent
+    } else if raw.usage_metadata.is_some() {
+        Shape::Gemini
+    } else if raw.tokens.is_some() {
+        Shape::Canonical
+    } else if raw.call_type.is_some()
+        || raw.response_cost.is_some()
+        || raw.custom_llm_provider.is_some()
+        || (raw.request_id.is_some() && raw.spend.is_some())
+    {
+        Shape::LiteLLM
+    } else if raw.response.is_some() {
+        Shape::Envelope
+    } else if raw.usage.is_some() {
+        Shape::CanonicalNativeUsage
+    } else {
+        return None;
+    })
+}
+
+/// Parses one object of any shape, unwrapping envelopes and CloudEvents.
+pub(crate) fn parse_raw(
+    raw: &Raw<'_>,
+    format: Format,
+    depth: usize,
+) -> Result<ParsedUsage, ParseError> {
+    if depth > MAX_WRAPPER_DEPTH {
+        return Err(ParseError::UnknownShape(format!(
+            "wrappers nested deeper than {MAX_WRAPPER_DEPTH} levels"
+        )));
+    }
+    let shape = detect(raw).ok_or_else(|| {
+        ParseError::UnknownShape(
+            "no `tokens`, `usage`, `usageMetadata`, `response` or CloudEvents `specversion` field"
+                .into(),
+        )
+    })?;
+    match (format, shape.format()) {
+        (Format::Auto, _) | (_, None) => {}
+        // A CloudEvent's data is free to be any shape, so only the outer object is checked.
+        (Format::CloudEvents, _) if depth > 0 => {}
+        (expected, Some(found)) if expected != found => {
+            return Err(ParseError::WrongFormat {
+                expected,
+                found: shape.name(),
+            });
+        }
+        _ => {}
+    }
+    let inner_format = if format == Format::CloudEvents {
+        Format::Auto
+    } else {
+        format
+    };
+    let mut parsed = match shape {
+        Shape::Canonical => canonical::tokens_record(raw),
+        Shape::CanonicalNativeUsage => canonical::native_usage_record(raw),
+        Shape::OpenAIChat => openai::chat(raw),
+        Shape::OpenAIChatChunk => openai::chat_chunk(raw),
+        Shape::OpenAIResponse => openai::response(raw),
+        Shape::OpenAIResponseEvent => openai::response_event(raw),
+        Shape::OpenAIBatchLine => openai::batch_line(raw, depth),
+        Shape::AnthropicMessage => anthropic::message(raw),
+        Shape::AnthropicStreamEvent => Err(ParseError::NoUsage(format!(
+            "`{}` events carry partial usage; log the assembled message instead",
+            raw.kind.as_deref().unwrap_or_default()
+        ))),
+        Shape::AnthropicBatchLine => anthropic::batch_line(raw),
+        Shape::Gemini => gemini::response(raw),
+        Shape::LiteLLM => litellm::payload(raw, depth),
+        Shape::Envelope => envelope(raw, inner_format, depth),
+        Shape::CloudEvent => cloud_event(raw, depth),
+    }
+    .map_err(|error| error.in_shape(shape.name()))?;
+    if !matches!(shape, Shape::Envelope | Shape::CloudEvent) {
+        apply_attribution(raw, &mut parsed).map_err(|error| error.in_shape(shape.name()))?;
+    }
+    Ok(parsed)
+}
+
+/// `{"time":…,"project":…,"tags":…,"response":{…}}` around any shape: the envelope's
+/// fields win over what the inner record says.
+fn envelope(raw: &Raw<'_>, format: Format, depth: usize) -> Result<ParsedUsage, ParseError> {
+    let inner = raw
+        .response
+        .as_deref()
+        .ok_or_else(|| ParseError::NoUsage("envelope without `response`".into()))?;
+    let mut parsed = parse_raw(inner, format, depth + 1)?;
+    if let Some(id) = raw.id.as_deref() {
+        parsed.id = Some(check_label("id", id)?.to_owned());
+    }
+    if let Some(time) = raw.time.as_ref() {
+        parsed.time = Some(time_from(time, "time")?);
+    }
+    if let Some(provider) = raw.provider.as_deref() {
+        parsed.provider = Some(provider_name(provider)?);
+    }
+    if parsed.model.is_none() {
+        parsed.model = opt_label(raw.model.as_deref(), "model")?;
+    }
+    if raw.batch == Some(true) {
+        parsed.batch = true;
+    }
+    if let Some(tier) = raw.service_tier.as_deref() {
+        apply_tier(&mut parsed, tier);
+    }
+    if let Some(cost) = raw.cost_usd.as_ref() {
+        parsed.reported_cost = Some(money(cost, "cost_usd")?);
+    }
+    apply_attribution(raw, &mut parsed)?;
+    Ok(parsed)
+}
+
+/// A CloudEvents 1.0 structured event whose `data` (or `data_base64`) is any shape.
+/// (`source`, `id`) is the idempotency key when the data carries no id of its own.
+fn cloud_event(raw: &Raw<'_>, depth: usize) -> Result<ParsedUsage, ParseError> {
+    let spec = raw.specversion.as_deref().unwrap_or_default();
+    if !spec.starts_with("1.") {
+        return Err(ParseError::InvalidField {
+            field: "specversion".into(),
+            reason: format!("unsupported version {spec:?}, expected \"1.0\""),
+        });
+    }
+    let event_id = required_label(raw.id.as_deref(), "id")?;
+    let source = required_label(raw.source.as_deref(), "source")?;
+    let mut parsed = if let Some(data) = raw.data.as_deref() {
+        let mut inner = parse_raw(data, Format::Auto, depth + 1)?;
+        if inner.id.is_none() {
+            inner.id = Some(format!("{source}#{event_id}"));
+        }
+        inner
+    } else if let Some(encoded) = raw.data_base64.as_deref() {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(encoded.as_bytes())
+            .map_err(|error| ParseError::InvalidField {
+                field: "data_base64".into(),
+                reason: error.to_string(),
+            })?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| ParseError::InvalidField {
+            field: "data_base64".into(),
+            reason: "decoded data is not UTF-8 text".into(),
+        })?;
+        let inner_raw: Raw<'_> = serde_json::from_str(text.trim())
+            .map_err(|error| ParseError::Json(format!("data_base64: {error}")))?;
+        let mut inner = parse_raw(&inner_raw, Format::Auto, depth + 1)?;
+        if inner.id.is_none() {
+            inner.id = Some(format!("{source}#{event_id}"));
+        }
+        inner
+    } else {
+        return Err(ParseError::NoUsage("cloudevent without `data`".into()));
+    };
+    if parsed.time.is_none()
+        && let Some(time) = raw.time.as_ref()
+    {
+        parsed.time = Some(time_from(time, "time")?);
+    }
+    Ok(parsed)
+}
+
+/// Project, tags, user and reasoning effort may sit at the top level of any object,
+/// next to the provider's own fields, when a proxy adds them before logging.
+fn apply_attribution(raw: &Raw<'_>, parsed: &mut ParsedUsage) -> Result<(), ParseError> {
+    if let Some(project) = raw.project.as_deref() {
+        parsed.project = Some(check_label("project", project)?.to_owned());
+    }
+    if let Some(tags) = raw.tags.as_ref() {
+        merge_tags(&mut parsed.tags, tags, "tags")?;
+        check_tags(&parsed.tags)?;
+    }
+    if let Some(user) = raw.user.as_deref() {
+        parsed.user = Some(check_label("user", user)?.to_owned());
+    }
+    if let Some(effort) = raw.reasoning_effort.as_deref() {
+        parsed.reasoning_effort = Some(effort_label(effort)?);
+    }
+    Ok(())
+}
+
+pub(crate) fn merge_tags(
+    into: &mut BTreeMap<String, String>,
+    tags: &RawTags<'_>,
+    field: &str,
+) -> Result<(), ParseError> {
+    for (key, value) in &tags.0 {
+        match value {
+            Ok(Some(value)) => {
+                into.insert(key.to_string(), value.to_string());
+            }
+            Ok(None) => {}
+            Err(()) => {
+                return Err(ParseError::InvalidField {
+                    field: format!("{field}.{key}"),
+                    reason: "must be a string, number or boolean".into(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Validates a token count, naming the field in the error.
+pub(crate) fn count(value: Option<Count>, field: &str) -> Result<Option<u64>, ParseError> {
+    let problem = match value {
+        None => return Ok(None),
+        Some(Count::Value(n)) if n <= MAX_TOKENS_PER_BUCKET => return Ok(Some(n)),
+        Some(Count::Value(n)) => {
+            format!("is absurdly large ({n} > {MAX_TOKENS_PER_BUCKET} tokens in one request)")
+        }
+        Some(Count::Negative(v)) => format!("is negative ({v})"),
+        Some(Count::Fractional(v)) => format!("is fractional ({v})"),
+        Some(Count::TooLarge) => "overflows a 64-bit count".into(),
+        Some(Count::NotANumber) => "is not a number".into(),
+    };
+    Err(ParseError::BadCount {
+        field: field.to_owned(),
+        problem,
+    })
+}
+
+/// `a - b` where `b` is a part of `a`; a part larger than its whole is rejected.
+pub(crate) fn part_of(
+    whole: u64,
+    whole_field: &str,
+    part: u64,
+    part_field: &str,
+) -> Result<u64, ParseError> {
+    whole.checked_sub(part).ok_or_else(|| {
+        ParseError::Inconsistent(format!(
+            "{part_field} ({part}) exceeds {whole_field} ({whole})"
+        ))
+    })
+}
+
+pub(crate) fn time_from(time: &RawTime<'_>, field: &str) -> Result<DateTime<Utc>, ParseError> {
+    let invalid = |reason: String| ParseError::InvalidField {
+        field: field.to_owned(),
+        reason,
+    };
+    let parsed = match time {
+        RawTime::Text(text) => parse_time_text(text)
+            .ok_or_else(|| invalid(format!("{text:?} is not an RFC 3339 time")))?,
+        RawTime::UnixSeconds(seconds) => unix_seconds(*seconds, field)?,
+        RawTime::Invalid => return Err(invalid("expected an RFC 3339 string or Unix seconds".into())),
+    };
+    check_time_range(parsed, field)
+}
+
+fn parse_time_text(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.with_timezone(&Utc));
+    }
+    // Spend logs and SQL dumps write naive UTC times ("2026-03-01 12:00:00.123").
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
+        .map(|naive| Utc.from_utc_datetime(&naive))
+}
+
+pub(crate) fn unix_seconds(seconds: f64, field: &str) -> Result<DateTime<Utc>, ParseError> {
+    // Float seconds carry about microsecond precision at today's epoch; keeping more
+    // digits would only keep binary noise (0.412 read back as 0.411999941).
+    let whole = seconds.floor();
+    let micros = ((seconds - whole) * 1e6).round().min(999_999.0) as u32;
+    let nanos = micros * 1000;
+    if !seconds.is_finite() || whole < i64::MIN as f64 || whole > i64::MAX as f64 {
+        return Err(ParseError::InvalidField {
+            field: field.to_owned(),
+            reason: format!("{seconds} is not a Unix time in seconds"),
+        });
+    }
+    let time = Utc.timestamp_opt(whole as i64, nanos).single();
+    match time {
+        Some(time) => check_time_range(time, field),
+        None => Err(ParseError::InvalidField {
+            field: field.to_owned(),
+            reason: format!("{seconds} is not a Unix time in seconds"),
+        }),
+    }
+}
+
+/// Times before 2000 or after 2100 are a unit mix-up (milliseconds for seconds), not usage.
+fn check_time_range(time: DateTime<Utc>, field: &str) -> Result<DateTime<Utc>, ParseError> {
+    let year = chrono::Datelike::year(&time);
+    if (2000..2100).contains(&year) {
+        Ok(time)
+    } else {
+        Err(ParseError::InvalidField {
+            field: field.to_owned(),
+            reason: format!("{} is outside 2000..2100", time.to_rfc3339()),
+        })
+    }
+}
+
+pub(crate) fn money(value: &RawMoney, field: &str) -> Result<Decimal, ParseError> {
+    let invalid = |reason: String| ParseError::InvalidField {
+        field: field.to_owned(),
+        reason,
+    };
+    let amount = match value {
+        RawMoney::Text(text) => text
+            .trim()
+            .parse::<Decimal>()
+            .or_else(|_| Decimal::from_scientific(text.trim()))
+            .map_err(|_| invalid(format!("{text:?} is not a decimal amount")))?,
+        // The shortest text that round-trips the float is what the writer meant.
+        RawMoney::Number(number) => {
+            let text = number.to_string();
+            text.parse::<Decimal>()
+                .or_else(|_| Decimal::from_scientific(&format!("{number:e}")))
+                .map_err(|_| invalid(format!("{number} is not a representable amount")))?
+        }
+        RawMoney::Invalid => return Err(invalid("expected a decimal string or number".into())),
+    };
+    if amount.is_sign_negative() && !amount.is_zero() {
+        return Err(invalid(format!("{amount} is negative")));
+    }
+    Ok(amount)
+}
+
+pub(crate) fn required_label(value: Option<&str>, field: &str) -> Result<String, ParseError> {
+    match value {
+        Some(value) => Ok(check_label(field, value)?.to_owned()),
+        None => Err(ParseError::InvalidField {
+            field: field.to_owned(),
+            reason: "missing".into(),
+        }),
+    }
+}
+
+pub(crate) fn opt_label(value: Option<&str>, field: &str) -> Result<Option<String>, ParseError> {
+    value
+        .map(|value| check_label(field, value).map(str::to_owned))
+        .transpose()
+}
+
+/// Provider names are compared lower-case, and `gemini`/`vertex_ai` style names map
+/// onto the pricing sheets' names.
+pub(crate) fn provider_name(provider: &str) -> Result<String, ParseError> {
+    let provider = check_label("provider", provider.trim())?;
+    let lower = provider.to_ascii_lowercase();
+    Ok(match lower.as_str() {
+        "gemini" | "google_ai_studio" | "gcp.gemini" | "gcp.vertex_ai" | "gcp.gen_ai"
+        | "vertex_ai" | "vertex_ai_beta" | "google-ai" | "google_genai" => "google".to_owned(),
+        "aimlapi" | "ai/ml api" | "ai-ml-api" | "aiml" => "aimlapi".to_owned(),
+        _ => lower,
+    })
+}
+
+pub(crate) fn effort_label(effort: &str) -> Result<String, ParseError> {
+    Ok(normalise_effort(check_label("reasoning_effort", effort)?))
+}
+
+/// Service tier as the provider reported it, mapped onto `default|flex|priority|…`;
+/// Anthropic's `batch` tier sets the batch flag instead.
+pub(crate) fn apply_tier(parsed: &mut ParsedUsage, tier: &str) {
+    let lower = tier.trim().to_ascii_lowercase();
+    let tier = match lower.as_str() {
+        "" | "auto" | "default" | "standard" | "on_demand" => DEFAULT_TIER,
+        "priority" | "fast" | "on_demand_priority" => "priority",
+        "flex" | "on_demand_flex" => "flex",
+        "provisioned_throughput" => "provisioned",
+        "batch" => {
+            parsed.batch = true;
+            DEFAULT_TIER
+        }
+        other => other,
+    };
+    parsed.service_tier = Some(tier.to_owned());
+}

@@ -1,0 +1,42 @@
+//! Shared test helpers.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, TimeZone, Utc};
+use llm_meter::prepare::{PricedRecord, Preparer};
+use llm_meter::pricing::{PriceBook, PriceOutcome};
+use llm_meter::usage::Format;
+
+pub fn book() -> PriceBook {
+    PriceBook::builtin().expect("the built-in sheets load")
+}
+
+/// A fixed ingest time, so records without a time of their own are deterministic.
+pub fn ingest_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap()
+}
+
+pub fn sample_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/samples").join(name)
+}
+
+pub fn sample(name: &str) -> String {
+    std::fs::read_to_string(sample_path(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+pub fn prepare(book: &PriceBook, line: &str) -> PricedRecord {
+    Preparer::new(book, Format::Auto, "default")
+        .prepare(line, ingest_time())
+        .unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+pub fn cost_of(book: &PriceBook, line: &str) -> String {
+    match prepare(book, line).price {
+        PriceOutcome::Priced(priced) => priced.cost.to_string(),
+        PriceOutcome::Unpriced(unpriced) => panic!("unpriced: {}", unpriced.reason),
+    }
+}
+
+pub fn binary() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_llm-meter"))
+}
