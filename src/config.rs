@@ -91,7 +91,10 @@ fn yes() -> bool {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("database_url", &self.database_url.as_deref().map(redact_url))
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
             .field("server", &self.server)
             .field("pricing", &self.pricing)
             .finish()
@@ -181,7 +184,8 @@ impl Config {
         let mut sheets: Vec<(String, String)> = Vec::new();
         if self.pricing.builtin {
             sheets.extend(
-                crate::pricing::builtin_sheets().map(|(name, text)| (name.to_owned(), text.to_owned())),
+                crate::pricing::builtin_sheets()
+                    .map(|(name, text)| (name.to_owned(), text.to_owned())),
             );
         }
         for dir in &self.pricing.dirs {
@@ -219,9 +223,10 @@ mod tests {
 
     #[test]
     fn environment_wins_over_the_file() {
-        let mut config =
-            Config::from_toml("database_url = \"sqlite://file.db\"\n[server]\nlisten = \"127.0.0.1:1\"")
-                .unwrap();
+        let mut config = Config::from_toml(
+            "database_url = \"sqlite://file.db\"\n[server]\nlisten = \"127.0.0.1:1\"",
+        )
+        .unwrap();
         config
             .apply_env(|name| match name {
                 "DATABASE_URL" => Some("postgres://u:p@h/db".into()),
@@ -231,7 +236,10 @@ mod tests {
             .unwrap();
         assert_eq!(config.database_url(), "postgres://u:p@h/db");
         assert_eq!(config.listen(), "127.0.0.1:2");
-        assert!(!format!("{config:?}").contains(":p@"), "password must be redacted");
+        assert!(
+            !format!("{config:?}").contains(":p@"),
+            "password must be redacted"
+        );
     }
 
     #[test]

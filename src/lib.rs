@@ -2,9 +2,9 @@
 //!
 //! See ARCHITECTURE.md for a map of the modules and the invariants they keep.
 
-pub mod usage;
-pub mod pricing;
-pub mod prepare;
-pub mod config;
 pub mod cli;
 pub mod commands;
+pub mod config;
+pub mod prepare;
+pub mod pricing;
+pub mod usage;

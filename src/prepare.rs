@@ -49,7 +49,8 @@ impl<'b> Preparer<'b> {
         };
         let book = self.book;
         let cache = &mut self.cache;
-        let record = usage::normalise(parsed, &defaults, |model| cache.infer_provider(book, model))?;
+        let record =
+            usage::normalise(parsed, &defaults, |model| cache.infer_provider(book, model))?;
         let price = self.book.price(&record);
         Ok(PricedRecord { record, price })
     }

@@ -2,12 +2,11 @@
 
 use std::io::{self, BufRead, Write};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::prepare::{PricedRecord, Preparer};
+use crate::prepare::{Preparer, PricedRecord};
 use crate::pricing::PriceOutcome;
-use crate::usage::Tokens;
 
 /// Lines longer than this are rejected (and skipped) rather than parsed.
 pub const MAX_LINE_BYTES: usize = 1 << 20;
@@ -19,35 +18,6 @@ pub struct CostSummary {
     pub priced: u64,
     pub unpriced: u64,
     pub rejected: u64,
-}
-
-#[derive(Serialize)]
-struct PricedLine<'a> {
-    line: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    file: Option<&'a str>,
-    id: &'a str,
-    project: &'a str,
-    provider: &'a str,
-    model: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    resolved_model: Option<&'a str>,
-    time: String,
-    tokens: &'a Tokens,
-    batch: bool,
-    service_tier: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reasoning_effort: Option<&'a str>,
-    cost_usd: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    list_cost_usd: Option<String>,
-    priced: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    price: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    unpriced_reason: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reported_cost_usd: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -69,6 +39,9 @@ pub fn price_lines(
     summary: &mut CostSummary,
 ) -> io::Result<()> {
     let mut buffer = Vec::with_capacity(4096);
+    // Each answer is serialised into this buffer and written with one call: many small
+    // writes through `dyn Write` cost more than the pricing itself.
+    let mut answer = Vec::with_capacity(1024);
     let mut line_number = 0u64;
     loop {
         buffer.clear();
@@ -89,18 +62,19 @@ pub fn price_lines(
                 Err(_) => Err("line is not valid UTF-8".to_owned()),
             }
         };
+        answer.clear();
         match result {
             Ok(priced) => {
                 match priced.price {
                     PriceOutcome::Priced(_) => summary.priced += 1,
                     PriceOutcome::Unpriced(_) => summary.unpriced += 1,
                 }
-                write_priced(out, line_number, file, &priced)?;
+                write_priced(&mut answer, line_number, file, &priced)?;
             }
             Err(error) => {
                 summary.rejected += 1;
                 serde_json::to_writer(
-                    &mut *out,
+                    &mut answer,
                     &ErrorLine {
                         line: line_number,
                         file,
@@ -109,48 +83,144 @@ pub fn price_lines(
                 )?;
             }
         }
-        out.write_all(b"\n")?;
+        answer.push(b'\n');
+        out.write_all(&answer)?;
     }
 }
 
+/// Writes the answer for a priced line. JSON is written by hand here: this is the hot
+/// path of `cost`, and serde's generic serialiser cost more than the pricing.
 fn write_priced(
-    out: &mut dyn Write,
+    out: &mut Vec<u8>,
     line: u64,
     file: Option<&str>,
     priced: &PricedRecord,
 ) -> io::Result<()> {
     let record = &priced.record;
-    let (cost, list_cost, price, resolved, reason) = match &priced.price {
-        PriceOutcome::Priced(p) => (
-            Some(p.cost.to_string()),
-            Some(p.list_cost.to_string()),
-            Some(p.price_ref.as_str()),
-            Some(p.resolved_model.as_str()),
-            None,
-        ),
-        PriceOutcome::Unpriced(u) => (None, None, None, u.resolved_model.as_deref(), Some(u.reason.as_str())),
+    let mut json = JsonObject::new(out);
+    json.number("line", line);
+    if let Some(file) = file {
+        json.string("file", file);
+    }
+    json.string("id", &record.id);
+    json.string("project", &record.project);
+    json.string("provider", &record.provider);
+    json.string("model", &record.model);
+    let resolved = match &priced.price {
+        PriceOutcome::Priced(p) => Some(p.resolved_model.as_str()),
+        PriceOutcome::Unpriced(u) => u.resolved_model.as_deref(),
     };
-    let object = PricedLine {
-        line,
-        file,
-        id: &record.id,
-        project: &record.project,
-        provider: &record.provider,
-        model: &record.model,
-        resolved_model: resolved,
-        time: record.time.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        tokens: &record.tokens,
-        batch: record.batch,
-        service_tier: &record.service_tier,
-        reasoning_effort: record.reasoning_effort.as_deref(),
-        priced: cost.is_some(),
-        cost_usd: cost,
-        list_cost_usd: list_cost,
-        price,
-        unpriced_reason: reason,
-        reported_cost_usd: record.reported_cost.map(|c| c.normalize().to_string()),
-    };
-    serde_json::to_writer(out, &object).map_err(io::Error::from)
+    if let Some(resolved) = resolved {
+        json.string("resolved_model", resolved);
+    }
+    json.string("time", &crate::usage::format_time(&record.time));
+    json.key("tokens");
+    let mut tokens = JsonObject::new(json.out);
+    for (bucket, count) in record.tokens.iter() {
+        tokens.number(bucket.as_str(), count);
+    }
+    tokens.close();
+    json.raw("batch", if record.batch { "true" } else { "false" });
+    json.string("service_tier", &record.service_tier);
+    if let Some(effort) = &record.reasoning_effort {
+        json.string("reasoning_effort", effort);
+    }
+    match &priced.price {
+        PriceOutcome::Priced(p) => {
+            json.string("cost_usd", &p.cost.to_string());
+            json.string("list_cost_usd", &p.list_cost.to_string());
+            json.raw("priced", "true");
+            json.string("price", &p.price_ref);
+        }
+        PriceOutcome::Unpriced(u) => {
+            json.raw("cost_usd", "null");
+            json.raw("priced", "false");
+            json.string("unpriced_reason", &u.reason);
+        }
+    }
+    if let Some(reported) = record.reported_cost {
+        json.string("reported_cost_usd", &reported.normalize().to_string());
+    }
+    json.close();
+    Ok(())
+}
+
+/// A JSON object written straight into a byte buffer.
+struct JsonObject<'o> {
+    out: &'o mut Vec<u8>,
+    first: bool,
+}
+
+impl<'o> JsonObject<'o> {
+    fn new(out: &'o mut Vec<u8>) -> Self {
+        out.push(b'{');
+        JsonObject { out, first: true }
+    }
+
+    fn key(&mut self, key: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        // Keys are our own constants and never need escaping.
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    fn string(&mut self, key: &str, value: &str) {
+        self.key(key);
+        write_json_string(self.out, value);
+    }
+
+    fn number(&mut self, key: &str, value: u64) {
+        self.key(key);
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
+    }
+
+    fn raw(&mut self, key: &str, literal: &str) {
+        self.key(key);
+        self.out.extend_from_slice(literal.as_bytes());
+    }
+
+    fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+/// Writes `value` as a JSON string, escaping quotes, backslashes and control characters.
+fn write_json_string(out: &mut Vec<u8>, value: &str) {
+    const fn escape_table() -> [bool; 256] {
+        let mut table = [false; 256];
+        let mut byte = 0;
+        while byte < 0x20 {
+            table[byte] = true;
+            byte += 1;
+        }
+        table[b'"' as usize] = true;
+        table[b'\\' as usize] = true;
+        table
+    }
+    static NEEDS_ESCAPE: [bool; 256] = escape_table();
+    let needs_escape = |b: &u8| NEEDS_ESCAPE[*b as usize];
+    out.push(b'"');
+    let mut rest = value.as_bytes();
+    // Most values (ids, model names) need no escaping: copy them in one go.
+    while let Some(position) = rest.iter().position(needs_escape) {
+        out.extend_from_slice(&rest[..position]);
+        match rest[position] {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            other => out.extend_from_slice(format!("\\u{other:04x}").as_bytes()),
+        }
+        rest = &rest[position + 1..];
+    }
+    out.extend_from_slice(rest);
+    out.push(b'"');
 }
 
 /// Reads one line (through `\n`) into `buffer`, keeping at most `MAX_LINE_BYTES + 1`
@@ -177,6 +247,31 @@ pub fn read_line_capped(input: &mut dyn BufRead, buffer: &mut Vec<u8>) -> io::Re
         input.consume(used);
         if done {
             return Ok(total);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_json_string;
+
+    #[test]
+    fn strings_are_escaped_exactly_as_serde_json_does() {
+        for text in [
+            "plain",
+            "quote\"d",
+            "back\\slash",
+            "new\nline\r\t",
+            "nul\u{0}bell\u{7}",
+            "ünïcödé ✓",
+            "",
+        ] {
+            let mut out = Vec::new();
+            write_json_string(&mut out, text);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(text).unwrap()
+            );
         }
     }
 }

@@ -20,7 +20,12 @@ pub fn run(config: &Config, command: PricingCommand) -> anyhow::Result<ExitCode>
             model,
             provider,
             date,
-        } => check(config, model.as_deref(), provider.as_deref(), date.as_deref()),
+        } => check(
+            config,
+            model.as_deref(),
+            provider.as_deref(),
+            date.as_deref(),
+        ),
         PricingCommand::Import {
             source,
             file,
@@ -77,7 +82,10 @@ fn check(
         eprintln!(
             "no sheet prices {model:?} (or several providers list it: pass --provider); \
              providers: {}",
-            book.providers().chain(book.gateways()).collect::<Vec<_>>().join(", ")
+            book.providers()
+                .chain(book.gateways())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         return Ok(ExitCode::FAILURE);
     };
@@ -106,12 +114,20 @@ fn summary(book: &PriceBook, today: NaiveDate) -> String {
     }
     for model in models {
         if model.retrieved > today {
-            let _ = writeln!(out, "warning: {model}: read on {}, a future date", model.retrieved);
+            let _ = writeln!(
+                out,
+                "warning: {model}: read on {}, a future date",
+                model.retrieved
+            );
         }
         if let Some(last) = model.prices.last()
             && last.from > today
         {
-            let _ = writeln!(out, "note: {model}: a price starts on {} (announced)", last.from);
+            let _ = writeln!(
+                out,
+                "note: {model}: a price starts on {} (announced)",
+                last.from
+            );
         }
     }
     out
@@ -139,7 +155,11 @@ fn describe(
         let _ = writeln!(out, "no price in force on {date}");
         return out;
     };
-    let _ = writeln!(out, "in force on {date} (from {}), USD per 1M tokens:", entry.from);
+    let _ = writeln!(
+        out,
+        "in force on {date} (from {}), USD per 1M tokens:",
+        entry.from
+    );
     let mut rows = Vec::new();
     let long = entry.long_context.as_ref();
     for long_context in [false, true] {
@@ -205,8 +225,8 @@ fn import_command(
     out_dir: &Path,
     providers: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let providers: Vec<String> = providers
         .unwrap_or("openai,anthropic,google")
         .split(',')
@@ -217,7 +237,12 @@ fn import_command(
     let (label, result) = match source {
         ImportSource::Litellm => (
             "litellm",
-            import::from_litellm(&text, &providers, today, &format!("LiteLLM {}", file.display())),
+            import::from_litellm(
+                &text,
+                &providers,
+                today,
+                &format!("LiteLLM {}", file.display()),
+            ),
         ),
         ImportSource::GenaiPrices => (
             "genai-prices",
@@ -300,16 +325,18 @@ fn reconcile_names(book: &PriceBook, imported: &mut Imported) {
                 model.aliases.push(old);
             }
             let id = model.id.clone();
-            model.aliases.retain(|alias| match book.resolve(provider, alias).map(|r| r.model) {
-                Some(known) if normalise_name(&known.id) != normalise_name(&id) => {
-                    imported.notes.push(format!(
-                        "{provider}/{id}: alias {alias:?} dropped, it names {}",
-                        known.id
-                    ));
-                    false
-                }
-                _ => true,
-            });
+            model.aliases.retain(
+                |alias| match book.resolve(provider, alias).map(|r| r.model) {
+                    Some(known) if normalise_name(&known.id) != normalise_name(&id) => {
+                        imported.notes.push(format!(
+                            "{provider}/{id}: alias {alias:?} dropped, it names {}",
+                            known.id
+                        ));
+                        false
+                    }
+                    _ => true,
+                },
+            );
             model.aliases.retain(|alias| alias != &id);
             model.aliases.sort();
             model.aliases.dedup();

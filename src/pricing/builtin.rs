@@ -3,9 +3,15 @@
 
 pub(crate) const SHEETS: &[(&str, &str)] = &[
     ("openai.toml", include_str!("../../pricing/openai.toml")),
-    ("anthropic.toml", include_str!("../../pricing/anthropic.toml")),
+    (
+        "anthropic.toml",
+        include_str!("../../pricing/anthropic.toml"),
+    ),
     ("google.toml", include_str!("../../pricing/google.toml")),
-    ("openrouter.toml", include_str!("../../pricing/openrouter.toml")),
+    (
+        "openrouter.toml",
+        include_str!("../../pricing/openrouter.toml"),
+    ),
     ("aimlapi.toml", include_str!("../../pricing/aimlapi.toml")),
     ("cometapi.toml", include_str!("../../pricing/cometapi.toml")),
     ("evolink.toml", include_str!("../../pricing/evolink.toml")),

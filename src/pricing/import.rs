@@ -73,23 +73,31 @@ pub fn from_litellm(
         if !matches!(mode, "chat" | "responses" | "completion") {
             continue;
         }
-        let id = key.rsplit_once('/').map_or(key.as_str(), |(_, id)| id).to_owned();
+        let id = key
+            .rsplit_once('/')
+            .map_or(key.as_str(), |(_, id)| id)
+            .to_owned();
         let per_token = |name: &str| -> Option<Decimal> {
-            entry.get(name).and_then(number).map(|rate| (rate * PER_MILLION).normalize())
+            entry
+                .get(name)
+                .and_then(number)
+                .map(|rate| (rate * PER_MILLION).normalize())
         };
         let rates_with = |suffix: &str| RateFields {
             input: per_token(&format!("input_cost_per_token{suffix}")),
             cached_input: per_token(&format!("cache_read_input_token_cost{suffix}")),
             cache_write_5m: per_token(&format!("cache_creation_input_token_cost{suffix}")),
-            cache_write_1h: per_token(&format!("cache_creation_input_token_cost_above_1hr{suffix}")),
+            cache_write_1h: per_token(&format!(
+                "cache_creation_input_token_cost_above_1hr{suffix}"
+            )),
             output: per_token(&format!("output_cost_per_token{suffix}")),
             reasoning: per_token(&format!("output_cost_per_reasoning_token{suffix}")),
         };
         let standard = rates_with("");
         if standard.input.is_none() || standard.output.is_none() {
-            imported
-                .notes
-                .push(format!("{provider}/{id}: skipped, no input or output price per token"));
+            imported.notes.push(format!(
+                "{provider}/{id}: skipped, no input or output price per token"
+            ));
             continue;
         }
         // The lowest `_above_Nk_tokens` threshold is the long-context tier.
@@ -114,18 +122,21 @@ pub fn from_litellm(
         };
         let price = PriceEntry {
             from: since,
-            source: entry.get("source").and_then(Value::as_str).map(str::to_owned),
+            source: entry
+                .get("source")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             input: standard.input,
             cached_input: standard.cached_input,
             cache_write_5m: standard.cache_write_5m,
             cache_write_1h: standard.cache_write_1h,
             output: standard.output,
             reasoning: standard.reasoning,
-            long_context: long_context.as_ref().and_then(|(above, suffix)| {
+            long_context: long_context.as_ref().map(|(above, suffix)| {
                 let mut rates = rates_with(suffix);
                 // LiteLLM leaves out long-context rates equal to the standard ones.
                 fill_missing(&mut rates, &standard);
-                Some(LongContext::from_rates(*above, &rates))
+                LongContext::from_rates(*above, &rates)
             }),
             batch: tier("batches"),
             flex: tier("flex"),
@@ -193,7 +204,9 @@ pub fn from_genai_prices(
             };
             match genai_model(model, id, since) {
                 Ok(entry) => sheet.models.push(entry),
-                Err(reason) => imported.notes.push(format!("{provider}/{id}: skipped, {reason}")),
+                Err(reason) => imported
+                    .notes
+                    .push(format!("{provider}/{id}: skipped, {reason}")),
             }
         }
     }
@@ -229,7 +242,9 @@ fn genai_model(model: &Value, id: &str, since: NaiveDate) -> Result<ModelEntry, 
                     }
                     None => since,
                 };
-                let prices_of = item.get("prices").ok_or("a conditional price without `prices`")?;
+                let prices_of = item
+                    .get("prices")
+                    .ok_or("a conditional price without `prices`")?;
                 prices.push(genai_price(prices_of, from)?);
             }
         }
@@ -316,12 +331,20 @@ fn genai_price(value: &Value, from: NaiveDate) -> Result<PriceEntry, String> {
         };
         let (base, tier) = match price {
             Value::Object(tiered) => {
-                let base = tiered.get("base").and_then(number).ok_or("a tiered price without `base`")?;
+                let base = tiered
+                    .get("base")
+                    .and_then(number)
+                    .ok_or("a tiered price without `base`")?;
                 let first = tiered
                     .get("tiers")
                     .and_then(Value::as_array)
                     .and_then(|tiers| tiers.first())
-                    .map(|t| (t.get("start").and_then(Value::as_u64), t.get("price").and_then(number)));
+                    .map(|t| {
+                        (
+                            t.get("start").and_then(Value::as_u64),
+                            t.get("price").and_then(number),
+                        )
+                    });
                 match first {
                     Some((Some(start), Some(rate))) => {
                         if threshold.is_some_and(|t| t != start) {
@@ -333,7 +356,10 @@ fn genai_price(value: &Value, from: NaiveDate) -> Result<PriceEntry, String> {
                     _ => (base, None),
                 }
             }
-            other => (number(other).ok_or_else(|| format!("{key} is not a number"))?, None),
+            other => (
+                number(other).ok_or_else(|| format!("{key} is not a number"))?,
+                None,
+            ),
         };
         set_bucket(&mut standard, bucket, base);
         if let Some(rate) = tier {
@@ -425,7 +451,9 @@ fn empty_sheet(provider: &str, source: &str, since: NaiveDate) -> SheetFile {
         kind: SheetKind::Provider,
         source: Sources::One(source.to_owned()),
         retrieved: since,
-        notes: Some("Imported by `llm-meter pricing import`; edit with care, re-import to refresh.".into()),
+        notes: Some(
+            "Imported by `llm-meter pricing import`; edit with care, re-import to refresh.".into(),
+        ),
         modifiers: Modifiers::default(),
         upstreams: BTreeMap::new(),
         bare_names: Vec::new(),

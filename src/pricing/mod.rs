@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::usage::{Bucket, Tokens, UsageRecord};
 pub use resolve::normalise_name;
 use sheet::{
-    Modifier, ModelEntry, PriceEntry, RateFields, RateTable, SheetFile, SheetKind, Tier,
+    ModelEntry, Modifier, PriceEntry, RateFields, RateTable, SheetFile, SheetKind, Tier,
     bucket_index,
 };
 
@@ -29,7 +29,6 @@ pub fn builtin_sheets() -> impl Iterator<Item = (&'static str, &'static str)> {
 
 /// Money is rounded once per record, half to even, to this many decimal places (1e-9 USD).
 pub const COST_DECIMALS: u32 = 9;
-const PER_MILLION: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
 
 /// Problems with a sheet, found when loading or by `pricing check`.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +75,50 @@ pub struct Model {
     pub sheet: String,
     pub source: Vec<String>,
     pub retrieved: NaiveDate,
+    /// `provider/id`, computed once.
+    name: String,
+    /// `provider/id@date` for each price, computed once (pricing is a hot path).
+    price_refs: Vec<String>,
+}
+
+impl Model {
+    fn new(
+        provider: String,
+        entry: &ModelEntry,
+        prices: Vec<PriceEntry>,
+        sheet: &str,
+        source: &[String],
+        retrieved: NaiveDate,
+    ) -> Model {
+        let mut model = Model {
+            name: String::new(),
+            provider,
+            id: entry.id.clone(),
+            aliases: entry.aliases.clone(),
+            prices,
+            sheet: sheet.to_owned(),
+            source: source.to_vec(),
+            retrieved,
+            price_refs: Vec::new(),
+        };
+        model.refresh_names();
+        model
+    }
+
+    fn refresh_names(&mut self) {
+        self.prices.sort_by_key(|p| p.from);
+        self.name = format!("{}/{}", self.provider, self.id);
+        self.price_refs = self
+            .prices
+            .iter()
+            .map(|p| format!("{}@{}", self.name, p.from))
+            .collect();
+    }
+
+    /// `provider/id`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// A gateway: its own price entries (in `models`) plus how its names map upstream.
@@ -98,8 +141,8 @@ impl Resolved<'_> {
     /// `openai/gpt-5.2`, or `openrouter:openai/gpt-5.2` through a gateway.
     pub fn name(&self) -> String {
         match self.via {
-            Some(gateway) => format!("{gateway}:{}/{}", self.model.provider, self.model.id),
-            None => format!("{}/{}", self.model.provider, self.model.id),
+            Some(gateway) => format!("{gateway}:{}", self.model.name),
+            None => self.model.name.clone(),
         }
     }
 }
@@ -237,7 +280,10 @@ impl PriceBook {
         let provider = file.provider.trim().to_ascii_lowercase();
         let mut errors = check_sheet_header(name, &file);
         if !file.upstreams.is_empty() || !file.bare_names.is_empty() {
-            errors.push(invalid(name, "`upstreams` and `bare_names` are for gateway sheets"));
+            errors.push(invalid(
+                name,
+                "`upstreams` and `bare_names` are for gateway sheets",
+            ));
         }
         for entry in &file.models {
             errors.extend(check_model(name, entry, SheetKind::Provider));
@@ -258,22 +304,26 @@ impl PriceBook {
         if modifiers.priority.is_some() {
             sheet.modifiers.priority = modifiers.priority;
         }
-        let source: Vec<String> = file.source.as_list().into_iter().map(str::to_owned).collect();
+        let source: Vec<String> = file
+            .source
+            .as_list()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         for entry in file.models {
-            let mut prices = entry.prices;
-            prices.sort_by_key(|p| p.from);
-            let model = Model {
-                provider: provider.clone(),
-                id: entry.id.clone(),
-                aliases: entry.aliases.clone(),
+            let prices = entry.prices.clone();
+            let model = Model::new(
+                provider.clone(),
+                &entry,
                 prices,
-                sheet: name.to_owned(),
-                source: source.clone(),
-                retrieved: file.retrieved,
-            };
+                name,
+                &source,
+                file.retrieved,
+            );
             self.upsert_model(model);
             if let Some(pattern) = entry.pattern {
-                self.pending_patterns.push((provider.clone(), entry.id, pattern));
+                self.pending_patterns
+                    .push((provider.clone(), entry.id, pattern));
             }
         }
         Ok(())
@@ -283,7 +333,10 @@ impl PriceBook {
         let gateway_name = file.provider.trim().to_ascii_lowercase();
         let mut errors = check_sheet_header(name, &file);
         if !file.modifiers.is_empty() {
-            errors.push(invalid(name, "a gateway sheet has no modifiers; give its own prices per model"));
+            errors.push(invalid(
+                name,
+                "a gateway sheet has no modifiers; give its own prices per model",
+            ));
         }
         for upstream in file.upstreams.values().chain(file.bare_names.iter()) {
             if !self.providers.contains_key(upstream) {
@@ -300,7 +353,12 @@ impl PriceBook {
             return Err(errors);
         }
         self.sheets.push(name.to_owned());
-        let source: Vec<String> = file.source.as_list().into_iter().map(str::to_owned).collect();
+        let source: Vec<String> = file
+            .source
+            .as_list()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let gateway = self.gateways.entry(gateway_name.clone()).or_default();
         gateway.upstreams.extend(file.upstreams);
         for bare in file.bare_names {
@@ -319,20 +377,19 @@ impl PriceBook {
                 gateway.mapped.push((entry, provider, model));
             } else {
                 // The gateway's own price list: a model of the gateway "provider".
-                let mut prices = entry.prices;
-                prices.sort_by_key(|p| p.from);
-                let model = Model {
-                    provider: gateway_name.clone(),
-                    id: entry.id.clone(),
-                    aliases: entry.aliases.clone(),
+                let prices = entry.prices.clone();
+                let model = Model::new(
+                    gateway_name.clone(),
+                    &entry,
                     prices,
-                    sheet: name.to_owned(),
-                    source: source.clone(),
-                    retrieved: file.retrieved,
-                };
+                    name,
+                    &source,
+                    file.retrieved,
+                );
                 self.upsert_model(model);
                 if let Some(pattern) = entry.pattern {
-                    self.pending_patterns.push((gateway_name.clone(), entry.id, pattern));
+                    self.pending_patterns
+                        .push((gateway_name.clone(), entry.id, pattern));
                 }
             }
         }
@@ -356,7 +413,6 @@ impl PriceBook {
             existing.prices.retain(|p| p.from != price.from);
             existing.prices.push(price);
         }
-        existing.prices.sort_by_key(|p| p.from);
         for alias in model.aliases {
             if !existing.aliases.contains(&alias) {
                 existing.aliases.push(alias);
@@ -365,6 +421,7 @@ impl PriceBook {
         existing.sheet = model.sheet;
         existing.source = model.source;
         existing.retrieved = model.retrieved;
+        existing.refresh_names();
     }
 
     fn rebuild_index(&mut self) -> Result<(), Vec<PricingError>> {
@@ -392,10 +449,15 @@ impl PriceBook {
                 .iter()
                 .position(|m| &m.provider == provider && &m.id == id);
             match (regex::Regex::new(&format!("^(?:{pattern})$")), position) {
-                (Ok(regex), Some(position)) => index.patterns.push((provider.clone(), regex, position)),
+                (Ok(regex), Some(position)) => {
+                    index.patterns.push((provider.clone(), regex, position))
+                }
                 (Err(error), _) => errors.push(invalid(
                     provider,
-                    format!("model {id:?}: bad pattern {pattern:?}: {}", one_line(&error.to_string())),
+                    format!(
+                        "model {id:?}: bad pattern {pattern:?}: {}",
+                        one_line(&error.to_string())
+                    ),
                 )),
                 (Ok(_), None) => {}
             }
@@ -415,7 +477,11 @@ impl PriceBook {
                 }
             }
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     /// Finds the priced model for a name as a record wrote it.
@@ -437,7 +503,10 @@ impl PriceBook {
         gateway: &'b Gateway,
         model: &str,
     ) -> Option<Resolved<'b>> {
-        let via = self.gateways.get_key_value(gateway_name).map(|(k, _)| k.as_str());
+        let via = self
+            .gateways
+            .get_key_value(gateway_name)
+            .map(|(k, _)| k.as_str());
         // The gateway's own prices win over the upstream list price.
         if let Some(found) = self.index.lookup(gateway_name, model) {
             return Some(Resolved {
@@ -523,13 +592,18 @@ impl PriceBook {
                 resolved_model: Some(resolved.name()),
             })
         };
-        let Some(entry) = model.prices.iter().rev().find(|p| p.from <= date) else {
+        let Some(position) = model.prices.iter().rposition(|p| p.from <= date) else {
             return unpriced(format!(
                 "no price for {} in force on {date}: its first price starts {}",
                 resolved.name(),
-                model.prices.first().map(|p| p.from.to_string()).unwrap_or_default()
+                model
+                    .prices
+                    .first()
+                    .map(|p| p.from.to_string())
+                    .unwrap_or_default()
             ));
         };
+        let entry = &model.prices[position];
         let tier = if record.batch {
             Tier::Batch
         } else {
@@ -549,25 +623,18 @@ impl PriceBook {
             .long_context
             .as_ref()
             .is_some_and(|lc| record.tokens.total_input() > lc.above);
-        let modifiers = self
-            .providers
-            .get(&model.provider)
-            .map(|s| s.modifiers.clone())
-            .unwrap_or_default();
-        let mut rates = match tier_rates(entry, modifiers.get(tier), tier, long_context) {
+        let modifiers = self.providers.get(&model.provider).map(|s| &s.modifiers);
+        let modifier = |tier: Tier| modifiers.and_then(|m| m.get(tier));
+        let mut rates = match tier_rates(entry, modifier(tier), tier, long_context) {
             Some(rates) => rates,
             None => {
                 return unpriced(format!("no {tier} price for {}", resolved.name()));
             }
         };
-        let list_rates = {
-            let list_tier = if tier == Tier::Priority {
-                Tier::Priority
-            } else {
-                Tier::Standard
-            };
-            tier_rates(entry, modifiers.get(list_tier), list_tier, long_context)
-                .unwrap_or_else(|| standard_rates(entry, long_context))
+        // List price: the standard (or priority) rates, without batch or flex discounts.
+        let list_rates = match tier {
+            Tier::Standard | Tier::Priority => rates,
+            Tier::Batch | Tier::Flex => standard_rates(entry, long_context),
         };
         let override_ = self.project_override(&record.project, model);
         let mut multiplier = Decimal::ONE;
@@ -596,16 +663,17 @@ impl PriceBook {
                 }
             }
         }
-        let cost = round_money(exact / PER_MILLION * multiplier);
+        let cost = round_money(per_million(exact) * multiplier);
         let list_cost = match list_cost_exact(&record.tokens, &list_rates) {
-            Some(list) => round_money(list / PER_MILLION),
+            Some(list) => round_money(per_million(list)),
             None => cost,
         };
-        let mut price_ref = format!(
-            "{}@{}",
-            resolved.name(),
-            entry.from.format("%Y-%m-%d")
-        );
+        let mut price_ref = String::with_capacity(64);
+        if let Some(gateway) = resolved.via {
+            price_ref.push_str(gateway);
+            price_ref.push(':');
+        }
+        price_ref.push_str(&model.price_refs[position]);
         if tier != Tier::Standard {
             price_ref.push('+');
             price_ref.push_str(tier.as_str());
@@ -633,7 +701,10 @@ impl PriceBook {
             .filter(|o| {
                 o.model.as_deref().is_none_or(|m| {
                     normalise_name(m) == normalise_name(&model.id)
-                        || model.aliases.iter().any(|a| normalise_name(a) == normalise_name(m))
+                        || model
+                            .aliases
+                            .iter()
+                            .any(|a| normalise_name(a) == normalise_name(m))
                 })
             })
             .max_by_key(|o| (o.model.is_some(), o.provider.is_some()))
@@ -648,12 +719,11 @@ impl PriceBook {
         tier: Tier,
         long_context: bool,
     ) -> Option<RateTable> {
-        let modifiers = self
+        let modifier = self
             .providers
             .get(&model.provider)
-            .map(|s| s.modifiers.clone())
-            .unwrap_or_default();
-        tier_rates(entry, modifiers.get(tier), tier, long_context)
+            .and_then(|s| s.modifiers.get(tier));
+        tier_rates(entry, modifier, tier, long_context)
     }
 
     /// The standard rates of a model on a date, for display (`pricing check MODEL`).
@@ -744,9 +814,19 @@ fn list_cost_exact(tokens: &Tokens, rates: &RateTable) -> Option<Decimal> {
     let input = rates[bucket_index(Bucket::Input)]?;
     let output = rates[bucket_index(Bucket::Output)]?;
     Some(
-        Decimal::from(tokens.total_input()) * input
-            + Decimal::from(tokens.total_output()) * output,
+        Decimal::from(tokens.total_input()) * input + Decimal::from(tokens.total_output()) * output,
     )
+}
+
+/// `amount / 1_000_000`, exactly: rates are per million tokens, and dividing by a power
+/// of ten is a change of scale, far cheaper than a decimal division.
+fn per_million(amount: Decimal) -> Decimal {
+    let mut result = amount;
+    if result.set_scale(amount.scale() + 6).is_ok() {
+        result
+    } else {
+        amount / Decimal::from(1_000_000)
+    }
 }
 
 /// Rounds once, half to even, to 1e-9 USD, and drops trailing zeros.
@@ -766,7 +846,7 @@ pub fn exact_cost(tokens: &Tokens, rates: &RateTable) -> Option<Decimal> {
         }
         total += Decimal::from(count) * rates[bucket_index(bucket)]?;
     }
-    Some(total / PER_MILLION)
+    Some(per_million(total))
 }
 
 /// Standard rates of an entry with the contract defaults filled in.
@@ -778,10 +858,16 @@ fn check_sheet_header(name: &str, file: &SheetFile) -> Vec<PricingError> {
     let mut errors = Vec::new();
     let provider = file.provider.trim();
     if provider.is_empty() || provider.contains(['/', ':', ' ']) {
-        errors.push(invalid(name, format!("bad provider name {:?}", file.provider)));
+        errors.push(invalid(
+            name,
+            format!("bad provider name {:?}", file.provider),
+        ));
     }
     if file.source.as_list().iter().all(|s| s.trim().is_empty()) {
-        errors.push(invalid(name, "missing `source`: say where the prices were read"));
+        errors.push(invalid(
+            name,
+            "missing `source`: say where the prices were read",
+        ));
     }
     errors
 }
@@ -793,9 +879,10 @@ fn check_model(sheet: &str, entry: &ModelEntry, kind: SheetKind) -> Vec<PricingE
         errors.push(invalid(sheet, "a model has an empty id"));
     }
     match (kind, &entry.upstream, entry.prices.is_empty()) {
-        (SheetKind::Provider, Some(_), _) => {
-            errors.push(invalid(sheet, format!("model {id:?}: `upstream` is for gateway sheets")))
-        }
+        (SheetKind::Provider, Some(_), _) => errors.push(invalid(
+            sheet,
+            format!("model {id:?}: `upstream` is for gateway sheets"),
+        )),
         (_, None, true) => errors.push(invalid(sheet, format!("model {id:?} has no price"))),
         (SheetKind::Gateway, Some(upstream), _) => {
             if !upstream.contains('/') {
@@ -819,30 +906,45 @@ fn check_model(sheet: &str, entry: &ModelEntry, kind: SheetKind) -> Vec<PricingE
         if pair[0] == pair[1] {
             errors.push(invalid(
                 sheet,
-                format!("model {id:?}: two prices start on {} (overlapping dates)", pair[0]),
+                format!(
+                    "model {id:?}: two prices start on {} (overlapping dates)",
+                    pair[0]
+                ),
             ));
         }
     }
     for price in &entry.prices {
         let at = format!("model {id:?} price from {}", price.from);
         if price.input.is_none() || price.output.is_none() {
-            errors.push(invalid(sheet, format!("{at}: `input` and `output` are required")));
+            errors.push(invalid(
+                sheet,
+                format!("{at}: `input` and `output` are required"),
+            ));
         }
         if let Some(lc) = &price.long_context {
             if lc.above == 0 {
-                errors.push(invalid(sheet, format!("{at}: long_context.above must be positive")));
+                errors.push(invalid(
+                    sheet,
+                    format!("{at}: long_context.above must be positive"),
+                ));
             }
             for bucket in Bucket::ALL {
                 let i = bucket_index(bucket);
                 if price.standard()[i].is_some() && lc.rates().table()[i].is_none() {
                     errors.push(invalid(
                         sheet,
-                        format!("{at}: long_context has no {bucket} rate but the standard price does"),
+                        format!(
+                            "{at}: long_context has no {bucket} rate but the standard price does"
+                        ),
                     ));
                 }
             }
         }
-        for (tier, rates) in [("batch", &price.batch), ("flex", &price.flex), ("priority", &price.priority)] {
+        for (tier, rates) in [
+            ("batch", &price.batch),
+            ("flex", &price.flex),
+            ("priority", &price.priority),
+        ] {
             if let Some(rates) = rates
                 && rates.long_context.is_some()
                 && price.long_context.is_none()

@@ -25,7 +25,12 @@ const GATEWAY_SUFFIXES: [&str; 6] = ["beta", "free", "thinking", "extended", "ni
 
 impl Index {
     /// Adds a name; on a clash with another model returns that model's position.
-    pub(crate) fn insert(&mut self, provider: &str, name: &str, position: usize) -> Result<(), usize> {
+    pub(crate) fn insert(
+        &mut self,
+        provider: &str,
+        name: &str,
+        position: usize,
+    ) -> Result<(), usize> {
         let exact = self.exact.entry(provider.to_owned()).or_default();
         if let Some(&other) = exact.get(&name.to_ascii_lowercase())
             && other != position
@@ -46,7 +51,10 @@ impl Index {
 
     /// Only ids and aliases as written (case aside): no spelling or date tolerance.
     pub(crate) fn exact(&self, provider: &str, name: &str) -> Option<usize> {
-        self.exact.get(provider)?.get(&name.to_ascii_lowercase()).copied()
+        self.exact
+            .get(provider)?
+            .get(&name.to_ascii_lowercase())
+            .copied()
     }
 
     pub(crate) fn lookup(&self, provider: &str, name: &str) -> Option<usize> {
@@ -155,8 +163,13 @@ pub(crate) fn strip_date(name: &str) -> &str {
     let digits = |range: std::ops::Range<usize>| bytes[range].iter().all(u8::is_ascii_digit);
     let n = bytes.len();
     // -YYYY-MM-DD
-    if n > 11 && bytes[n - 11] == b'-' && bytes[n - 6] == b'-' && bytes[n - 3] == b'-'
-        && digits(n - 10..n - 6) && digits(n - 5..n - 3) && digits(n - 2..n)
+    if n > 11
+        && bytes[n - 11] == b'-'
+        && bytes[n - 6] == b'-'
+        && bytes[n - 3] == b'-'
+        && digits(n - 10..n - 6)
+        && digits(n - 5..n - 3)
+        && digits(n - 2..n)
     {
         return &name[..n - 11];
     }
@@ -165,7 +178,11 @@ pub(crate) fn strip_date(name: &str) -> &str {
         return &name[..n - 9];
     }
     // -MM-YYYY (Gemini previews: `-09-2025`)
-    if n > 8 && bytes[n - 8] == b'-' && bytes[n - 5] == b'-' && digits(n - 7..n - 5) && digits(n - 4..n)
+    if n > 8
+        && bytes[n - 8] == b'-'
+        && bytes[n - 5] == b'-'
+        && digits(n - 7..n - 5)
+        && digits(n - 4..n)
     {
         return &name[..n - 8];
     }
@@ -181,7 +198,10 @@ mod tests {
         for (name, expected) in [
             ("gpt-5-2-2025-12-11", "gpt-5-2"),
             ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
-            ("gemini-2-5-flash-preview-09-2025", "gemini-2-5-flash-preview"),
+            (
+                "gemini-2-5-flash-preview-09-2025",
+                "gemini-2-5-flash-preview",
+            ),
             ("gpt-5-2", "gpt-5-2"),
             ("o3", "o3"),
         ] {
@@ -192,12 +212,18 @@ mod tests {
     #[test]
     fn strips_cloud_and_gateway_decorations() {
         for (name, expected) in [
-            ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4-5-20250929"),
+            (
+                "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                "claude-sonnet-4-5-20250929",
+            ),
             ("anthropic.claude-opus-4-6-v1", "claude-opus-4-6"),
             ("openai/gpt-5.2", "gpt-5.2"),
             ("anthropic/claude-sonnet-4.5:beta", "claude-sonnet-4.5"),
             ("publishers/google/models/gemini-2.5-pro", "gemini-2.5-pro"),
-            ("claude-sonnet-4-5-20250929-thinking", "claude-sonnet-4-5-20250929"),
+            (
+                "claude-sonnet-4-5-20250929-thinking",
+                "claude-sonnet-4-5-20250929",
+            ),
             ("gpt-5.2", "gpt-5.2"),
         ] {
             assert_eq!(strip_decorations(name), expected, "{name}");

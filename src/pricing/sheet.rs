@@ -141,17 +141,41 @@ pub struct PriceEntry {
     pub from: NaiveDate,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub input: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cached_input: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cache_write_5m: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cache_write_1h: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub output: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub reasoning: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub long_context: Option<LongContext>,
@@ -169,17 +193,41 @@ pub struct PriceEntry {
 #[serde(deny_unknown_fields)]
 pub struct LongContext {
     pub above: u64,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub input: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cached_input: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cache_write_5m: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cache_write_1h: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub output: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub reasoning: Option<Decimal>,
 }
 
@@ -213,17 +261,41 @@ impl LongContext {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TierRates {
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub input: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cached_input: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cache_write_5m: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cache_write_1h: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub output: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub reasoning: Option<Decimal>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub long_context: Option<RateFields>,
@@ -257,17 +329,41 @@ impl TierRates {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RateFields {
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub input: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cached_input: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cache_write_5m: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cache_write_1h: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub output: Option<Decimal>,
-    #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "opt_decimal_text",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub reasoning: Option<Decimal>,
 }
 
@@ -377,24 +473,25 @@ impl fmt::Display for Tier {
 fn decimal_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
-    enum Text {
+    enum Written {
         Text(String),
         Integer(i64),
         Float(f64),
     }
-    match Text::deserialize(deserializer)? {
-        Text::Text(text) => {
-            let value = text.trim().parse::<Decimal>().map_err(|_| {
-                de::Error::custom(format!("{text:?} is not a decimal number"))
-            })?;
+    match Written::deserialize(deserializer)? {
+        Written::Text(text) => {
+            let value = text
+                .trim()
+                .parse::<Decimal>()
+                .map_err(|_| de::Error::custom(format!("{text:?} is not a decimal number")))?;
             if value.is_sign_negative() && !value.is_zero() {
                 return Err(de::Error::custom(format!("price {text} is negative")));
             }
             Ok(value)
         }
-        Text::Integer(value) if value >= 0 => Ok(Decimal::from(value)),
-        Text::Integer(value) => Err(de::Error::custom(format!("price {value} is negative"))),
-        Text::Float(value) => Err(de::Error::custom(format!(
+        Written::Integer(value) if value >= 0 => Ok(Decimal::from(value)),
+        Written::Integer(value) => Err(de::Error::custom(format!("price {value} is negative"))),
+        Written::Float(value) => Err(de::Error::custom(format!(
             "price {value} is a float; write it as a string (\"{value}\") so it stays exact"
         ))),
     }

@@ -17,7 +17,10 @@ pub(crate) fn additive_usage(usage: &RawUsage) -> Result<Tokens, ParseError> {
         ));
     }
     let output = output.unwrap_or(0);
-    let cache_read = count(usage.cache_read_input_tokens, "usage.cache_read_input_tokens")?;
+    let cache_read = count(
+        usage.cache_read_input_tokens,
+        "usage.cache_read_input_tokens",
+    )?;
     let writes = count(
         usage.cache_creation_input_tokens,
         "usage.cache_creation_input_tokens",
@@ -104,7 +107,9 @@ pub(crate) fn batch_line(raw: &Raw<'_>) -> Result<ParsedUsage, ParseError> {
         }
     }
     let message_raw = result.message.as_deref().ok_or_else(|| {
-        ParseError::NoUsage(format!("batch result {custom_id:?} has no `result.message`"))
+        ParseError::NoUsage(format!(
+            "batch result {custom_id:?} has no `result.message`"
+        ))
     })?;
     let mut parsed = message(message_raw)?;
     parsed.batch = true;

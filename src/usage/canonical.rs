@@ -6,16 +6,10 @@ use super::raw::{Raw, RawUsage};
 use super::{ParseError, ParsedUsage, Tokens, anthropic, openai};
 
 pub(crate) fn tokens_record(raw: &Raw<'_>) -> Result<ParsedUsage, ParseError> {
-    let tokens = match raw.tokens.as_ref() {
-        Some(Ok(tokens)) => tokens,
-        Some(Err(reason)) => {
-            return Err(ParseError::InvalidField {
-                field: "tokens".into(),
-                reason: reason.clone(),
-            });
-        }
-        None => return Err(ParseError::NoUsage("record without `tokens`".into())),
-    };
+    let tokens = raw
+        .tokens
+        .as_deref()
+        .ok_or_else(|| ParseError::NoUsage("record without `tokens`".into()))?;
     let tokens = Tokens {
         input: count(tokens.input, "tokens.input")?.unwrap_or(0),
         cached_input: count(tokens.cached_input, "tokens.cached_input")?.unwrap_or(0),

@@ -343,7 +343,11 @@ pub(crate) fn time_from(time: &RawTime<'_>, field: &str) -> Result<DateTime<Utc>
         RawTime::Text(text) => parse_time_text(text)
             .ok_or_else(|| invalid(format!("{text:?} is not an RFC 3339 time")))?,
         RawTime::UnixSeconds(seconds) => unix_seconds(*seconds, field)?,
-        RawTime::Invalid => return Err(invalid("expected an RFC 3339 string or Unix seconds".into())),
+        RawTime::Invalid => {
+            return Err(invalid(
+                "expected an RFC 3339 string or Unix seconds".into(),
+            ));
+        }
     };
     check_time_range(parsed, field)
 }

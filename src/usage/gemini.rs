@@ -24,8 +24,11 @@ pub(crate) fn response(raw: &Raw<'_>) -> Result<ParsedUsage, ParseError> {
     let candidates = candidates.unwrap_or(0);
     let cached = count(usage.cached, "usageMetadata.cachedContentTokenCount")?.unwrap_or(0);
     let thoughts = count(usage.thoughts, "usageMetadata.thoughtsTokenCount")?.unwrap_or(0);
-    let tool_prompt =
-        count(usage.tool_use_prompt, "usageMetadata.toolUsePromptTokenCount")?.unwrap_or(0);
+    let tool_prompt = count(
+        usage.tool_use_prompt,
+        "usageMetadata.toolUsePromptTokenCount",
+    )?
+    .unwrap_or(0);
     let uncached = part_of(
         prompt,
         "usageMetadata.promptTokenCount",

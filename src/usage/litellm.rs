@@ -19,8 +19,8 @@ pub(crate) fn payload(raw: &Raw<'_>, _depth: usize) -> Result<ParsedUsage, Parse
     let response = raw.response.as_deref();
     let metadata = raw.metadata.as_ref();
     let usage: Option<&RawUsage> = metadata
-        .and_then(|m| m.usage_object.as_ref())
-        .or_else(|| response.and_then(|r| r.usage.as_ref()));
+        .and_then(|m| m.usage_object.as_deref())
+        .or_else(|| response.and_then(|r| r.usage.as_deref()));
     let tokens = match usage {
         Some(usage) => openai::subset_usage(usage)?,
         None => flat_tokens(raw)?,

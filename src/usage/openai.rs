@@ -42,8 +42,11 @@ pub(crate) fn subset_usage(usage: &RawUsage) -> Result<Tokens, ParseError> {
     let cached = match input_details.and_then(|d| d.cached_tokens) {
         Some(c) => count(Some(c), "usage.*_tokens_details.cached_tokens")?.unwrap_or(0),
         // DeepSeek reports hits beside the prompt count, but as a part of it.
-        None => count(usage.prompt_cache_hit_tokens, "usage.prompt_cache_hit_tokens")?
-            .unwrap_or(0),
+        None => count(
+            usage.prompt_cache_hit_tokens,
+            "usage.prompt_cache_hit_tokens",
+        )?
+        .unwrap_or(0),
     };
     let cache_write = match input_details.and_then(|d| d.cache_write_tokens) {
         Some(w) => count(Some(w), "usage.*_tokens_details.cache_write_tokens")?.unwrap_or(0),
@@ -135,9 +138,10 @@ fn gateway_or(usage: &RawUsage, default: &str) -> String {
 }
 
 pub(crate) fn chat(raw: &Raw<'_>) -> Result<ParsedUsage, ParseError> {
-    let usage = raw.usage.as_ref().ok_or_else(|| {
-        ParseError::NoUsage("chat completion without `usage`".into())
-    })?;
+    let usage = raw
+        .usage
+        .as_ref()
+        .ok_or_else(|| ParseError::NoUsage("chat completion without `usage`".into()))?;
     chat_like(raw, usage)
 }
 
@@ -224,7 +228,9 @@ pub(crate) fn batch_line(raw: &Raw<'_>, depth: usize) -> Result<ParsedUsage, Par
         )));
     }
     let body = response.body.as_deref().ok_or_else(|| {
-        ParseError::NoUsage(format!("batch request {custom_id:?} has no `response.body`"))
+        ParseError::NoUsage(format!(
+            "batch request {custom_id:?} has no `response.body`"
+        ))
     })?;
     let mut parsed = detect::parse_raw(body, Format::OpenAI, depth + 1)?;
     parsed.batch = true;

@@ -18,10 +18,9 @@ use serde::{Deserialize, Deserializer};
 
 /// Every field any accepted shape uses at the top level of an object.
 #[derive(Deserialize, Default, Debug)]
-#[serde(default)]
 pub(crate) struct Raw<'a> {
     // Shared by most shapes.
-    #[serde(borrow, deserialize_with = "string_or_number")]
+    #[serde(default, borrow, deserialize_with = "string_or_number")]
     pub id: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub object: Option<Cow<'a, str>>,
@@ -31,28 +30,28 @@ pub(crate) struct Raw<'a> {
     pub model: Option<Cow<'a, str>>,
     pub created: Option<f64>,
     pub created_at: Option<f64>,
-    #[serde(deserialize_with = "object_or_skip")]
-    pub usage: Option<RawUsage>,
+    #[serde(default, deserialize_with = "object_or_skip")]
+    pub usage: Option<Box<RawUsage>>,
     #[serde(borrow)]
     pub service_tier: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub status: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "object_or_skip")]
+    #[serde(default, borrow, deserialize_with = "object_or_skip")]
     pub reasoning: Option<RawReasoning<'a>>,
-    #[serde(borrow, deserialize_with = "object_or_skip")]
-    pub metadata: Option<RawMetadata<'a>>,
+    #[serde(default, borrow, deserialize_with = "object_or_skip")]
+    pub metadata: Option<Box<RawMetadata<'a>>>,
     pub error: Option<serde_json::Value>,
 
     // Nested records: envelopes, batch lines, stream events, CloudEvents.
-    #[serde(borrow, deserialize_with = "nested_record")]
+    #[serde(default, borrow, deserialize_with = "nested_record")]
     pub response: Option<Box<Raw<'a>>>,
-    #[serde(borrow, deserialize_with = "nested_record")]
+    #[serde(default, borrow, deserialize_with = "nested_record")]
     pub body: Option<Box<Raw<'a>>>,
-    #[serde(borrow, deserialize_with = "nested_record")]
+    #[serde(default, borrow, deserialize_with = "nested_record")]
     pub result: Option<Box<Raw<'a>>>,
-    #[serde(borrow, deserialize_with = "nested_record")]
+    #[serde(default, borrow, deserialize_with = "nested_record")]
     pub message: Option<Box<Raw<'a>>>,
-    #[serde(borrow, deserialize_with = "nested_record")]
+    #[serde(default, borrow, deserialize_with = "nested_record")]
     pub data: Option<Box<Raw<'a>>>,
 
     // OpenAI and Anthropic batch lines.
@@ -61,8 +60,8 @@ pub(crate) struct Raw<'a> {
     pub status_code: Option<Count>,
 
     // Gemini.
-    #[serde(rename = "usageMetadata", deserialize_with = "object_or_skip")]
-    pub usage_metadata: Option<RawGeminiUsage>,
+    #[serde(default, rename = "usageMetadata", deserialize_with = "object_or_skip")]
+    pub usage_metadata: Option<Box<RawGeminiUsage>>,
     #[serde(borrow, rename = "modelVersion")]
     pub model_version: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "responseId")]
@@ -77,8 +76,6 @@ pub(crate) struct Raw<'a> {
     pub source: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub data_base64: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    pub datacontenttype: Option<Cow<'a, str>>,
 
     // The canonical record and envelopes.
     #[serde(borrow)]
@@ -87,12 +84,13 @@ pub(crate) struct Raw<'a> {
     pub project: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub provider: Option<Cow<'a, str>>,
-    #[serde(deserialize_with = "object_or_skip_strict")]
-    pub tokens: Option<Result<RawTokens, String>>,
+    /// Read strictly: a misspelt bucket fails the line with serde's message naming it.
+    #[serde(default, deserialize_with = "object_only")]
+    pub tokens: Option<Box<RawTokens>>,
     pub batch: Option<bool>,
     #[serde(borrow)]
     pub tags: Option<RawTags<'a>>,
-    #[serde(borrow, deserialize_with = "string_or_number")]
+    #[serde(default, borrow, deserialize_with = "string_or_number")]
     pub user: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub reasoning_effort: Option<Cow<'a, str>>,
@@ -108,18 +106,16 @@ pub(crate) struct Raw<'a> {
     #[serde(borrow, rename = "startTime")]
     pub start_time: Option<RawTime<'a>>,
     #[serde(borrow)]
-    pub model_group: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub custom_llm_provider: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub request_tags: Option<Vec<Cow<'a, str>>>,
-    #[serde(borrow, deserialize_with = "string_or_number")]
+    #[serde(default, borrow, deserialize_with = "string_or_number")]
     pub end_user: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "object_or_skip")]
-    pub model_parameters: Option<RawModelParameters<'a>>,
-    #[serde(borrow, deserialize_with = "object_or_skip")]
-    pub hidden_params: Option<RawHiddenParams<'a>>,
-    #[serde(deserialize_with = "lenient_bool")]
+    #[serde(default, borrow, deserialize_with = "object_or_skip")]
+    pub model_parameters: Option<Box<RawModelParameters<'a>>>,
+    #[serde(default, borrow, deserialize_with = "object_or_skip")]
+    pub hidden_params: Option<Box<RawHiddenParams<'a>>>,
+    #[serde(default, deserialize_with = "lenient_bool")]
     pub cache_hit: Option<bool>,
     /// LiteLLM spend-log rows use `request_id` and `spend` instead.
     #[serde(borrow)]
@@ -129,27 +125,26 @@ pub(crate) struct Raw<'a> {
 
 /// Union of the OpenAI (Chat and Responses), Anthropic and OpenRouter usage objects.
 #[derive(Deserialize, Default, Debug)]
-#[serde(default)]
 pub(crate) struct RawUsage {
     // OpenAI Chat Completions and OpenAI-compatible gateways.
     pub prompt_tokens: Option<Count>,
     pub completion_tokens: Option<Count>,
     pub total_tokens: Option<Count>,
-    #[serde(deserialize_with = "object_or_skip")]
+    #[serde(default, deserialize_with = "object_or_skip")]
     pub prompt_tokens_details: Option<RawInputDetails>,
-    #[serde(deserialize_with = "object_or_skip")]
+    #[serde(default, deserialize_with = "object_or_skip")]
     pub completion_tokens_details: Option<RawOutputDetails>,
     // OpenAI Responses and Anthropic Messages.
     pub input_tokens: Option<Count>,
     pub output_tokens: Option<Count>,
-    #[serde(deserialize_with = "object_or_skip")]
+    #[serde(default, deserialize_with = "object_or_skip")]
     pub input_tokens_details: Option<RawInputDetails>,
-    #[serde(deserialize_with = "object_or_skip")]
+    #[serde(default, deserialize_with = "object_or_skip")]
     pub output_tokens_details: Option<RawOutputDetails>,
     // Anthropic.
     pub cache_creation_input_tokens: Option<Count>,
     pub cache_read_input_tokens: Option<Count>,
-    #[serde(deserialize_with = "object_or_skip")]
+    #[serde(default, deserialize_with = "object_or_skip")]
     pub cache_creation: Option<RawCacheCreation>,
     pub service_tier: Option<String>,
     // OpenRouter.
@@ -161,18 +156,16 @@ pub(crate) struct RawUsage {
 }
 
 #[derive(Deserialize, Default, Debug)]
-#[serde(default)]
 pub(crate) struct RawInputDetails {
     pub cached_tokens: Option<Count>,
     pub cache_write_tokens: Option<Count>,
     /// LiteLLM's normalised usage names cache writes this way, with a TTL split.
     pub cache_creation_tokens: Option<Count>,
-    #[serde(deserialize_with = "object_or_skip")]
+    #[serde(default, deserialize_with = "object_or_skip")]
     pub cache_creation_token_details: Option<RawCacheCreation>,
 }
 
 #[derive(Deserialize, Default, Debug)]
-#[serde(default)]
 pub(crate) struct RawOutputDetails {
     pub reasoning_tokens: Option<Count>,
     /// Anthropic's newer breakdown of `output_tokens`.
@@ -180,14 +173,12 @@ pub(crate) struct RawOutputDetails {
 }
 
 #[derive(Deserialize, Default, Debug)]
-#[serde(default)]
 pub(crate) struct RawCacheCreation {
     pub ephemeral_5m_input_tokens: Option<Count>,
     pub ephemeral_1h_input_tokens: Option<Count>,
 }
 
 #[derive(Deserialize, Default, Debug)]
-#[serde(default)]
 pub(crate) struct RawGeminiUsage {
     #[serde(rename = "promptTokenCount")]
     pub prompt: Option<Count>,
@@ -208,7 +199,7 @@ pub(crate) struct RawGeminiUsage {
 /// The canonical `tokens` object. Unknown bucket names are an error (a typo must not
 /// silently drop tokens), which is why it is read separately from the lenient rest.
 #[derive(Deserialize, Default, Debug)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RawTokens {
     pub input: Option<Count>,
     pub cached_input: Option<Count>,
@@ -219,26 +210,23 @@ pub(crate) struct RawTokens {
 }
 
 #[derive(Deserialize, Default, Debug)]
-#[serde(default)]
 pub(crate) struct RawReasoning<'a> {
     #[serde(borrow)]
     pub effort: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default, Debug)]
-#[serde(default)]
 pub(crate) struct RawModelParameters<'a> {
     #[serde(borrow)]
     pub reasoning_effort: Option<Cow<'a, str>>,
     /// Responses-API calls carry `reasoning: {effort, summary}` instead.
-    #[serde(borrow, deserialize_with = "object_or_skip")]
+    #[serde(default, borrow, deserialize_with = "object_or_skip")]
     pub reasoning: Option<RawReasoning<'a>>,
     #[serde(borrow)]
     pub service_tier: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize, Default, Debug)]
-#[serde(default)]
 pub(crate) struct RawHiddenParams<'a> {
     #[serde(borrow)]
     pub litellm_model_name: Option<Cow<'a, str>>,
@@ -247,27 +235,26 @@ pub(crate) struct RawHiddenParams<'a> {
 /// Metadata objects: LiteLLM's key/team attribution, plus what Responses and Chat
 /// Completions carry in `metadata` (a free-form string map, of which we read nothing).
 #[derive(Deserialize, Default, Debug)]
-#[serde(default)]
 pub(crate) struct RawMetadata<'a> {
-    #[serde(borrow, deserialize_with = "string_or_number")]
+    #[serde(default, borrow, deserialize_with = "string_or_number")]
     pub user_api_key_team_alias: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "string_or_number")]
+    #[serde(default, borrow, deserialize_with = "string_or_number")]
     pub user_api_key_team_id: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "string_or_number")]
+    #[serde(default, borrow, deserialize_with = "string_or_number")]
     pub user_api_key_alias: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "string_or_number")]
+    #[serde(default, borrow, deserialize_with = "string_or_number")]
     pub user_api_key_user_id: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "string_or_number")]
+    #[serde(default, borrow, deserialize_with = "string_or_number")]
     pub user_api_key_org_id: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "string_or_number")]
+    #[serde(default, borrow, deserialize_with = "string_or_number")]
     pub user_api_key_end_user_id: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "string_or_number")]
+    #[serde(default, borrow, deserialize_with = "string_or_number")]
     pub user_api_key_project_alias: Option<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "object_or_skip")]
+    #[serde(default, borrow, deserialize_with = "object_or_skip")]
     pub spend_logs_metadata: Option<RawTags<'a>>,
     /// LiteLLM copies the full provider usage here (cache breakdown included).
-    #[serde(deserialize_with = "object_or_skip")]
-    pub usage_object: Option<RawUsage>,
+    #[serde(default, deserialize_with = "object_or_skip")]
+    pub usage_object: Option<Box<RawUsage>>,
 }
 
 /// A token count as written, before validation.
@@ -569,22 +556,33 @@ where
     deserializer.deserialize_any(ObjectVisitor(PhantomData))
 }
 
-/// Like [`object_or_skip`], but a malformed object (an unknown key, a wrong type) is
-/// kept as `Err(reason)` for the caller to report, instead of failing the whole line
-/// with a serde message or being skipped.
-fn object_or_skip_strict<'de, D, T>(deserializer: D) -> Result<Option<Result<T, String>>, D::Error>
+/// Reads an object into `T`, refusing the array form serde derives also accept for
+/// structs (`"tokens":[1,2]` must not mean input 1, cached 2).
+fn object_only<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    let value: Option<serde_json::Value> = Option::deserialize(deserializer)?;
-    Ok(match value {
-        None => None,
-        Some(serde_json::Value::Object(map)) => Some(
-            T::deserialize(serde_json::Value::Object(map)).map_err(|error| error.to_string()),
-        ),
-        Some(other) => Some(Err(format!("expected an object, found {}", json_kind(&other)))),
-    })
+    struct ObjectVisitor<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+        fn visit_unit<E>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Option<T>, D2::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    deserializer.deserialize_any(ObjectVisitor(PhantomData))
 }
 
 pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {

@@ -16,14 +16,23 @@ fn run_cost(args: &[&str], stdin: &str) -> (i32, Vec<Value>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     let values = String::from_utf8(output.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    (output.status.code().unwrap(), values, String::from_utf8(output.stderr).unwrap())
+    (
+        output.status.code().unwrap(),
+        values,
+        String::from_utf8(output.stderr).unwrap(),
+    )
 }
 
 #[test]
@@ -41,7 +50,10 @@ fn cost_prices_stdin_line_by_line_and_reports_bad_lines_in_place() {
     let first = &lines[0];
     assert_eq!(first["line"], 1);
     assert_eq!(first["id"], "a");
-    assert_eq!(first["project"], "search", "--project fills in a missing project");
+    assert_eq!(
+        first["project"], "search",
+        "--project fills in a missing project"
+    );
     assert_eq!(first["provider"], "openai");
     assert_eq!(first["model"], "gpt-5.2");
     assert_eq!(first["time"], "2026-03-01T12:00:00Z");
@@ -55,13 +67,26 @@ fn cost_prices_stdin_line_by_line_and_reports_bad_lines_in_place() {
     assert_eq!(lines[1]["cost_usd"], "0.04575");
 
     assert_eq!(lines[2]["line"], 4);
-    assert!(lines[2]["error"].as_str().unwrap().starts_with("invalid JSON"));
+    assert!(
+        lines[2]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON")
+    );
 
     assert_eq!(lines[3]["line"], 5);
-    assert_eq!(lines[3]["priced"], false, "an unknown model is flagged, not an error");
+    assert_eq!(
+        lines[3]["priced"], false,
+        "an unknown model is flagged, not an error"
+    );
     assert!(lines[3]["cost_usd"].is_null(), "and never a silent zero");
     assert_eq!(lines[3]["provider"], "unknown");
-    assert!(lines[3]["unpriced_reason"].as_str().unwrap().contains("mystery-model-9"));
+    assert!(
+        lines[3]["unpriced_reason"]
+            .as_str()
+            .unwrap()
+            .contains("mystery-model-9")
+    );
 }
 
 #[test]
@@ -70,7 +95,10 @@ fn cost_reads_files_and_gzip_and_names_the_file_when_several_are_given() {
     let plain = dir.path().join("a.jsonl");
     std::fs::write(&plain, sample("openai-chat.json")).unwrap();
     let gz = dir.path().join("b.jsonl.gz");
-    let mut encoder = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::fast());
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::fast(),
+    );
     encoder.write_all(sample("gemini.json").as_bytes()).unwrap();
     encoder.finish().unwrap();
 
@@ -96,7 +124,12 @@ fn unusable_arguments_exit_2() {
         vec!["pricing", "check", "--date", "yesterday"],
     ] {
         let output = binary().args(&args).stdin(Stdio::null()).output().unwrap();
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         assert!(!output.stderr.is_empty(), "{args:?} explains itself");
     }
 }
@@ -104,28 +137,53 @@ fn unusable_arguments_exit_2() {
 #[test]
 fn pricing_check_validates_the_sheets_and_resolves_names() {
     let output = binary().args(["pricing", "check"]).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.contains("sheets valid"), "{text}");
 
-    let output = binary().args(["pricing", "check", "openai/gpt-5-2", "--provider", "aimlapi"]).output().unwrap();
+    let output = binary()
+        .args([
+            "pricing",
+            "check",
+            "openai/gpt-5-2",
+            "--provider",
+            "aimlapi",
+        ])
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.starts_with("openai/gpt-5-2 → aimlapi:openai/gpt-5.2"), "{text}");
+    assert!(
+        text.starts_with("openai/gpt-5-2 → aimlapi:openai/gpt-5.2"),
+        "{text}"
+    );
     assert!(text.contains("sheet: openai.toml"), "{text}");
     assert!(text.contains("standard"), "{text}");
 
-    let output = binary().args(["pricing", "check", "o3", "--date", "2025-06-01"]).output().unwrap();
+    let output = binary()
+        .args(["pricing", "check", "o3", "--date", "2025-06-01"])
+        .output()
+        .unwrap();
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.contains("in force on 2025-06-01 (from 2025-04-16)"), "{text}");
+    assert!(
+        text.contains("in force on 2025-06-01 (from 2025-04-16)"),
+        "{text}"
+    );
 
-    let output = binary().args(["pricing", "check", "no-such-model-7"]).output().unwrap();
+    let output = binary()
+        .args(["pricing", "check", "no-such-model-7"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
 }
 
 #[test]
 fn commands_of_later_issues_say_so_and_exit_2() {
-    for args in [vec!["token", "list"]] {
+    for args in [vec!["token", "list"], vec!["migrate"]] {
         let output = binary().args(&args).output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{args:?}");
         assert!(String::from_utf8_lossy(&output.stderr).contains("not yet implemented"));

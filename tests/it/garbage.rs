@@ -25,9 +25,24 @@ impl Rng {
 }
 
 const NASTY: &[&str] = &[
-    "-1", "1e400", "1.5", "null", "\"\"", "{}", "[]", "true", "18446744073709551616",
-    "-9223372036854775809", "\"\\u0000\"", "\"\\ud800\"", "0.0000001", "[[[[[[[[[[]]]]]]]]]]",
-    "{\"a\":{\"b\":{\"c\":{}}}}", "\"9999999999999999999999\"", "NaN", "Infinity",
+    "-1",
+    "1e400",
+    "1.5",
+    "null",
+    "\"\"",
+    "{}",
+    "[]",
+    "true",
+    "18446744073709551616",
+    "-9223372036854775809",
+    "\"\\u0000\"",
+    "\"\\ud800\"",
+    "0.0000001",
+    "[[[[[[[[[[]]]]]]]]]]",
+    "{\"a\":{\"b\":{\"c\":{}}}}",
+    "\"9999999999999999999999\"",
+    "NaN",
+    "Infinity",
 ];
 
 fn mutate(rng: &mut Rng, line: &str) -> String {
@@ -63,17 +78,25 @@ fn mutate(rng: &mut Rng, line: &str) -> String {
                         .find(|c: char| !c.is_ascii_digit())
                         .map_or(text.len(), |e| start + e);
                     let replacement = NASTY[rng.below(NASTY.len())];
-                    bytes = format!("{}{}{}", &text[..start], replacement, &text[end..]).into_bytes();
+                    bytes =
+                        format!("{}{}{}", &text[..start], replacement, &text[end..]).into_bytes();
                 }
             }
             // Replace a string value with a nasty value.
             4 => {
                 let text = String::from_utf8_lossy(&bytes).into_owned();
-                if let Some(colon) = text.match_indices(":\"").nth(rng.below(8)).map(|(i, _)| i) {
-                    if let Some(end) = text[colon + 2..].find('"') {
+                if let Some(colon) = text.match_indices(":\"").nth(rng.below(8)).map(|(i, _)| i)
+                    && let Some(end) = text[colon + 2..].find('"')
+                {
+                    {
                         let replacement = NASTY[rng.below(NASTY.len())];
-                        bytes = format!("{}:{}{}", &text[..colon], replacement, &text[colon + 2 + end + 1..])
-                            .into_bytes();
+                        bytes = format!(
+                            "{}:{}{}",
+                            &text[..colon],
+                            replacement,
+                            &text[colon + 2 + end + 1..]
+                        )
+                        .into_bytes();
                     }
                 }
             }
@@ -91,8 +114,10 @@ fn mutate(rng: &mut Rng, line: &str) -> String {
                 bytes = if rng.below(2) == 0 {
                     format!(r#"{{"project":"p","response":{inner}}}"#).into_bytes()
                 } else {
-                    format!(r#"{{"specversion":"1.0","id":"x","source":"s","type":"t","data":{inner}}}"#)
-                        .into_bytes()
+                    format!(
+                        r#"{{"specversion":"1.0","id":"x","source":"s","type":"t","data":{inner}}}"#
+                    )
+                    .into_bytes()
                 };
             }
         }
@@ -131,28 +156,43 @@ fn thousands_of_mutated_lines_never_panic_and_always_answer() {
                 Err(error) => {
                     rejected += 1;
                     let message = error.to_string();
-                    assert!(!message.is_empty() && !message.contains('\n'), "{message:?}");
+                    assert!(
+                        !message.is_empty() && !message.contains('\n'),
+                        "{message:?}"
+                    );
                 }
             }
         }
     }
     // The mutations must exercise both outcomes, or this test proves nothing.
-    assert!(accepted > 500 && rejected > 500, "accepted {accepted}, rejected {rejected}");
+    assert!(
+        accepted > 500 && rejected > 500,
+        "accepted {accepted}, rejected {rejected}"
+    );
 }
 
 #[test]
 fn random_bytes_and_deep_nesting_are_errors_not_crashes() {
     let mut rng = Rng(42);
     for length in 0..2000 {
-        let bytes: Vec<u8> = (0..length % 300).map(|_| (rng.next() & 0xff) as u8).collect();
+        let bytes: Vec<u8> = (0..length % 300)
+            .map(|_| (rng.next() & 0xff) as u8)
+            .collect();
         let text = String::from_utf8_lossy(&bytes);
         let _ = parse_record(&text, Format::Auto);
     }
     for depth in [10, 100, 1000, 100_000] {
         let deep = format!("{}{}", "{\"response\":".repeat(depth), "}".repeat(depth));
         assert!(parse_record(&deep, Format::Auto).is_err(), "depth {depth}");
-        let arrays = format!(r#"{{"model":"m","tokens":{}{}}}"#, "[".repeat(depth), "]".repeat(depth));
-        assert!(parse_record(&arrays, Format::Auto).is_err(), "depth {depth}");
+        let arrays = format!(
+            r#"{{"model":"m","tokens":{}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        assert!(
+            parse_record(&arrays, Format::Auto).is_err(),
+            "depth {depth}"
+        );
     }
 }
 
@@ -178,18 +218,31 @@ fn the_cost_command_answers_every_line_with_one_json_object() {
     let mut preparer = Preparer::new(&book, Format::Auto, "default");
     let mut out = Vec::new();
     let mut summary = CostSummary::default();
-    price_lines(&mut Cursor::new(input.as_bytes()), None, &mut preparer, ingest_time(), &mut out, &mut summary)
-        .unwrap();
+    price_lines(
+        &mut Cursor::new(input.as_bytes()),
+        None,
+        &mut preparer,
+        ingest_time(),
+        &mut out,
+        &mut summary,
+    )
+    .unwrap();
     let lines: Vec<&str> = std::str::from_utf8(&out).unwrap().lines().collect();
     assert_eq!(lines.len(), non_blank, "one answer per non-blank line");
     assert_eq!(summary.lines as usize, non_blank);
-    assert_eq!(summary.priced + summary.unpriced + summary.rejected, summary.lines);
+    assert_eq!(
+        summary.priced + summary.unpriced + summary.rejected,
+        summary.lines
+    );
     let mut previous = 0;
     for line in lines {
         let value: serde_json::Value = serde_json::from_str(line).unwrap();
         let number = value["line"].as_u64().unwrap();
         assert!(number > previous, "line numbers increase");
         previous = number;
-        assert!(value.get("error").is_some() || value.get("priced").is_some(), "{line}");
+        assert!(
+            value.get("error").is_some() || value.get("priced").is_some(),
+            "{line}"
+        );
     }
 }

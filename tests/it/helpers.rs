@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, TimeZone, Utc};
-use llm_meter::prepare::{PricedRecord, Preparer};
+use llm_meter::prepare::{Preparer, PricedRecord};
 use llm_meter::pricing::{PriceBook, PriceOutcome};
 use llm_meter::usage::Format;
 
@@ -17,7 +17,9 @@ pub fn ingest_time() -> DateTime<Utc> {
 }
 
 pub fn sample_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/samples").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/samples")
+        .join(name)
 }
 
 pub fn sample(name: &str) -> String {

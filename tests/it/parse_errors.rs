@@ -28,25 +28,62 @@ fn bad_lines_are_rejected_with_a_reason() {
             "cachedContentTokenCount (11) exceeds usageMetadata.promptTokenCount (10)",
         ),
         // Negative, fractional, overflowing, absurd and non-numeric counts.
-        (r#"{"model":"gpt-5.2","tokens":{"input":-5}}"#, "tokens.input is negative (-5)"),
-        (r#"{"model":"gpt-5.2","tokens":{"output":1.5}}"#, "tokens.output is fractional (1.5)"),
-        (r#"{"model":"gpt-5.2","tokens":{"input":1e30}}"#, "tokens.input overflows"),
-        (r#"{"model":"gpt-5.2","tokens":{"input":18446744073709551616}}"#, "tokens.input overflows"),
-        (r#"{"model":"gpt-5.2","tokens":{"input":5000000000}}"#, "absurdly large"),
-        (r#"{"model":"gpt-5.2","tokens":{"input":"many"}}"#, "tokens.input is not a number"),
-        (r#"{"model":"gpt-5.2","tokens":{"input":true}}"#, "tokens.input is not a number"),
+        (
+            r#"{"model":"gpt-5.2","tokens":{"input":-5}}"#,
+            "tokens.input is negative (-5)",
+        ),
+        (
+            r#"{"model":"gpt-5.2","tokens":{"output":1.5}}"#,
+            "tokens.output is fractional (1.5)",
+        ),
+        (
+            r#"{"model":"gpt-5.2","tokens":{"input":1e30}}"#,
+            "tokens.input overflows",
+        ),
+        (
+            r#"{"model":"gpt-5.2","tokens":{"input":18446744073709551616}}"#,
+            "tokens.input overflows",
+        ),
+        (
+            r#"{"model":"gpt-5.2","tokens":{"input":5000000000}}"#,
+            "absurdly large",
+        ),
+        (
+            r#"{"model":"gpt-5.2","tokens":{"input":"many"}}"#,
+            "tokens.input is not a number",
+        ),
+        (
+            r#"{"model":"gpt-5.2","tokens":{"input":true}}"#,
+            "tokens.input is not a number",
+        ),
         (
             r#"{"type":"message","model":"claude-haiku-4-5","usage":{"input_tokens":-1,"output_tokens":1}}"#,
             "usage.input_tokens is negative",
         ),
         // A typo in a bucket name must not drop tokens silently.
-        (r#"{"model":"gpt-5.2","tokens":{"inputs":5}}"#, "unknown field `inputs`"),
-        (r#"{"model":"gpt-5.2","tokens":[1,2]}"#, "expected an object, found an array"),
+        (
+            r#"{"model":"gpt-5.2","tokens":{"inputs":5}}"#,
+            "unknown field `inputs`",
+        ),
+        (
+            r#"{"model":"gpt-5.2","tokens":[1,2]}"#,
+            "malformed record: invalid type: sequence, expected an object",
+        ),
+        (
+            r#"{"model":"gpt-5.2","tokens":"10"}"#,
+            "malformed record: invalid type: string",
+        ),
         // No model.
         (r#"{"tokens":{"input":5}}"#, "no model"),
-        (r#"{"object":"chat.completion","usage":{"prompt_tokens":1,"completion_tokens":1}}"#, "no model"),
+        (
+            r#"{"object":"chat.completion","usage":{"prompt_tokens":1,"completion_tokens":1}}"#,
+            "no model",
+        ),
         // Not an object, or not JSON.
-        (r#"[{"model":"gpt-5.2"}]"#, "expected a JSON object, found an array"),
+        (
+            r#"[{"model":"gpt-5.2"}]"#,
+            "expected a JSON object, found an array",
+        ),
         ("42", "expected a JSON object, found a number"),
         (r#""text""#, "expected a JSON object, found a string"),
         ("null", "expected a JSON object, found null"),
@@ -80,7 +117,10 @@ fn bad_lines_are_rejected_with_a_reason() {
             r#"{"custom_id":"r-11","result":{"type":"errored","error":{"type":"error","error":{"type":"invalid_request_error","message":"bad"}}}}"#,
             "not billed: batch request \"r-11\" errored",
         ),
-        (r#"{"custom_id":"r-12","result":{"type":"expired"}}"#, "expired"),
+        (
+            r#"{"custom_id":"r-12","result":{"type":"expired"}}"#,
+            "expired",
+        ),
         (
             r#"{"call_type":"acompletion","model":"gpt-5.2","prompt_tokens":10,"completion_tokens":2,"cache_hit":true}"#,
             "LiteLLM's own response cache",
@@ -90,23 +130,44 @@ fn bad_lines_are_rejected_with_a_reason() {
             "failed call with no token usage",
         ),
         // Bad fields.
-        (r#"{"model":"gpt-5.2","tokens":{"input":1},"time":"yesterday"}"#, "invalid time"),
-        (r#"{"model":"gpt-5.2","tokens":{"input":1},"time":1767225600000}"#, "outside 2000..2100"),
-        (r#"{"model":"gpt-5.2","tokens":{"input":1},"tags":{"env":{"nested":1}}}"#, "invalid tags.env"),
-        (r#"{"model":"","tokens":{"input":1}}"#, "invalid model: is empty"),
-        (r#"{"model":"gpt-5.2","tokens":{"input":1},"cost_usd":"-1"}"#, "is negative"),
+        (
+            r#"{"model":"gpt-5.2","tokens":{"input":1},"time":"yesterday"}"#,
+            "invalid time",
+        ),
+        (
+            r#"{"model":"gpt-5.2","tokens":{"input":1},"time":1767225600000}"#,
+            "outside 2000..2100",
+        ),
+        (
+            r#"{"model":"gpt-5.2","tokens":{"input":1},"tags":{"env":{"nested":1}}}"#,
+            "invalid tags.env",
+        ),
+        (
+            r#"{"model":"","tokens":{"input":1}}"#,
+            "invalid model: is empty",
+        ),
+        (
+            r#"{"model":"gpt-5.2","tokens":{"input":1},"cost_usd":"-1"}"#,
+            "is negative",
+        ),
         (
             r#"{"specversion":"2.0","id":"1","source":"/x","type":"t","data":{"model":"gpt-5.2","tokens":{"input":1}}}"#,
             "unsupported version",
         ),
-        (r#"{"specversion":"1.0","source":"/x","type":"t","data":{}}"#, "invalid id: missing"),
+        (
+            r#"{"specversion":"1.0","source":"/x","type":"t","data":{}}"#,
+            "invalid id: missing",
+        ),
     ];
     for (line, expected) in cases {
         let error = parse_record(line, Format::Auto)
             .err()
             .unwrap_or_else(|| panic!("accepted: {line}"))
             .to_string();
-        assert!(error.contains(expected), "{line}\n  gave: {error}\n  want: {expected}");
+        assert!(
+            error.contains(expected),
+            "{line}\n  gave: {error}\n  want: {expected}"
+        );
         assert!(!error.contains('\n'), "one line: {error}");
     }
 }
@@ -115,14 +176,20 @@ fn bad_lines_are_rejected_with_a_reason() {
 fn a_forced_format_rejects_other_shapes() {
     let anthropic = r#"{"type":"message","model":"claude-haiku-4-5","usage":{"input_tokens":1,"output_tokens":1}}"#;
     assert!(parse_record(anthropic, Format::Anthropic).is_ok());
-    let error = parse_record(anthropic, Format::OpenAI).unwrap_err().to_string();
-    assert_eq!(error, "openai format expected, but the line is anthropic message");
+    let error = parse_record(anthropic, Format::OpenAI)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "openai format expected, but the line is anthropic message"
+    );
     // An envelope is a wrapper: the format applies to what it wraps.
     let wrapped = format!(r#"{{"project":"p","response":{anthropic}}}"#);
     assert!(parse_record(&wrapped, Format::Anthropic).is_ok());
     assert!(parse_record(&wrapped, Format::Gemini).is_err());
     // A CloudEvent's data may be any shape.
-    let event = format!(r#"{{"specversion":"1.0","id":"e1","source":"/s","type":"t","data":{anthropic}}}"#);
+    let event =
+        format!(r#"{{"specversion":"1.0","id":"e1","source":"/s","type":"t","data":{anthropic}}}"#);
     assert!(parse_record(&event, Format::CloudEvents).is_ok());
     assert!(parse_record(anthropic, Format::CloudEvents).is_err());
 }
@@ -138,5 +205,8 @@ fn cloudevents_data_base64_is_decoded() {
     let parsed = parse_record(&event, Format::Auto).unwrap();
     assert_eq!(parsed.tokens.input, 7);
     assert_eq!(parsed.id.as_deref(), Some("urn:x#e2"));
-    assert_eq!(parsed.time.unwrap().to_rfc3339(), "2026-01-05T00:00:00+00:00");
+    assert_eq!(
+        parsed.time.unwrap().to_rfc3339(),
+        "2026-01-05T00:00:00+00:00"
+    );
 }

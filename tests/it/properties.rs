@@ -35,7 +35,14 @@ fn tokens_up_to(max: u64) -> impl Strategy<Value = Tokens> {
     )
 }
 
-fn record_line(provider: &str, model: &str, day: i64, tokens: &Tokens, batch: bool, tier: &str) -> String {
+fn record_line(
+    provider: &str,
+    model: &str,
+    day: i64,
+    tokens: &Tokens,
+    batch: bool,
+    tier: &str,
+) -> String {
     let time = Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap() + Duration::days(day);
     format!(
         r#"{{"provider":"{provider}","model":"{model}","time":"{}","tokens":{},"batch":{batch},"service_tier":"{tier}"}}"#,

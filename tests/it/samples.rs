@@ -335,11 +335,17 @@ fn every_sample_parses_into_the_expected_buckets_and_costs_what_was_worked_out()
         assert_eq!(record.project, case.project, "{at}: project");
         assert_eq!(record.batch, case.batch, "{at}: batch");
         assert_eq!(record.service_tier, case.tier, "{at}: tier");
-        assert_eq!(record.reasoning_effort.as_deref(), case.effort, "{at}: effort");
+        assert_eq!(
+            record.reasoning_effort.as_deref(),
+            case.effort,
+            "{at}: effort"
+        );
         let expected_time = if case.time == "ingest" {
             crate::helpers::ingest_time()
         } else {
-            chrono::DateTime::parse_from_rfc3339(case.time).unwrap().to_utc()
+            chrono::DateTime::parse_from_rfc3339(case.time)
+                .unwrap()
+                .to_utc()
         };
         assert_eq!(record.time, expected_time, "{at}: time");
         match &priced.price {
@@ -377,7 +383,11 @@ fn attribution_fields_are_carried_through() {
         ("env", "prod"),
         ("invoice-summarizer", "true"),
     ] {
-        assert_eq!(litellm.tags.get(key).map(String::as_str), Some(value), "tag {key}");
+        assert_eq!(
+            litellm.tags.get(key).map(String::as_str),
+            Some(value),
+            "tag {key}"
+        );
     }
     assert!(
         !litellm.tags.keys().any(|k| k.starts_with("User-Agent")),
@@ -387,7 +397,10 @@ fn attribution_fields_are_carried_through() {
 
     let envelope = prepare(&book, &sample("envelope.json")).record;
     assert_eq!(envelope.user.as_deref(), Some("svc-ranker"));
-    assert_eq!(envelope.tags.get("team").map(String::as_str), Some("ranking"));
+    assert_eq!(
+        envelope.tags.get("team").map(String::as_str),
+        Some("ranking")
+    );
 
     let openrouter = prepare(&book, &sample("openrouter-chat.json")).record;
     assert_eq!(openrouter.reported_cost.unwrap().to_string(), "0.01878");
@@ -397,13 +410,17 @@ fn attribution_fields_are_carried_through() {
 fn a_line_without_id_gets_the_same_content_hash_every_time() {
     let line = r#"{"model":"gpt-5.2","tokens":{"input":10,"output":1}}"#;
     let first = llm_meter::usage::parse_record(line, Default::default()).unwrap();
-    let second = llm_meter::usage::parse_record(&format!("  {line}\r\n"), Default::default()).unwrap();
+    let second =
+        llm_meter::usage::parse_record(&format!("  {line}\r\n"), Default::default()).unwrap();
     let other = llm_meter::usage::parse_record(
         r#"{"model":"gpt-5.2","tokens":{"input":11,"output":1}}"#,
         Default::default(),
     )
     .unwrap();
     assert!(first.id.as_deref().unwrap().starts_with("sha256:"));
-    assert_eq!(first.id, second.id, "surrounding whitespace does not change the record");
+    assert_eq!(
+        first.id, second.id,
+        "surrounding whitespace does not change the record"
+    );
     assert_ne!(first.id, other.id, "different content, different id");
 }

@@ -10,11 +10,16 @@ use crate::helpers::binary;
 #[test]
 fn every_sheet_in_the_pricing_directory_is_compiled_in() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("pricing");
-    let builtin: Vec<&str> = llm_meter::pricing::builtin_sheets().map(|(name, _)| name).collect();
+    let builtin: Vec<&str> = llm_meter::pricing::builtin_sheets()
+        .map(|(name, _)| name)
+        .collect();
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         if name.ends_with(".toml") {
-            assert!(builtin.contains(&name.as_str()), "pricing/{name} is not in src/pricing/builtin.rs");
+            assert!(
+                builtin.contains(&name.as_str()),
+                "pricing/{name} is not in src/pricing/builtin.rs"
+            );
         }
     }
 }
@@ -23,22 +28,52 @@ fn every_sheet_in_the_pricing_directory_is_compiled_in() {
 fn shipped_sheets_cover_the_models_the_issue_names() {
     let book = PriceBook::builtin().unwrap();
     for (provider, model) in [
-        ("openai", "gpt-5"), ("openai", "gpt-5-mini"), ("openai", "gpt-5-nano"), ("openai", "gpt-5.1"),
-        ("openai", "gpt-5.2"), ("openai", "gpt-5.2-pro"), ("openai", "gpt-5.3-codex"), ("openai", "gpt-5.4"),
-        ("openai", "gpt-5.4-mini"), ("openai", "gpt-5.4-nano"), ("openai", "gpt-5.4-pro"), ("openai", "gpt-4o"),
-        ("openai", "gpt-4o-mini"), ("openai", "gpt-4.1"), ("openai", "gpt-4.1-mini"), ("openai", "gpt-4.1-nano"),
-        ("openai", "o3"), ("openai", "o4-mini"),
-        ("anthropic", "claude-opus-4-6"), ("anthropic", "claude-opus-4-5"), ("anthropic", "claude-opus-4-1"),
-        ("anthropic", "claude-sonnet-4-6"), ("anthropic", "claude-sonnet-4-5"), ("anthropic", "claude-haiku-4-5"),
-        ("google", "gemini-2.5-pro"), ("google", "gemini-2.5-flash"), ("google", "gemini-2.5-flash-lite"),
+        ("openai", "gpt-5"),
+        ("openai", "gpt-5-mini"),
+        ("openai", "gpt-5-nano"),
+        ("openai", "gpt-5.1"),
+        ("openai", "gpt-5.2"),
+        ("openai", "gpt-5.2-pro"),
+        ("openai", "gpt-5.3-codex"),
+        ("openai", "gpt-5.4"),
+        ("openai", "gpt-5.4-mini"),
+        ("openai", "gpt-5.4-nano"),
+        ("openai", "gpt-5.4-pro"),
+        ("openai", "gpt-4o"),
+        ("openai", "gpt-4o-mini"),
+        ("openai", "gpt-4.1"),
+        ("openai", "gpt-4.1-mini"),
+        ("openai", "gpt-4.1-nano"),
+        ("openai", "o3"),
+        ("openai", "o4-mini"),
+        ("anthropic", "claude-opus-4-6"),
+        ("anthropic", "claude-opus-4-5"),
+        ("anthropic", "claude-opus-4-1"),
+        ("anthropic", "claude-sonnet-4-6"),
+        ("anthropic", "claude-sonnet-4-5"),
+        ("anthropic", "claude-haiku-4-5"),
+        ("google", "gemini-2.5-pro"),
+        ("google", "gemini-2.5-flash"),
+        ("google", "gemini-2.5-flash-lite"),
         ("google", "gemini-3-pro-preview"),
-        ("openrouter", "openai/gpt-5.2"), ("aimlapi", "openai/gpt-5-2"), ("cometapi", "gpt-5.2"), ("evolink", "gpt-5.2"),
+        ("openrouter", "openai/gpt-5.2"),
+        ("aimlapi", "openai/gpt-5-2"),
+        ("cometapi", "gpt-5.2"),
+        ("evolink", "gpt-5.2"),
     ] {
-        let resolved = book.resolve(provider, model).unwrap_or_else(|| panic!("{provider}/{model}"));
+        let resolved = book
+            .resolve(provider, model)
+            .unwrap_or_else(|| panic!("{provider}/{model}"));
         for price in &resolved.model.prices {
-            assert!(price.input.is_some() && price.output.is_some(), "{provider}/{model}");
+            assert!(
+                price.input.is_some() && price.output.is_some(),
+                "{provider}/{model}"
+            );
         }
-        assert!(!resolved.model.source.is_empty(), "{provider}/{model} names its source");
+        assert!(
+            !resolved.model.source.is_empty(),
+            "{provider}/{model} names its source"
+        );
     }
 }
 
@@ -111,7 +146,10 @@ fn broken_sheets_are_rejected_naming_the_problem() {
             .err()
             .unwrap_or_else(|| panic!("accepted:\n{text}"))
             .to_string();
-        assert!(error.contains(expected), "{text}\n  gave: {error}\n  want: {expected}");
+        assert!(
+            error.contains(expected),
+            "{text}\n  gave: {error}\n  want: {expected}"
+        );
     }
 }
 
@@ -120,11 +158,22 @@ fn pricing_check_reports_a_broken_sheet_in_a_configured_directory() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("sheets")).unwrap();
     std::fs::write(dir.path().join("sheets/acme.toml"), BROKEN[0].0).unwrap();
-    std::fs::write(dir.path().join("llm-meter.toml"), "[pricing]\ndirs = [\"sheets\"]\n").unwrap();
-    let output = binary().current_dir(dir.path()).args(["pricing", "check"]).output().unwrap();
+    std::fs::write(
+        dir.path().join("llm-meter.toml"),
+        "[pricing]\ndirs = [\"sheets\"]\n",
+    )
+    .unwrap();
+    let output = binary()
+        .current_dir(dir.path())
+        .args(["pricing", "check"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("acme.toml") && stderr.contains("overlapping dates"), "{stderr}");
+    assert!(
+        stderr.contains("acme.toml") && stderr.contains("overlapping dates"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -146,7 +195,13 @@ fn import_turns_both_community_databases_into_sheets_that_load() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     for (source, file, provider, model, expected_input) in [
         ("litellm", "litellm-prices.json", "openai", "gpt-5.4", "2.5"),
-        ("genai-prices", "genai-prices.json", "anthropic", "claude-sonnet-4-5", "3"),
+        (
+            "genai-prices",
+            "genai-prices.json",
+            "anthropic",
+            "claude-sonnet-4-5",
+            "3",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("imported");
@@ -158,7 +213,11 @@ fn import_turns_both_community_databases_into_sheets_that_load() {
             .arg(&out)
             .output()
             .unwrap();
-        assert!(output.status.success(), "{source}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{source}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let sheets = llm_meter::config::read_sheet_dir(&out).unwrap();
         assert!(!sheets.is_empty(), "{source} wrote sheets");
         let mut texts: Vec<(String, String)> = llm_meter::pricing::builtin_sheets()
@@ -168,6 +227,37 @@ fn import_turns_both_community_databases_into_sheets_that_load() {
         let book = PriceBook::from_texts(texts).unwrap();
         let resolved = book.resolve(provider, model).unwrap();
         let latest = resolved.model.prices.last().unwrap();
-        assert_eq!(latest.input.unwrap().normalize().to_string(), expected_input, "{source}");
+        assert_eq!(
+            latest.input.unwrap().normalize().to_string(),
+            expected_input,
+            "{source}"
+        );
     }
+}
+
+#[test]
+fn the_example_config_parses_and_documents_every_section() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/llm-meter.example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    // Every option is commented out; uncommented, the file must still be a valid config.
+    let is_option = |rest: &str| {
+        rest.starts_with('[')
+            || rest.split_once(" = ").is_some_and(|(key, _)| {
+                key.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.')
+            })
+    };
+    let uncommented: String = text
+        .lines()
+        .filter_map(|line| match line.strip_prefix("# ") {
+            Some(rest) if is_option(rest) => Some(rest),
+            _ if line.starts_with('#') => None,
+            _ => Some(line),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = llm_meter::config::Config::from_toml(&uncommented)
+        .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+    assert_eq!(config.pricing.overrides.len(), 2);
+    assert_eq!(config.listen(), "127.0.0.1:7464");
 }

@@ -1,0 +1,116 @@
+//! `cargo bench --bench cost`: prices a generated 1M-line file of mixed input shapes
+//! through the same code as `llm-meter cost`, on one thread, and prints lines/second.
+//!
+//! LINES=200000 cargo bench --bench cost   # a smaller run
+
+use std::io::{BufReader, BufWriter, Write};
+use std::time::Instant;
+
+use chrono::Utc;
+use llm_meter::commands::cost::{CostSummary, price_lines};
+use llm_meter::prepare::Preparer;
+use llm_meter::pricing::PriceBook;
+use llm_meter::usage::Format;
+
+/// One line of the i-th shape, with counts and ids that vary by `i`.
+pub fn line(i: u64) -> String {
+    let a = 1000 + (i * 7919) % 90_000;
+    let b = 100 + (i * 104_729) % 4000;
+    let c = a / 3;
+    let r = b / 2;
+    let t = 1_775_001_600 + (i % 20_000_000);
+    match i % 12 {
+        0 => format!(
+            r#"{{"id":"req-{i}","time":"2026-03-01T12:00:00Z","project":"search","provider":"openai","model":"gpt-5.2","tokens":{{"input":{a},"cached_input":{c},"output":{b},"reasoning":{r}}},"tags":{{"team":"ml","env":"prod"}},"user":"alice"}}"#
+        ),
+        1 => format!(
+            r#"{{"id":"chatcmpl-{i}","object":"chat.completion","created":{t},"model":"gpt-5.2-2025-12-11","choices":[{{"index":0,"message":{{"role":"assistant","content":"Done."}},"finish_reason":"stop"}}],"usage":{{"prompt_tokens":{a},"completion_tokens":{b},"total_tokens":{},"prompt_tokens_details":{{"cached_tokens":{c},"audio_tokens":0}},"completion_tokens_details":{{"reasoning_tokens":{r},"audio_tokens":0}}}},"service_tier":"default"}}"#,
+            a + b
+        ),
+        2 => format!(
+            r#"{{"id":"chatcmpl-{i}","object":"chat.completion.chunk","created":{t},"model":"gpt-5-mini-2025-08-07","choices":[],"usage":{{"prompt_tokens":{a},"completion_tokens":{b},"total_tokens":{},"prompt_tokens_details":{{"cached_tokens":0}},"completion_tokens_details":{{"reasoning_tokens":{r}}}}}}}"#,
+            a + b
+        ),
+        3 => format!(
+            r#"{{"id":"resp_{i}","object":"response","created_at":{t},"status":"completed","model":"gpt-5.4-2026-03-05","reasoning":{{"effort":"high"}},"service_tier":"default","usage":{{"input_tokens":{a},"input_tokens_details":{{"cached_tokens":{c}}},"output_tokens":{b},"output_tokens_details":{{"reasoning_tokens":{r}}},"total_tokens":{}}}}}"#,
+            a + b
+        ),
+        4 => format!(
+            r#"{{"type":"response.completed","sequence_number":9,"response":{{"id":"resp_{i}","object":"response","created_at":{t},"status":"completed","model":"gpt-5.4-mini","usage":{{"input_tokens":{a},"input_tokens_details":{{"cached_tokens":0}},"output_tokens":{b},"output_tokens_details":{{"reasoning_tokens":0}},"total_tokens":{}}}}}}}"#,
+            a + b
+        ),
+        5 => format!(
+            r#"{{"id":"batch_req_{i}","custom_id":"job-{i}","response":{{"status_code":200,"request_id":"req_{i}","body":{{"id":"chatcmpl-b{i}","object":"chat.completion","created":{t},"model":"gpt-4.1-mini","choices":[],"usage":{{"prompt_tokens":{a},"completion_tokens":{b},"total_tokens":{}}}}}}},"error":null}}"#,
+            a + b
+        ),
+        6 => format!(
+            r#"{{"id":"msg_{i}","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{{"type":"text","text":"OK"}}],"stop_reason":"end_turn","usage":{{"input_tokens":{b},"cache_creation_input_tokens":{r},"cache_read_input_tokens":{a},"cache_creation":{{"ephemeral_5m_input_tokens":{r},"ephemeral_1h_input_tokens":0}},"output_tokens":{b},"service_tier":"standard"}}}}"#
+        ),
+        7 => format!(
+            r#"{{"custom_id":"doc-{i}","result":{{"type":"succeeded","message":{{"id":"msg_b{i}","type":"message","role":"assistant","model":"claude-haiku-4-5","content":[],"usage":{{"input_tokens":{a},"output_tokens":{b}}}}}}}}}"#
+        ),
+        8 => format!(
+            r#"{{"candidates":[{{"content":{{"parts":[{{"text":"Yes"}}],"role":"model"}},"finishReason":"STOP"}}],"usageMetadata":{{"promptTokenCount":{a},"candidatesTokenCount":{b},"cachedContentTokenCount":{c},"thoughtsTokenCount":{r},"totalTokenCount":{}}},"modelVersion":"gemini-2.5-flash","responseId":"g{i}"}}"#,
+            a + b + r
+        ),
+        9 => format!(
+            r#"{{"id":"litellm-{i}","call_type":"acompletion","response_cost":0.01,"status":"success","custom_llm_provider":"anthropic","total_tokens":{},"prompt_tokens":{a},"completion_tokens":{b},"startTime":{t}.25,"model":"claude-haiku-4-5","metadata":{{"user_api_key_team_alias":"support","user_api_key_alias":"bot-key"}},"cache_hit":false,"request_tags":["prod"],"model_parameters":{{"reasoning_effort":"low"}}}}"#,
+            a + b
+        ),
+        10 => format!(
+            r#"{{"time":"2026-05-01T00:00:00Z","project":"ads","tags":{{"env":"prod"}},"response":{{"id":"chatcmpl-e{i}","object":"chat.completion","created":{t},"model":"gpt-4.1-nano","choices":[],"usage":{{"prompt_tokens":{a},"completion_tokens":{b},"total_tokens":{}}}}}}}"#,
+            a + b
+        ),
+        _ => format!(
+            r#"{{"specversion":"1.0","id":"evt-{i}","source":"/gw/1","type":"com.example.llm.usage.v1","time":"2026-06-01T10:00:00Z","data":{{"project":"agents","provider":"openai","model":"o4-mini","tokens":{{"input":{a},"output":{b}}}}}}}"#
+        ),
+    }
+}
+
+fn main() {
+    let lines: u64 = std::env::var("LINES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("usage.jsonl");
+    let mut file = BufWriter::new(std::fs::File::create(&path).unwrap());
+    for i in 0..lines {
+        writeln!(file, "{}", line(i)).unwrap();
+    }
+    file.flush().unwrap();
+    drop(file);
+    let bytes = std::fs::metadata(&path).unwrap().len();
+
+    let book = PriceBook::builtin().unwrap();
+    let mut best = f64::MAX;
+    let mut summary = CostSummary::default();
+    for _ in 0..3 {
+        let mut preparer = Preparer::new(&book, Format::Auto, "default");
+        let mut input = BufReader::with_capacity(1 << 16, std::fs::File::open(&path).unwrap());
+        let mut out = BufWriter::with_capacity(1 << 16, std::io::sink());
+        summary = CostSummary::default();
+        let start = Instant::now();
+        price_lines(
+            &mut input,
+            None,
+            &mut preparer,
+            Utc::now(),
+            &mut out,
+            &mut summary,
+        )
+        .unwrap();
+        out.flush().unwrap();
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    assert_eq!(summary.lines, lines);
+    assert_eq!(summary.rejected, 0, "every generated line is valid");
+    println!(
+        "cost: {lines} lines ({:.1} MB, 12 shapes) in {best:.3} s on one thread: {:.0} lines/s, {:.1} MB/s (best of 3; {} priced, {} unpriced)",
+        bytes as f64 / 1e6,
+        lines as f64 / best,
+        bytes as f64 / 1e6 / best,
+        summary.priced,
+        summary.unpriced,
+    );
+}
