@@ -105,6 +105,21 @@ pub struct ReportArgs {
     pub group_by: Option<String>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReportFormat,
+    /// Only this project.
+    #[arg(long, value_name = "P")]
+    pub project: Option<String>,
+    /// Only this provider.
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+    /// Only this model (the pricing sheet's id, e.g. gpt-5.2).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+    /// Only records with this tag (repeatable): KEY=VALUE.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub tag: Vec<String>,
+    /// IANA timezone for day, week and month buckets (default UTC).
+    #[arg(long, value_name = "ZONE")]
+    pub tz: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -2,9 +2,17 @@
 //!
 //! See ARCHITECTURE.md for a map of the modules and the invariants they keep.
 
+pub mod api;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod daemon;
+pub mod ingest;
+pub mod metrics;
+pub mod money;
+pub mod otlp;
 pub mod prepare;
 pub mod pricing;
+pub mod spend;
+pub mod store;
 pub mod usage;

@@ -1,7 +1,10 @@
 //! What each subcommand does. `main.rs` parses the command line and calls [`run`].
 
 pub mod cost;
+pub mod ingest;
 pub mod pricing;
+pub mod report;
+pub mod serve;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Write};
@@ -25,13 +28,19 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Cost(args) => cost_command(&config, args),
         Command::Pricing(command) => pricing::run(&config, command),
-        Command::Serve(_) => not_yet("serve"),
-        Command::Ingest(_) => not_yet("ingest"),
-        Command::Report(_) => not_yet("report"),
+        Command::Serve(args) => runtime()?.block_on(serve::serve(&config, args)),
+        Command::Ingest(args) => runtime()?.block_on(ingest::ingest(&config, args)),
+        Command::Report(args) => runtime()?.block_on(report::report(&config, args)),
+        Command::Migrate => runtime()?.block_on(serve::migrate(&config)),
         Command::Reprice(_) => not_yet("reprice"),
-        Command::Migrate => not_yet("migrate"),
         Command::Token(_) => not_yet("token"),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn not_yet(command: &str) -> anyhow::Result<ExitCode> {

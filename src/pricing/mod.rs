@@ -27,6 +27,11 @@ pub fn builtin_sheets() -> impl Iterator<Item = (&'static str, &'static str)> {
     builtin::SHEETS.iter().copied()
 }
 
+/// The position of a bucket in rate tables and `Priced::bucket_costs`.
+pub fn bucket_position(bucket: Bucket) -> usize {
+    bucket_index(bucket)
+}
+
 /// Money is rounded once per record, half to even, to this many decimal places (1e-9 USD).
 pub const COST_DECIMALS: u32 = 9;
 
@@ -166,6 +171,11 @@ pub struct Priced {
     pub price_ref: String,
     /// The model it resolved to: `openai/gpt-5.2`.
     pub resolved_model: String,
+    /// The sheet's id of that model: `gpt-5.2`.
+    pub model_id: String,
+    /// Each bucket's exact, unrounded share of the cost (multipliers applied); they sum to
+    /// `cost` before its single rounding. For spend by token type.
+    pub bucket_costs: [Decimal; 6],
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -649,12 +659,17 @@ impl PriceBook {
         fill_defaults(&mut rates);
 
         let mut exact = Decimal::ZERO;
+        let mut bucket_costs = [Decimal::ZERO; 6];
         for (bucket, tokens) in record.tokens.iter() {
             if tokens == 0 {
                 continue;
             }
             match rates[bucket_index(bucket)] {
-                Some(rate) => exact += Decimal::from(tokens) * rate,
+                Some(rate) => {
+                    let share = Decimal::from(tokens) * rate;
+                    bucket_costs[bucket_index(bucket)] = per_million(share) * multiplier;
+                    exact += share;
+                }
                 None => {
                     return unpriced(format!(
                         "no {bucket} price for {} ({tier} tier)",
@@ -690,6 +705,8 @@ impl PriceBook {
             list_cost,
             price_ref,
             resolved_model: resolved.name(),
+            model_id: model.id.clone(),
+            bucket_costs,
         })
     }
 

@@ -239,6 +239,18 @@ pub fn format_time(time: &DateTime<Utc>) -> String {
     out
 }
 
+/// The longest prefix of `text` that fits in `max` bytes without splitting a character.
+pub fn truncate_utf8(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// What fills in the fields a record may leave out.
 #[derive(Clone, Debug)]
 pub struct Defaults<'a> {

@@ -214,7 +214,7 @@ pub(crate) fn batch_line(raw: &Raw<'_>, depth: usize) -> Result<ParsedUsage, Par
             .unwrap_or("unknown error");
         return Err(ParseError::NotBilled(format!(
             "batch request {custom_id:?} failed: {}",
-            truncate(reason, 200)
+            super::truncate_utf8(reason, 200)
         )));
     }
     let response = raw.response.as_deref().ok_or_else(|| {
@@ -238,15 +238,4 @@ pub(crate) fn batch_line(raw: &Raw<'_>, depth: usize) -> Result<ParsedUsage, Par
         parsed.id = opt_label(raw.id.as_deref(), "id")?;
     }
     Ok(parsed)
-}
-
-pub(crate) fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }

@@ -1,10 +1,14 @@
 //! One integration-test binary (compiled and linked once), one module per area.
 
+mod backfill;
 mod cli_cost;
 mod garbage;
 mod helpers;
+mod http_ingest;
 mod parse_errors;
+mod pg;
 mod pricing_rules;
 mod properties;
 mod samples;
 mod sheets;
+mod store_pg;

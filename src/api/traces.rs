@@ -1,0 +1,99 @@
+//! `POST /v1/traces`: OTLP/HTTP traces, protobuf (`application/x-protobuf`) or JSON
+//! (`application/json`). Spans with GenAI usage become records; the answer is an
+//! `ExportTraceServiceResponse` in the request's encoding, with `partial_success`
+//! counting the usage spans that were rejected.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use chrono::Utc;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+use super::{ApiError, AppState};
+use crate::ingest::Intake;
+use crate::otlp;
+use crate::prepare::Preparer;
+use crate::usage::Format;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/v1/traces", post(post_traces))
+}
+
+async fn post_traces(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/x-protobuf")
+        .to_ascii_lowercase();
+    let json = content_type.starts_with("application/json");
+    let request = if json {
+        serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|error| {
+            ApiError::bad_request(
+                "invalid_otlp",
+                format!("not an OTLP JSON trace export: {error}"),
+            )
+        })?
+    } else if content_type.starts_with("application/x-protobuf")
+        || content_type.starts_with("application/protobuf")
+    {
+        ExportTraceServiceRequest::decode(body.as_ref()).map_err(|error| {
+            ApiError::bad_request(
+                "invalid_otlp",
+                format!("not an OTLP protobuf trace export: {error}"),
+            )
+        })?
+    } else {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send application/x-protobuf or application/json",
+        ));
+    };
+    let (spans, _) = otlp::usage_spans(&request);
+    let preparer = Preparer::new(&state.book, Format::Auto, state.default_project.as_ref());
+    let mut intake = Intake::new(preparer, "otlp", Utc::now());
+    for span in spans {
+        match span.result {
+            Ok(parsed) => intake.add_parsed(span.index, parsed, &span.summary),
+            Err(error) => {
+                intake.reject(span.index, error.code(), &error.to_string(), &span.summary)
+            }
+        }
+    }
+    let (batch, rejected) = intake.take();
+    state.pipeline.write(batch, "otlp").await?;
+    let partial_success = (!rejected.is_empty()).then(|| ExportTracePartialSuccess {
+        rejected_spans: rejected.len() as i64,
+        error_message: rejected
+            .iter()
+            .map(|r| format!("span {}: {}", r.index, r.error))
+            .collect::<Vec<_>>()
+            .join("; "),
+    });
+    let answer = ExportTraceServiceResponse { partial_success };
+    Ok(if json {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            serde_json::to_vec(&answer).unwrap_or_default(),
+        )
+            .into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/x-protobuf")],
+            answer.encode_to_vec(),
+        )
+            .into_response()
+    })
+}

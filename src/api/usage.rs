@@ -1,0 +1,176 @@
+//! `POST /v1/usage`: records in any accepted shape. The answer comes after the accepted
+//! records are committed: `{"accepted":N,"duplicates":N,"rejected":[{"index":I,"error":"…"}]}`.
+//!
+//! The body may be one JSON object, a JSON array of records, NDJSON (one record per line),
+//! a CloudEvents structured event (`application/cloudevents+json`) or a CloudEvents batch
+//! (`application/cloudevents-batch+json`). `index` is the 0-based position of a record in
+//! the array, or among the non-blank lines of NDJSON.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::{ApiError, AppState};
+use crate::ingest::{Intake, Rejection};
+use crate::prepare::Preparer;
+use crate::usage::Format;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/v1/usage", post(post_usage))
+}
+
+#[derive(Serialize)]
+struct UsageAnswer {
+    accepted: usize,
+    duplicates: usize,
+    rejected: Vec<Rejection>,
+}
+
+/// How the body was laid out.
+enum Records<'b> {
+    /// A single JSON object: its failure is the request's failure.
+    One(&'b str),
+    /// Several records, each failing on its own.
+    Many(Vec<&'b str>),
+}
+
+async fn post_usage(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<UsageAnswer>), ApiError> {
+    let body = body?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::bad_request("bad_body", "the body is not UTF-8 text"))?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_ascii_lowercase();
+    let records = split_records(text, &content_type)?;
+    let count = match &records {
+        Records::One(_) => 1,
+        Records::Many(many) => many.len(),
+    };
+    if count > state.limits.max_records_per_request {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_records",
+            format!(
+                "{count} records in one request; at most {} are accepted",
+                state.limits.max_records_per_request
+            ),
+        ));
+    }
+    let format = if content_type.starts_with("application/cloudevents") {
+        Format::CloudEvents
+    } else {
+        Format::Auto
+    };
+    let preparer = Preparer::new(&state.book, format, state.default_project.as_ref());
+    let mut intake = Intake::new(preparer, "http", Utc::now());
+    match &records {
+        Records::One(record) => intake.add_text(0, record),
+        Records::Many(many) => {
+            for (index, record) in many.iter().enumerate() {
+                intake.add_text(index, record);
+            }
+        }
+    }
+    let (batch, rejected) = intake.take();
+    if let (Records::One(_), Some(rejection)) = (&records, rejected.first()) {
+        // Keep the dead letter even though the request fails.
+        state.pipeline.write(batch, "http").await?;
+        return Err(ApiError::bad_request("rejected", rejection.error.clone()));
+    }
+    let committed = state.pipeline.write(batch, "http").await?;
+    Ok((
+        StatusCode::OK,
+        Json(UsageAnswer {
+            accepted: committed.accepted,
+            duplicates: committed.duplicates,
+            rejected,
+        }),
+    ))
+}
+
+/// Splits a body into record texts without parsing the records themselves.
+fn split_records<'b>(text: &'b str, content_type: &str) -> Result<Records<'b>, ApiError> {
+    let trimmed = text.trim_ascii();
+    if trimmed.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_body",
+            "the body holds no records",
+        ));
+    }
+    let ndjson = content_type.contains("ndjson") || content_type.contains("jsonl");
+    if !ndjson && trimmed.starts_with('[') {
+        let elements: Vec<&RawValue> = serde_json::from_str(trimmed).map_err(|error| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("the body is not a JSON array of records: {error}"),
+            )
+        })?;
+        return Ok(Records::Many(
+            elements.into_iter().map(RawValue::get).collect(),
+        ));
+    }
+    if !ndjson && serde_json::from_str::<&RawValue>(trimmed).is_ok() {
+        return Ok(Records::One(trimmed));
+    }
+    let lines: Vec<&str> = trimmed
+        .lines()
+        .map(str::trim_ascii)
+        .filter(|line| !line.is_empty())
+        .collect();
+    // One line that is not JSON is one bad record, not a batch of one.
+    Ok(match lines.as_slice() {
+        [one] => Records::One(one),
+        _ => Records::Many(lines),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(text: &str, content_type: &str) -> Vec<String> {
+        match split_records(text, content_type)
+            .map_err(|e| e.message)
+            .unwrap()
+        {
+            Records::One(one) => vec![format!("one:{one}")],
+            Records::Many(many) => many.into_iter().map(str::to_owned).collect(),
+        }
+    }
+
+    #[test]
+    fn bodies_split_into_records_by_layout() {
+        assert_eq!(split(r#"{"a":1}"#, "application/json"), [r#"one:{"a":1}"#]);
+        assert_eq!(
+            split("{\n  \"a\": 1\n}\n", "application/json"),
+            ["one:{\n  \"a\": 1\n}"]
+        );
+        assert_eq!(
+            split(r#"[{"a":1}, {"b":2}]"#, "application/json"),
+            [r#"{"a":1}"#, r#"{"b":2}"#]
+        );
+        assert_eq!(
+            split("{\"a\":1}\n\n{\"b\":2}\n", "application/json"),
+            [r#"{"a":1}"#, r#"{"b":2}"#]
+        );
+        assert_eq!(
+            split("{\"a\":1}\nnot json\n", "application/x-ndjson"),
+            [r#"{"a":1}"#, "not json"]
+        );
+        assert_eq!(split("not json", "application/json"), ["one:not json"]);
+        assert!(split_records("   ", "application/json").is_err());
+        assert!(split_records("[{\"a\":1}", "application/json").is_err());
+    }
+}

@@ -1,0 +1,256 @@
+//! Every Prometheus metric, defined in one place. Labels are bounded: never a user, key,
+//! id or path; data-derived label sets (project, provider, model) are capped, and past
+//! the cap new combinations are counted under `model="other"`.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use prometheus::{
+    CounterVec, Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::pricing::PriceOutcome;
+use crate::store::NewEvent;
+
+/// Most distinct (project, provider, model) label sets per metric family.
+pub const MAX_USAGE_SERIES: usize = 2000;
+/// The model label used once the cap is reached.
+pub const OVERFLOW_LABEL: &str = "other";
+
+/// Outcomes of `llm_meter_ingest_records_total`.
+pub mod outcome {
+    pub const ACCEPTED: &str = "accepted";
+    pub const DUPLICATE: &str = "duplicate";
+    pub const REJECTED: &str = "rejected";
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub cost_usd: CounterVec,
+    pub tokens: IntCounterVec,
+    pub requests: IntCounterVec,
+    pub unpriced_requests: IntCounterVec,
+    pub ingest_records: IntCounterVec,
+    pub ingest_batch_seconds: HistogramVec,
+    pub collector_lag_bytes: GaugeVec,
+    pub collector_lines: IntCounterVec,
+    pub collector_files: GaugeVec,
+    pub http_requests: IntCounterVec,
+    pub http_request_seconds: HistogramVec,
+    usage_series: Mutex<HashSet<(String, String, String)>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let usage = ["project", "provider", "model"];
+        let metrics = Metrics {
+            cost_usd: CounterVec::new(
+                Opts::new(
+                    "llm_meter_cost_usd_total",
+                    "Cost in USD of the usage records this process stored (priced records only).",
+                ),
+                &usage,
+            )
+            .expect("valid metric"),
+            tokens: IntCounterVec::new(
+                Opts::new(
+                    "llm_meter_tokens_total",
+                    "Tokens of the usage records this process stored, by token type.",
+                ),
+                &["project", "provider", "model", "token_type"],
+            )
+            .expect("valid metric"),
+            requests: IntCounterVec::new(
+                Opts::new(
+                    "llm_meter_requests_total",
+                    "Usage records (LLM requests) this process stored.",
+                ),
+                &usage,
+            )
+            .expect("valid metric"),
+            unpriced_requests: IntCounterVec::new(
+                Opts::new(
+                    "llm_meter_unpriced_requests_total",
+                    "Stored usage records whose model, tier or bucket has no price.",
+                ),
+                &["provider", "model"],
+            )
+            .expect("valid metric"),
+            ingest_records: IntCounterVec::new(
+                Opts::new(
+                    "llm_meter_ingest_records_total",
+                    "Records received, by source kind and outcome (accepted, duplicate, rejected).",
+                ),
+                &["source", "outcome"],
+            )
+            .expect("valid metric"),
+            ingest_batch_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "llm_meter_ingest_batch_seconds",
+                    "Time to commit one batch of records to the store.",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+                &[],
+            )
+            .expect("valid metric"),
+            collector_lag_bytes: GaugeVec::new(
+                Opts::new(
+                    "llm_meter_collector_lag_bytes",
+                    "Bytes written to watched files but not yet committed, per collector.",
+                ),
+                &["collector"],
+            )
+            .expect("valid metric"),
+            collector_lines: IntCounterVec::new(
+                Opts::new(
+                    "llm_meter_collector_lines_total",
+                    "Lines read by collectors, by outcome (read, rejected).",
+                ),
+                &["collector", "outcome"],
+            )
+            .expect("valid metric"),
+            collector_files: GaugeVec::new(
+                Opts::new(
+                    "llm_meter_collector_files_watched",
+                    "Files each collector is following.",
+                ),
+                &["collector"],
+            )
+            .expect("valid metric"),
+            http_requests: IntCounterVec::new(
+                Opts::new(
+                    "llm_meter_http_requests_total",
+                    "HTTP requests, by route template, method and status class.",
+                ),
+                &["route", "method", "status"],
+            )
+            .expect("valid metric"),
+            http_request_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "llm_meter_http_request_seconds",
+                    "HTTP request latency by route template.",
+                )
+                .buckets(vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ]),
+                &["route"],
+            )
+            .expect("valid metric"),
+            registry,
+            usage_series: Mutex::new(HashSet::new()),
+        };
+        for collector in [
+            Box::new(metrics.cost_usd.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(metrics.tokens.clone()),
+            Box::new(metrics.requests.clone()),
+            Box::new(metrics.unpriced_requests.clone()),
+            Box::new(metrics.ingest_records.clone()),
+            Box::new(metrics.ingest_batch_seconds.clone()),
+            Box::new(metrics.collector_lag_bytes.clone()),
+            Box::new(metrics.collector_lines.clone()),
+            Box::new(metrics.collector_files.clone()),
+            Box::new(metrics.http_requests.clone()),
+            Box::new(metrics.http_request_seconds.clone()),
+        ] {
+            metrics
+                .registry
+                .register(collector)
+                .expect("unique metric names");
+        }
+        metrics
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The text exposition format (0.0.4).
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        let encoder = TextEncoder::new();
+        let _ = encoder.encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+
+    /// Counts stored events in the usage counters. Events are summed per label set
+    /// first: one counter update per group, not per event.
+    pub fn record_stored<'e>(&self, events: impl IntoIterator<Item = &'e NewEvent>) {
+        #[derive(Default)]
+        struct Sums {
+            requests: u64,
+            unpriced: u64,
+            tokens: [u64; 6],
+            cost: f64,
+        }
+        let mut groups: std::collections::HashMap<(&str, &str, &str), Sums> =
+            std::collections::HashMap::new();
+        for event in events {
+            let record = &event.priced.record;
+            let model = match &event.priced.price {
+                PriceOutcome::Priced(priced) => priced.model_id.as_str(),
+                PriceOutcome::Unpriced(_) => record.model.as_str(),
+            };
+            let sums = groups
+                .entry((record.project.as_str(), record.provider.as_str(), model))
+                .or_default();
+            sums.requests += 1;
+            for (slot, (_, count)) in sums.tokens.iter_mut().zip(record.tokens.iter()) {
+                *slot += count;
+            }
+            match &event.priced.price {
+                PriceOutcome::Priced(priced) => {
+                    sums.cost += f64::try_from(priced.cost).unwrap_or(0.0)
+                }
+                PriceOutcome::Unpriced(_) => sums.unpriced += 1,
+            }
+        }
+        for ((project, provider, model), sums) in groups {
+            let model = self.bounded_model(project, provider, model);
+            let labels = [project, provider, model.as_str()];
+            self.requests
+                .with_label_values(&labels)
+                .inc_by(sums.requests);
+            for (bucket, count) in crate::usage::Bucket::ALL.iter().zip(sums.tokens) {
+                if count > 0 {
+                    self.tokens
+                        .with_label_values(&[project, provider, model.as_str(), bucket.as_str()])
+                        .inc_by(count);
+                }
+            }
+            if sums.requests > sums.unpriced {
+                self.cost_usd.with_label_values(&labels).inc_by(sums.cost);
+            }
+            if sums.unpriced > 0 {
+                self.unpriced_requests
+                    .with_label_values(&[provider, model.as_str()])
+                    .inc_by(sums.unpriced);
+            }
+        }
+    }
+
+    /// The model label for a label set, or `other` once the cap is reached.
+    fn bounded_model(&self, project: &str, provider: &str, model: &str) -> String {
+        let key = (project.to_owned(), provider.to_owned(), model.to_owned());
+        let Ok(mut seen) = self.usage_series.lock() else {
+            return OVERFLOW_LABEL.to_owned();
+        };
+        if seen.contains(&key) {
+            return model.to_owned();
+        }
+        if seen.len() < MAX_USAGE_SERIES {
+            seen.insert(key);
+            return model.to_owned();
+        }
+        OVERFLOW_LABEL.to_owned()
+    }
+}

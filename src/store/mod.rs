@@ -1,0 +1,247 @@
+//! The store: a domain-level trait over Postgres (production) and SQLite (the embedded
+//! default). Callers never see SQL; both backends pass one contract test suite.
+
+mod postgres;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use crate::prepare::PricedRecord;
+use crate::usage::Tokens;
+pub use postgres::PgStore;
+
+/// Store failures, split the way callers must react to them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or the connection broke: retry later (503).
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid store URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("store error: {0}")]
+    Other(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(error),
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) => {
+                // Connection-level failures the server reports: shutdown, too many clients,
+                // cannot connect now, admin termination.
+                let code = db.code().unwrap_or_default();
+                // A FATAL error ends the session: the server is going away or refuses us.
+                let fatal = db
+                    .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some_and(|pg| {
+                        matches!(
+                            pg.severity(),
+                            sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
+                        )
+                    });
+                if fatal
+                    || code.starts_with("08")
+                    || code.starts_with("57P")
+                    || code == "53300"
+                    || code == "55000"
+                    // Deadlock and serialization failures: the transaction may simply be retried.
+                    || code == "40P01"
+                    || code == "40001"
+                {
+                    StoreError::Unavailable(error)
+                } else if code == "23505" {
+                    StoreError::Conflict(db.message().to_owned())
+                } else {
+                    StoreError::Other(error)
+                }
+            }
+            _ => StoreError::Other(error),
+        }
+    }
+}
+
+impl StoreError {
+    /// True when retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+/// One usage record on its way into the store.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub priced: PricedRecord,
+    /// Where it came from: `http`, `otlp`, `backfill`, or a collector's name.
+    pub source: Arc<str>,
+}
+
+/// A line or record that could not be used, kept with its reason.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetter {
+    pub received_at: DateTime<Utc>,
+    pub source: String,
+    pub code: String,
+    pub reason: String,
+    /// The input, truncated to [`DEAD_LETTER_LINE_BYTES`].
+    pub line: String,
+}
+
+/// Longest part of a rejected line kept in the dead-letter table.
+pub const DEAD_LETTER_LINE_BYTES: usize = 4096;
+
+impl DeadLetter {
+    pub fn new(source: &str, code: &str, reason: &str, line: &str, now: DateTime<Utc>) -> Self {
+        DeadLetter {
+            received_at: now,
+            source: source.to_owned(),
+            code: code.to_owned(),
+            reason: reason.to_owned(),
+            line: crate::usage::truncate_utf8(line, DEAD_LETTER_LINE_BYTES).to_owned(),
+        }
+    }
+}
+
+/// How far a collector has read a file; written with the records it covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub collector: String,
+    pub fingerprint: String,
+    pub path: String,
+    pub offset: u64,
+}
+
+/// Everything one transaction writes.
+#[derive(Clone, Debug, Default)]
+pub struct WriteBatch {
+    pub events: Vec<NewEvent>,
+    pub dead_letters: Vec<DeadLetter>,
+    pub checkpoints: Vec<Checkpoint>,
+}
+
+/// Per event of a batch, in order: `true` if it was new, `false` if a duplicate.
+pub type Inserted = Vec<bool>;
+
+/// What spend is grouped by, at the store level (time buckets coarser than an hour and
+/// token types are derived from these rows by `crate::spend`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Dimension {
+    Project,
+    Provider,
+    Model,
+    ServiceTier,
+    Batch,
+    ReasoningEffort,
+    Tag(String),
+    Hour,
+}
+
+/// Which usage a query covers. `projects: None` means every project.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UsageFilter {
+    pub projects: Option<Vec<String>>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct UsageQuery {
+    /// Inclusive.
+    pub from: DateTime<Utc>,
+    /// Exclusive. Bounds inside an hour are exact: the partial hours are read from events.
+    pub to: DateTime<Utc>,
+    pub group_by: Vec<Dimension>,
+    pub filter: UsageFilter,
+}
+
+/// One group of usage. `keys` follow the query's `group_by` (the hour, when grouped by
+/// it, is in `hour` instead).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UsageAggregate {
+    pub keys: Vec<String>,
+    pub hour: Option<DateTime<Utc>>,
+    pub requests: u64,
+    pub unpriced_requests: u64,
+    pub tokens: Tokens,
+    pub cost: Decimal,
+    pub list_cost: Decimal,
+    pub reported_cost: Decimal,
+    pub bucket_costs: [Decimal; 6],
+}
+
+/// A model seen without a price.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnpricedModel {
+    pub provider: String,
+    pub model: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub requests: u64,
+    pub tokens: Tokens,
+    pub reason: String,
+}
+
+/// The domain-level storage interface. Implementations keep these guarantees:
+/// - `write` is one transaction: events, rollups, dead letters and checkpoints commit
+///   together or not at all;
+/// - (`project`, `id`) is inserted once, ever; later copies are reported as duplicates;
+/// - rollups change only for events actually inserted.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies the schema migrations.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    /// Fails when the database cannot be reached.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Writes batches in one transaction; says which events were new, in the order of
+    /// the parts' events.
+    async fn write(&self, parts: &[&WriteBatch]) -> Result<Inserted, StoreError>;
+    /// Usage grouped by `query.group_by`, ordered by the group keys.
+    async fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageAggregate>, StoreError>;
+    /// Models seen without a price in `[from, to)`.
+    async fn unpriced(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        projects: Option<&[String]>,
+    ) -> Result<Vec<UnpricedModel>, StoreError>;
+    /// The most recent dead letters, newest first.
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError>;
+    /// Every checkpoint of a collector.
+    async fn checkpoints(&self, collector: &str) -> Result<Vec<Checkpoint>, StoreError>;
+    /// Forgets a collector's checkpoint for a file (deleted and fully read).
+    async fn delete_checkpoint(&self, collector: &str, fingerprint: &str)
+    -> Result<(), StoreError>;
+    /// Which backend this is, for logs: `postgres` or `sqlite`.
+    fn kind(&self) -> &'static str;
+}
+
+/// Opens the store a URL names: `postgres://…` / `postgresql://…` or `sqlite://PATH`.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Err(StoreError::InvalidUrl {
+            url: url.to_owned(),
+            reason: "the SQLite store is not available yet; use postgres://".into(),
+        })
+    } else {
+        Err(StoreError::InvalidUrl {
+            url: crate::config::redact_url(url),
+            reason: "expected postgres://… or sqlite://PATH".into(),
+        })
+    }
+}

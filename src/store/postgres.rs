@@ -1,0 +1,889 @@
+//! The Postgres store.
+//!
+//! A batch is one transaction: one statement inserts the events (as `UNNEST`ed arrays:
+//! one round trip, no per-row statements), returns which were new, and adds exactly
+//! those to the hourly rollups; dead letters and checkpoints follow. Keys are sorted so
+//! that concurrent writers take row locks in the same order and never deadlock.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use rust_decimal::Decimal;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{QueryBuilder, Row};
+
+use super::{
+    Checkpoint, DeadLetter, Dimension, Inserted, Store, StoreError, UnpricedModel, UsageAggregate,
+    UsageQuery, WriteBatch,
+};
+use crate::money;
+use crate::pricing::PriceOutcome;
+use crate::usage::Tokens;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+    /// Batches to write through staging before trying a direct `COPY` again.
+    try_direct: Arc<AtomicU32>,
+}
+
+/// After a batch with duplicates, this many batches skip the direct-`COPY` attempt.
+const DIRECT_COOLDOWN: u32 = 16;
+
+impl PgStore {
+    /// Connects without applying migrations (`migrate` does that).
+    pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(|error| StoreError::InvalidUrl {
+            url: crate::config::redact_url(url),
+            reason: error.to_string(),
+        })?;
+        let pool = PgPoolOptions::new()
+            // Writes go through one batcher; the rest serve queries and health checks.
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(|connection, _| {
+                Box::pin(async move {
+                    sqlx::query(CREATE_STAGING).execute(connection).await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options.application_name("llm-meter"))
+            .await?;
+        Ok(PgStore {
+            pool,
+            try_direct: Arc::new(AtomicU32::new(0)),
+        })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The fast path for batches of new records: `COPY` straight into `events` (as fast
+    /// as writing goes) and add the writer's own rollup sums. A key that exists already
+    /// fails the `COPY` with a unique violation: the savepoint is rolled back and `false`
+    /// returned, and the caller takes the staging path, which skips duplicates.
+    async fn copy_directly(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        staged: &Staged<'_>,
+    ) -> Result<bool, StoreError> {
+        sqlx::query("SAVEPOINT direct_copy")
+            .execute(&mut **tx)
+            .await?;
+        let copied = async {
+            let mut copy = tx
+                .copy_in_raw(&format!("COPY events ({COPY_COLUMNS}) FROM STDIN"))
+                .await?;
+            copy.send(staged.rows.as_slice()).await?;
+            copy.finish().await
+        }
+        .await;
+        match copied {
+            Ok(_) => {}
+            Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("23505") => {
+                sqlx::query("ROLLBACK TO SAVEPOINT direct_copy")
+                    .execute(&mut **tx)
+                    .await?;
+                return Ok(false);
+            }
+            Err(error) => return Err(error.into()),
+        }
+        sqlx::query("RELEASE SAVEPOINT direct_copy")
+            .execute(&mut **tx)
+            .await?;
+        let groups = rollup_groups(&staged.events, &staged.tags);
+        let mut columns = RollupKeyColumns::default();
+        let mut numbers: [Vec<i64>; 17] = Default::default();
+        for (key, sums) in groups {
+            columns.0.push(key.0);
+            columns.1.push(key.1);
+            columns.2.push(key.2);
+            columns.3.push(key.3);
+            columns.4.push(key.4);
+            columns.5.push(key.5);
+            columns.6.push(key.6);
+            columns.7.push(key.7);
+            let values = [sums.requests, sums.unpriced]
+                .into_iter()
+                .chain(sums.tokens)
+                .chain([
+                    sums.cost_nanos,
+                    sums.list_cost_nanos,
+                    sums.reported_cost_nanos,
+                ])
+                .chain(sums.bucket_picos);
+            for (slot, value) in numbers.iter_mut().zip(values) {
+                slot.push(value);
+            }
+        }
+        let mut query = sqlx::query(UPSERT_ROLLUPS)
+            .bind(columns.0)
+            .bind(columns.1)
+            .bind(columns.2)
+            .bind(columns.3)
+            .bind(columns.4)
+            .bind(columns.5)
+            .bind(columns.6)
+            .bind(columns.7);
+        for values in numbers {
+            query = query.bind(values);
+        }
+        query.execute(&mut **tx).await?;
+        Ok(true)
+    }
+}
+
+/// Each pooled connection gets a session-local staging table. A batch is `COPY`ed into
+/// it (the fastest way into Postgres), then moved into `events` by one statement.
+/// Temp tables need a real session: put no transaction-mode pooler in between.
+const CREATE_STAGING: &str = r#"
+CREATE TEMP TABLE IF NOT EXISTS staging_events (
+    project text, id text, time timestamptz, provider text, model text, resolved_model text,
+    input bigint, cached_input bigint, cache_write_5m bigint, cache_write_1h bigint,
+    output bigint, reasoning bigint, batch boolean, service_tier text, reasoning_effort text,
+    tags jsonb, user_id text, cost_nanos bigint, list_cost_nanos bigint, price_ref text,
+    unpriced_reason text, reported_cost_nanos bigint,
+    input_cost_picos bigint, cached_input_cost_picos bigint, cache_write_5m_cost_picos bigint,
+    cache_write_1h_cost_picos bigint, output_cost_picos bigint, reasoning_cost_picos bigint,
+    ingested_at timestamptz, source text
+) ON COMMIT DELETE ROWS
+"#;
+
+/// The columns of a `COPY` row, in order (staging and events alike).
+const COPY_COLUMNS: &str = "project, id, time, provider, model, resolved_model, \
+    input, cached_input, cache_write_5m, cache_write_1h, output, reasoning, \
+    batch, service_tier, reasoning_effort, tags, user_id, \
+    cost_nanos, list_cost_nanos, price_ref, unpriced_reason, reported_cost_nanos, \
+    input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, cache_write_1h_cost_picos, \
+    output_cost_picos, reasoning_cost_picos, ingested_at, source";
+
+/// Adds groups aggregated by the writer to the hourly rollups (the direct-`COPY` path).
+const UPSERT_ROLLUPS: &str = r#"
+INSERT INTO rollups_hourly AS r (project, hour, provider, model, service_tier, batch,
+    reasoning_effort, tags, requests, unpriced_requests,
+    input, cached_input, cache_write_5m, cache_write_1h, output, reasoning,
+    cost_nanos, list_cost_nanos, reported_cost_nanos,
+    input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, cache_write_1h_cost_picos,
+    output_cost_picos, reasoning_cost_picos)
+SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bool[],
+    $7::text[], $8::jsonb[], $9::bigint[], $10::bigint[],
+    $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[],
+    $17::bigint[], $18::bigint[], $19::bigint[],
+    $20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[], $24::bigint[], $25::bigint[])
+ON CONFLICT (project, hour, provider, model, service_tier, batch, reasoning_effort, tags) DO UPDATE SET
+    requests = r.requests + excluded.requests,
+    unpriced_requests = r.unpriced_requests + excluded.unpriced_requests,
+    input = r.input + excluded.input,
+    cached_input = r.cached_input + excluded.cached_input,
+    cache_write_5m = r.cache_write_5m + excluded.cache_write_5m,
+    cache_write_1h = r.cache_write_1h + excluded.cache_write_1h,
+    output = r.output + excluded.output,
+    reasoning = r.reasoning + excluded.reasoning,
+    cost_nanos = r.cost_nanos + excluded.cost_nanos,
+    list_cost_nanos = r.list_cost_nanos + excluded.list_cost_nanos,
+    reported_cost_nanos = r.reported_cost_nanos + excluded.reported_cost_nanos,
+    input_cost_picos = r.input_cost_picos + excluded.input_cost_picos,
+    cached_input_cost_picos = r.cached_input_cost_picos + excluded.cached_input_cost_picos,
+    cache_write_5m_cost_picos = r.cache_write_5m_cost_picos + excluded.cache_write_5m_cost_picos,
+    cache_write_1h_cost_picos = r.cache_write_1h_cost_picos + excluded.cache_write_1h_cost_picos,
+    output_cost_picos = r.output_cost_picos + excluded.output_cost_picos,
+    reasoning_cost_picos = r.reasoning_cost_picos + excluded.reasoning_cost_picos
+"#;
+
+/// Rollup keys as column arrays for `UNNEST`, in `RollupKey` order.
+#[derive(Default)]
+struct RollupKeyColumns<'e>(
+    Vec<&'e str>,
+    Vec<DateTime<Utc>>,
+    Vec<&'e str>,
+    Vec<&'e str>,
+    Vec<&'e str>,
+    Vec<bool>,
+    Vec<&'e str>,
+    Vec<&'e str>,
+);
+
+/// One hourly rollup group, aggregated by the writer.
+#[derive(Default)]
+struct RollupSums {
+    requests: i64,
+    unpriced: i64,
+    tokens: [i64; 6],
+    cost_nanos: i64,
+    list_cost_nanos: i64,
+    reported_cost_nanos: i64,
+    bucket_picos: [i64; 6],
+}
+
+/// (project, hour, provider, model, service tier, batch, reasoning effort, tags JSON).
+type RollupKey<'e> = (
+    &'e str,
+    DateTime<Utc>,
+    &'e str,
+    &'e str,
+    &'e str,
+    bool,
+    &'e str,
+    &'e str,
+);
+
+/// Groups events the way `INSERT_FROM_STAGING` does, sorted by key. `tags` holds each
+/// event's tags as JSON, computed once for the `COPY` rows.
+fn rollup_groups<'e>(
+    events: &[&'e super::NewEvent],
+    tags: &'e [String],
+) -> std::collections::BTreeMap<RollupKey<'e>, RollupSums> {
+    let mut groups: std::collections::BTreeMap<RollupKey<'e>, RollupSums> =
+        std::collections::BTreeMap::new();
+    for (event, tags) in events.iter().zip(tags) {
+        let record = &event.priced.record;
+        let (model, cost, list_cost, shares) = match &event.priced.price {
+            PriceOutcome::Priced(p) => (
+                p.model_id.as_str(),
+                Some(p.cost),
+                Some(p.list_cost),
+                p.bucket_costs,
+            ),
+            PriceOutcome::Unpriced(u) => (
+                u.resolved_model
+                    .as_deref()
+                    .and_then(|n| n.rsplit_once('/'))
+                    .map_or(record.model.as_str(), |(_, id)| id),
+                None,
+                None,
+                [Decimal::ZERO; 6],
+            ),
+        };
+        let hour = record
+            .time
+            .duration_trunc(TimeDelta::hours(1))
+            .unwrap_or(record.time);
+        let key = (
+            record.project.as_str(),
+            hour,
+            record.provider.as_str(),
+            model,
+            record.service_tier.as_str(),
+            record.batch,
+            record.reasoning_effort.as_deref().unwrap_or_default(),
+            tags.as_str(),
+        );
+        let sums = groups.entry(key).or_default();
+        sums.requests += 1;
+        if cost.is_none() {
+            sums.unpriced += 1;
+        }
+        for (slot, (_, tokens)) in sums.tokens.iter_mut().zip(record.tokens.iter()) {
+            *slot += count(tokens);
+        }
+        sums.cost_nanos += cost.map_or(0, money::to_nanos);
+        sums.list_cost_nanos += list_cost.map_or(0, money::to_nanos);
+        sums.reported_cost_nanos += record.reported_cost.map_or(0, money::to_nanos);
+        for (slot, share) in sums.bucket_picos.iter_mut().zip(shares) {
+            *slot += money::to_picos(share);
+        }
+    }
+    groups
+}
+
+/// Moves the staged rows into `events` (skipping keys already there) and adds exactly
+/// the inserted ones to the hourly rollups, in one statement.
+const INSERT_FROM_STAGING: &str = r#"
+WITH inserted AS (
+    INSERT INTO events (project, id, time, provider, model, resolved_model,
+        input, cached_input, cache_write_5m, cache_write_1h, output, reasoning,
+        batch, service_tier, reasoning_effort, tags, user_id,
+        cost_nanos, list_cost_nanos, price_ref, unpriced_reason, reported_cost_nanos,
+        input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, cache_write_1h_cost_picos, output_cost_picos, reasoning_cost_picos,
+        ingested_at, source)
+    SELECT project, id, time, provider, model, resolved_model,
+        input, cached_input, cache_write_5m, cache_write_1h, output, reasoning,
+        batch, service_tier, reasoning_effort, tags, user_id,
+        cost_nanos, list_cost_nanos, price_ref, unpriced_reason, reported_cost_nanos,
+        input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, cache_write_1h_cost_picos, output_cost_picos, reasoning_cost_picos,
+        ingested_at, source
+    -- Staged rows are sorted by key, so concurrent writers take index locks in the same
+    -- order; a deadlock, should one happen anyway, is retried as a transient failure.
+    FROM staging_events
+    ON CONFLICT (project, id) DO NOTHING
+    RETURNING project, id, date_trunc('hour', time, 'UTC') AS hour, provider,
+        coalesce(resolved_model, model) AS rollup_model, service_tier, batch,
+        coalesce(reasoning_effort, '') AS effort, tags,
+        input, cached_input, cache_write_5m, cache_write_1h, output, reasoning,
+        cost_nanos, list_cost_nanos, reported_cost_nanos,
+        input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, cache_write_1h_cost_picos, output_cost_picos, reasoning_cost_picos
+),
+rolled AS (
+    INSERT INTO rollups_hourly AS r (project, hour, provider, model, service_tier, batch,
+        reasoning_effort, tags, requests, unpriced_requests,
+        input, cached_input, cache_write_5m, cache_write_1h, output, reasoning,
+        cost_nanos, list_cost_nanos, reported_cost_nanos,
+        input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, cache_write_1h_cost_picos, output_cost_picos, reasoning_cost_picos)
+    SELECT project, hour, provider, rollup_model, service_tier, batch, effort, tags,
+        count(*), count(*) FILTER (WHERE cost_nanos IS NULL),
+        sum(input), sum(cached_input), sum(cache_write_5m), sum(cache_write_1h), sum(output), sum(reasoning),
+        coalesce(sum(cost_nanos), 0), coalesce(sum(list_cost_nanos), 0), coalesce(sum(reported_cost_nanos), 0),
+        sum(input_cost_picos), sum(cached_input_cost_picos), sum(cache_write_5m_cost_picos),
+        sum(cache_write_1h_cost_picos), sum(output_cost_picos), sum(reasoning_cost_picos)
+    FROM inserted
+    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+    ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
+    ON CONFLICT (project, hour, provider, model, service_tier, batch, reasoning_effort, tags) DO UPDATE SET
+        requests = r.requests + excluded.requests,
+        unpriced_requests = r.unpriced_requests + excluded.unpriced_requests,
+        input = r.input + excluded.input,
+        cached_input = r.cached_input + excluded.cached_input,
+        cache_write_5m = r.cache_write_5m + excluded.cache_write_5m,
+        cache_write_1h = r.cache_write_1h + excluded.cache_write_1h,
+        output = r.output + excluded.output,
+        reasoning = r.reasoning + excluded.reasoning,
+        cost_nanos = r.cost_nanos + excluded.cost_nanos,
+        list_cost_nanos = r.list_cost_nanos + excluded.list_cost_nanos,
+        reported_cost_nanos = r.reported_cost_nanos + excluded.reported_cost_nanos,
+        input_cost_picos = r.input_cost_picos + excluded.input_cost_picos,
+        cached_input_cost_picos = r.cached_input_cost_picos + excluded.cached_input_cost_picos,
+        cache_write_5m_cost_picos = r.cache_write_5m_cost_picos + excluded.cache_write_5m_cost_picos,
+        cache_write_1h_cost_picos = r.cache_write_1h_cost_picos + excluded.cache_write_1h_cost_picos,
+        output_cost_picos = r.output_cost_picos + excluded.output_cost_picos,
+        reasoning_cost_picos = r.reasoning_cost_picos + excluded.reasoning_cost_picos
+    RETURNING 1
+)
+SELECT project, id FROM inserted
+"#;
+
+fn count(value: u64) -> i64 {
+    // Counts are bounded at 1e9 per bucket by the parser; saturate rather than wrap.
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The events of a batch ready for `COPY`: the first copy of each key only, sorted by key.
+struct Staged<'e> {
+    events: Vec<&'e super::NewEvent>,
+    /// Per input event, in input order: is it the first copy of its key in the batch?
+    first_copies: Vec<bool>,
+    /// Each event's tags as JSON.
+    tags: Vec<String>,
+    rows: Vec<u8>,
+}
+
+fn staged_rows<'e>(events: &[&'e super::NewEvent], now: DateTime<Utc>) -> Staged<'e> {
+    let key = |i: usize| {
+        let record = &events[i].priced.record;
+        (record.project.as_str(), record.id.as_str())
+    };
+    // A stable sort keeps the first copy of a key first in its run of equal keys.
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_by(|&a, &b| key(a).cmp(&key(b)));
+    let mut first_copies = vec![false; events.len()];
+    let mut unique = Vec::with_capacity(events.len());
+    for (position, &index) in order.iter().enumerate() {
+        if position == 0 || key(order[position - 1]) != key(index) {
+            first_copies[index] = true;
+            unique.push(events[index]);
+        }
+    }
+    let ingested_at = crate::usage::format_time(&now);
+    let tags: Vec<String> = unique
+        .iter()
+        .map(|e| serde_json::to_string(&e.priced.record.tags).unwrap_or_else(|_| "{}".into()))
+        .collect();
+    let mut rows = Vec::with_capacity(unique.len() * 320);
+    for (event, tags) in unique.iter().zip(&tags) {
+        copy_row(&mut rows, event, tags, &ingested_at);
+    }
+    Staged {
+        events: unique,
+        first_copies,
+        tags,
+        rows,
+    }
+}
+
+/// One `COPY ... FROM STDIN` text-format row.
+fn copy_row(out: &mut Vec<u8>, event: &super::NewEvent, tags: &str, ingested_at: &str) {
+    let record = &event.priced.record;
+    let mut row = CopyRow(out);
+    row.text(&record.project);
+    row.text(&record.id);
+    row.raw(&crate::usage::format_time(&record.time));
+    row.text(&record.provider);
+    row.text(&record.model);
+    let (resolved, cost, list_cost, price_ref, reason, bucket_costs) = match &event.priced.price {
+        PriceOutcome::Priced(p) => (
+            Some(p.model_id.as_str()),
+            Some(p.cost),
+            Some(p.list_cost),
+            Some(p.price_ref.as_str()),
+            None,
+            p.bucket_costs,
+        ),
+        PriceOutcome::Unpriced(u) => (
+            u.resolved_model
+                .as_deref()
+                .and_then(|n| n.rsplit_once('/'))
+                .map(|(_, id)| id),
+            None,
+            None,
+            None,
+            Some(u.reason.as_str()),
+            [Decimal::ZERO; 6],
+        ),
+    };
+    row.optional_text(resolved);
+    for (_, tokens) in record.tokens.iter() {
+        row.integer(count(tokens));
+    }
+    row.raw(if record.batch { "t" } else { "f" });
+    row.text(&record.service_tier);
+    row.optional_text(record.reasoning_effort.as_deref());
+    row.text(tags);
+    row.optional_text(record.user.as_deref());
+    row.optional_integer(cost.map(money::to_nanos));
+    row.optional_integer(list_cost.map(money::to_nanos));
+    row.optional_text(price_ref);
+    row.optional_text(reason);
+    row.optional_integer(record.reported_cost.map(money::to_nanos));
+    for share in bucket_costs {
+        row.integer(money::to_picos(share));
+    }
+    row.raw(ingested_at);
+    row.last_text(&event.source);
+}
+
+/// Writes fields of one `COPY` text row: tab-separated, `\N` for NULL, backslash escapes.
+struct CopyRow<'o>(&'o mut Vec<u8>);
+
+impl CopyRow<'_> {
+    fn raw(&mut self, value: &str) {
+        self.0.extend_from_slice(value.as_bytes());
+        self.0.push(b'\t');
+    }
+
+    fn escaped(&mut self, value: &str) {
+        let bytes = value.as_bytes();
+        let plain = memchr::memchr3(b'\\', b'\t', b'\n', bytes).is_none()
+            && memchr::memchr2(b'\r', 0, bytes).is_none();
+        if plain {
+            self.0.extend_from_slice(value.as_bytes());
+            return;
+        }
+        for byte in value.bytes() {
+            match byte {
+                b'\\' => self.0.extend_from_slice(b"\\\\"),
+                b'\t' => self.0.extend_from_slice(b"\\t"),
+                b'\n' => self.0.extend_from_slice(b"\\n"),
+                b'\r' => self.0.extend_from_slice(b"\\r"),
+                // Postgres text cannot hold NUL.
+                0 => self.0.extend_from_slice("\u{FFFD}".as_bytes()),
+                other => self.0.push(other),
+            }
+        }
+    }
+
+    fn text(&mut self, value: &str) {
+        self.escaped(value);
+        self.0.push(b'\t');
+    }
+
+    fn optional_text(&mut self, value: Option<&str>) {
+        match value {
+            Some(value) => self.text(value),
+            None => self.raw("\\N"),
+        }
+    }
+
+    fn integer(&mut self, value: i64) {
+        self.raw(itoa::Buffer::new().format(value));
+    }
+
+    fn optional_integer(&mut self, value: Option<i64>) {
+        match value {
+            Some(value) => self.integer(value),
+            None => self.raw("\\N"),
+        }
+    }
+
+    fn last_text(&mut self, value: &str) {
+        self.escaped(value);
+        self.0.push(b'\n');
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn write(&self, parts: &[&WriteBatch]) -> Result<Inserted, StoreError> {
+        let now = Utc::now();
+        let events: Vec<&super::NewEvent> = parts.iter().flat_map(|p| p.events.iter()).collect();
+        let dead_letters: Vec<&DeadLetter> =
+            parts.iter().flat_map(|p| p.dead_letters.iter()).collect();
+        let checkpoints: Vec<&Checkpoint> =
+            parts.iter().flat_map(|p| p.checkpoints.iter()).collect();
+        let mut tx = self.pool.begin().await?;
+        let mut inserted_keys: HashMap<(String, String), bool> = HashMap::new();
+        let mut all_inserted = false;
+        let mut first_copies = Vec::new();
+        if !events.is_empty() {
+            let staged = staged_rows(&events, now);
+            first_copies.clone_from(&staged.first_copies);
+            if self.try_direct.load(Ordering::Relaxed) == 0 {
+                all_inserted = self.copy_directly(&mut tx, &staged).await?;
+                if !all_inserted {
+                    // Duplicates are likely to continue (a re-run, overlapping writers):
+                    // go straight to the staging path for a while.
+                    self.try_direct.store(DIRECT_COOLDOWN, Ordering::Relaxed);
+                }
+            } else {
+                let _ = self
+                    .try_direct
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+            }
+            if !all_inserted {
+                let mut copy = tx.copy_in_raw("COPY staging_events FROM STDIN").await?;
+                copy.send(staged.rows.as_slice()).await?;
+                copy.finish().await?;
+                let rows = sqlx::query(INSERT_FROM_STAGING).fetch_all(&mut *tx).await?;
+                for row in rows {
+                    inserted_keys.insert((row.try_get(0)?, row.try_get(1)?), false);
+                }
+            }
+        }
+        if !dead_letters.is_empty() {
+            let letters = &dead_letters;
+            sqlx::query(
+                "INSERT INTO dead_letters (received_at, source, code, reason, line)
+                 SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[])",
+            )
+            .bind(letters.iter().map(|d| d.received_at).collect::<Vec<_>>())
+            .bind(letters.iter().map(|d| d.source.clone()).collect::<Vec<_>>())
+            .bind(letters.iter().map(|d| d.code.clone()).collect::<Vec<_>>())
+            .bind(letters.iter().map(|d| d.reason.clone()).collect::<Vec<_>>())
+            // Postgres text cannot hold NUL bytes.
+            .bind(letters.iter().map(|d| d.line.replace('\0', "\u{FFFD}")).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !checkpoints.is_empty() {
+            // The last checkpoint per file wins; sorted keys keep lock order stable.
+            let mut latest: Vec<&Checkpoint> = Vec::new();
+            for checkpoint in checkpoints {
+                latest.retain(|c| {
+                    (c.collector.as_str(), c.fingerprint.as_str())
+                        != (
+                            checkpoint.collector.as_str(),
+                            checkpoint.fingerprint.as_str(),
+                        )
+                });
+                latest.push(checkpoint);
+            }
+            latest.sort_by(|a, b| {
+                (&a.collector, &a.fingerprint).cmp(&(&b.collector, &b.fingerprint))
+            });
+            sqlx::query(
+                r#"INSERT INTO collector_checkpoints (collector, fingerprint, path, "offset", updated_at)
+                   SELECT c, f, p, o, $5 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) AS t(c, f, p, o)
+                   ON CONFLICT (collector, fingerprint) DO UPDATE
+                   SET path = excluded.path, "offset" = excluded."offset", updated_at = excluded.updated_at"#,
+            )
+            .bind(latest.iter().map(|c| c.collector.clone()).collect::<Vec<_>>())
+            .bind(latest.iter().map(|c| c.fingerprint.clone()).collect::<Vec<_>>())
+            .bind(latest.iter().map(|c| c.path.clone()).collect::<Vec<_>>())
+            .bind(latest.iter().map(|c| count(c.offset)).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        if all_inserted {
+            // Every key was new: the first copy of each is inserted, later copies are not.
+            return Ok(first_copies);
+        }
+        Ok(events
+            .iter()
+            .map(|event| {
+                let record = &event.priced.record;
+                // Claim the key on its first occurrence in the batch; later copies are duplicates.
+                match inserted_keys.get_mut(&(record.project.clone(), record.id.clone())) {
+                    Some(claimed) if !*claimed => {
+                        *claimed = true;
+                        true
+                    }
+                    _ => false,
+                }
+            })
+            .collect())
+    }
+
+    async fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageAggregate>, StoreError> {
+        let mut sql = QueryBuilder::new("SELECT ");
+        let mut group_columns = 0;
+        for dimension in &query.group_by {
+            match dimension {
+                Dimension::Project => sql.push("project"),
+                Dimension::Provider => sql.push("provider"),
+                Dimension::Model => sql.push("model"),
+                Dimension::ServiceTier => sql.push("service_tier"),
+                Dimension::Batch => sql.push("CASE WHEN batch THEN 'true' ELSE 'false' END"),
+                Dimension::ReasoningEffort => sql.push("reasoning_effort"),
+                Dimension::Tag(key) => sql
+                    .push("coalesce(tags ->> ")
+                    .push_bind(key.clone())
+                    .push(", '')"),
+                Dimension::Hour => sql.push("hour"),
+            };
+            sql.push(", ");
+            group_columns += 1;
+        }
+        sql.push(
+            "sum(requests)::bigint, sum(unpriced_requests)::bigint, sum(input)::bigint, \
+             sum(cached_input)::bigint, sum(cache_write_5m)::bigint, sum(cache_write_1h)::bigint, \
+             sum(output)::bigint, sum(reasoning)::bigint, coalesce(sum(cost_nanos), 0)::bigint, \
+             coalesce(sum(list_cost_nanos), 0)::bigint, coalesce(sum(reported_cost_nanos), 0)::bigint, \
+             coalesce(sum(input_cost_picos), 0)::bigint, coalesce(sum(cached_input_cost_picos), 0)::bigint, \
+             coalesce(sum(cache_write_5m_cost_picos), 0)::bigint, coalesce(sum(cache_write_1h_cost_picos), 0)::bigint, \
+             coalesce(sum(output_cost_picos), 0)::bigint, coalesce(sum(reasoning_cost_picos), 0)::bigint FROM (",
+        );
+        let (whole_from, whole_to) = whole_hours(query.from, query.to);
+        let columns = "project, hour, provider, model, service_tier, batch, reasoning_effort, tags, \
+                       requests, unpriced_requests, input, cached_input, cache_write_5m, cache_write_1h, \
+                       output, reasoning, cost_nanos, list_cost_nanos, reported_cost_nanos, input_cost_picos, cached_input_cost_picos, \
+                       cache_write_5m_cost_picos, cache_write_1h_cost_picos, output_cost_picos, reasoning_cost_picos";
+        sql.push("SELECT ").push(columns);
+        sql.push(" FROM rollups_hourly WHERE hour >= ")
+            .push_bind(whole_from)
+            .push(" AND hour < ")
+            .push_bind(whole_to);
+        // The partial hours at either end come from the events themselves.
+        sql.push(
+            " UNION ALL SELECT project, date_trunc('hour', time, 'UTC'), provider, \
+             coalesce(resolved_model, model), service_tier, batch, coalesce(reasoning_effort, ''), tags, \
+             1, CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END, input, cached_input, cache_write_5m, \
+             cache_write_1h, output, reasoning, coalesce(cost_nanos, 0), coalesce(list_cost_nanos, 0), \
+             coalesce(reported_cost_nanos, 0), input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, \
+             cache_write_1h_cost_picos, output_cost_picos, reasoning_cost_picos FROM events WHERE ",
+        );
+        if whole_from < whole_to {
+            sql.push("((time >= ")
+                .push_bind(query.from)
+                .push(" AND time < ")
+                .push_bind(whole_from)
+                .push(") OR (time >= ")
+                .push_bind(whole_to)
+                .push(" AND time < ")
+                .push_bind(query.to)
+                .push("))");
+        } else {
+            sql.push("time >= ")
+                .push_bind(query.from)
+                .push(" AND time < ")
+                .push_bind(query.to);
+        }
+        sql.push(") AS usage WHERE TRUE");
+        let filter = &query.filter;
+        if let Some(projects) = &filter.projects {
+            sql.push(" AND project = ANY(")
+                .push_bind(projects.clone())
+                .push(")");
+        }
+        if let Some(provider) = &filter.provider {
+            sql.push(" AND provider = ").push_bind(provider.clone());
+        }
+        if let Some(model) = &filter.model {
+            sql.push(" AND model = ").push_bind(model.clone());
+        }
+        for (key, value) in &filter.tags {
+            sql.push(" AND tags ->> ")
+                .push_bind(key.clone())
+                .push(" = ")
+                .push_bind(value.clone());
+        }
+        if group_columns > 0 {
+            let positions: Vec<String> = (1..=group_columns).map(|i| i.to_string()).collect();
+            sql.push(" GROUP BY ").push(positions.join(", "));
+            sql.push(" ORDER BY ").push(positions.join(", "));
+        }
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| aggregate_from_row(row, &query.group_by))
+            .collect::<Result<Vec<_>, sqlx::Error>>()
+            .map_err(StoreError::from)
+            .map(|rows| {
+                // An empty aggregate (no usage at all) comes back as one row of zeros.
+                rows.into_iter()
+                    .filter(|a| a.requests > 0 || !a.keys.is_empty())
+                    .collect()
+            })
+    }
+
+    async fn unpriced(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        projects: Option<&[String]>,
+    ) -> Result<Vec<UnpricedModel>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT provider, model, min(time), max(time), count(*)::bigint,
+                    sum(input)::bigint, sum(cached_input)::bigint, sum(cache_write_5m)::bigint,
+                    sum(cache_write_1h)::bigint, sum(output)::bigint, sum(reasoning)::bigint,
+                    min(unpriced_reason)
+             FROM events
+             WHERE cost_nanos IS NULL AND time >= $1 AND time < $2
+               AND ($3::text[] IS NULL OR project = ANY($3))
+             GROUP BY provider, model ORDER BY count(*) DESC, provider, model",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(projects.map(<[String]>::to_vec))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UnpricedModel {
+                    provider: row.try_get(0)?,
+                    model: row.try_get(1)?,
+                    first_seen: row.try_get(2)?,
+                    last_seen: row.try_get(3)?,
+                    requests: unsigned(row.try_get(4)?),
+                    tokens: tokens_from(row, 5)?,
+                    reason: row.try_get::<Option<String>, _>(11)?.unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT received_at, source, code, reason, line FROM dead_letters
+             ORDER BY seq DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DeadLetter {
+                    received_at: row.try_get(0)?,
+                    source: row.try_get(1)?,
+                    code: row.try_get(2)?,
+                    reason: row.try_get(3)?,
+                    line: row.try_get(4)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn checkpoints(&self, collector: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows = sqlx::query(
+            r#"SELECT collector, fingerprint, path, "offset" FROM collector_checkpoints
+               WHERE collector = $1 ORDER BY fingerprint"#,
+        )
+        .bind(collector)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Checkpoint {
+                    collector: row.try_get(0)?,
+                    fingerprint: row.try_get(1)?,
+                    path: row.try_get(2)?,
+                    offset: unsigned(row.try_get(3)?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn delete_checkpoint(
+        &self,
+        collector: &str,
+        fingerprint: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM collector_checkpoints WHERE collector = $1 AND fingerprint = $2")
+            .bind(collector)
+            .bind(fingerprint)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+}
+
+/// `[from, to)` cut to the whole hours inside it: rollups answer those, events the rest.
+pub(crate) fn whole_hours(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let hour = TimeDelta::hours(1);
+    let floor = |t: DateTime<Utc>| t.duration_trunc(hour).unwrap_or(t);
+    let whole_from = if floor(from) == from {
+        from
+    } else {
+        floor(from) + hour
+    };
+    let whole_to = floor(to);
+    (whole_from, whole_to.max(whole_from))
+}
+
+fn unsigned(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn tokens_from(row: &PgRow, start: usize) -> Result<Tokens, sqlx::Error> {
+    let get = |i: usize| -> Result<u64, sqlx::Error> {
+        Ok(unsigned(
+            row.try_get::<Option<i64>, _>(start + i)?.unwrap_or(0),
+        ))
+    };
+    Ok(Tokens {
+        input: get(0)?,
+        cached_input: get(1)?,
+        cache_write_5m: get(2)?,
+        cache_write_1h: get(3)?,
+        output: get(4)?,
+        reasoning: get(5)?,
+    })
+}
+
+fn aggregate_from_row(row: &PgRow, group_by: &[Dimension]) -> Result<UsageAggregate, sqlx::Error> {
+    let mut aggregate = UsageAggregate::default();
+    for (position, dimension) in group_by.iter().enumerate() {
+        if *dimension == Dimension::Hour {
+            aggregate.hour = Some(row.try_get(position)?);
+        } else {
+            aggregate.keys.push(row.try_get(position)?);
+        }
+    }
+    let base = group_by.len();
+    aggregate.requests = unsigned(row.try_get::<Option<i64>, _>(base)?.unwrap_or(0));
+    aggregate.unpriced_requests = unsigned(row.try_get::<Option<i64>, _>(base + 1)?.unwrap_or(0));
+    aggregate.tokens = tokens_from(row, base + 2)?;
+    aggregate.cost = money::from_nanos(row.try_get(base + 8)?);
+    aggregate.list_cost = money::from_nanos(row.try_get(base + 9)?);
+    aggregate.reported_cost = money::from_nanos(row.try_get(base + 10)?);
+    for (i, slot) in aggregate.bucket_costs.iter_mut().enumerate() {
+        *slot = money::from_picos(row.try_get(base + 11 + i)?);
+    }
+    Ok(aggregate)
+}
