@@ -203,8 +203,30 @@ async fn main() {
     let copy_rate = records as f64 / copy_seconds;
     drop(connection);
 
+    // The same file into the embedded SQLite store.
+    let sqlite_path = dir.path().join("bench.db");
+    let started = Instant::now();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_llm-meter"))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", sqlite_path.display()),
+        )
+        .args(["ingest", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let sqlite_seconds = started.elapsed().as_secs_f64();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
     println!(
         "backfill: {records} canonical records in {ingest_seconds:.2} s = {ingest_rate:.0} records/s, peak RSS {peak_rss:.1} MB ({summary})"
+    );
+    println!(
+        "backfill into SQLite: {sqlite_seconds:.2} s = {:.0} records/s",
+        records as f64 / sqlite_seconds
     );
     println!("plain COPY of the same rows: {copy_seconds:.2} s = {copy_rate:.0} rows/s");
     println!("ratio backfill / COPY: {:.2}", ingest_rate / copy_rate);

@@ -23,12 +23,15 @@ pub struct Daemon {
     pub metrics: Arc<Metrics>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
+    /// Held while serving from a SQLite file: one daemon per file.
+    file_lock: Option<std::fs::File>,
 }
 
 impl Daemon {
     /// Connects the store, applies migrations, and serves on `listener` until stopped.
     pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Daemon> {
         let url = config.database_url();
+        let file_lock = lock_sqlite_file(url)?;
         let store = store::connect(url)
             .await
             .with_context(|| format!("cannot open the store {}", crate::config::redact_url(url)))?;
@@ -38,7 +41,9 @@ impl Daemon {
             store = store.kind(),
             url = %crate::config::redact_url(url)
         );
-        Daemon::start_with_store(config, listener, store).await
+        let mut daemon = Daemon::start_with_store(config, listener, store).await?;
+        daemon.file_lock = file_lock;
+        Ok(daemon)
     }
 
     pub async fn start_with_store(
@@ -76,6 +81,7 @@ impl Daemon {
             metrics,
             shutdown: Some(shutdown),
             task,
+            file_lock: None,
         })
     }
 
@@ -92,6 +98,34 @@ impl Daemon {
         wait_for_signal().await;
         tracing::info!("Shutting down.");
         self.stop().await
+    }
+}
+
+/// SQLite allows one writer per file, and several daemons on one file would each run
+/// their own budget and delivery workers: refuse a second `serve` on the same file.
+fn lock_sqlite_file(url: &str) -> anyhow::Result<Option<std::fs::File>> {
+    let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Ok(None);
+    };
+    let path = path.split('?').next().unwrap_or(path);
+    let lock_path = format!("{path}.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the lock file {lock_path}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another llm-meter serve is using {path}: the embedded SQLite store serves one daemon per file. To run several replicas, point DATABASE_URL at Postgres."
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("cannot lock {lock_path}"))
+        }
     }
 }
 

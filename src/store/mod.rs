@@ -2,6 +2,8 @@
 //! default). Callers never see SQL; both backends pass one contract test suite.
 
 mod postgres;
+mod rows;
+mod sqlite;
 
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ use rust_decimal::Decimal;
 use crate::prepare::PricedRecord;
 use crate::usage::Tokens;
 pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
 
 /// Store failures, split the way callers must react to them.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +56,11 @@ impl From<sqlx::Error> for StoreError {
                             sqlx::postgres::PgSeverity::Fatal | sqlx::postgres::PgSeverity::Panic
                         )
                     });
+                // SQLite: busy, locked (another writer holds the file for longer than the
+                // busy timeout) and their extended codes.
+                let sqlite_busy = matches!(code.as_ref(), "5" | "6" | "261" | "262" | "517");
                 if fatal
+                    || sqlite_busy
                     || code.starts_with("08")
                     || code.starts_with("57P")
                     || code == "53300"
@@ -234,10 +241,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url).await?))
     } else if url.starts_with("sqlite:") {
-        Err(StoreError::InvalidUrl {
-            url: url.to_owned(),
-            reason: "the SQLite store is not available yet; use postgres://".into(),
-        })
+        Ok(Arc::new(SqliteStore::connect(url).await?))
     } else {
         Err(StoreError::InvalidUrl {
             url: crate::config::redact_url(url),

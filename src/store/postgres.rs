@@ -1,9 +1,12 @@
 //! The Postgres store.
 //!
-//! A batch is one transaction: one statement inserts the events (as `UNNEST`ed arrays:
-//! one round trip, no per-row statements), returns which were new, and adds exactly
-//! those to the hourly rollups; dead letters and checkpoints follow. Keys are sorted so
-//! that concurrent writers take row locks in the same order and never deadlock.
+//! A write is one transaction. Its events (first copy of each key, sorted by key) are
+//! `COPY`ed straight into `events` when none exists yet, with the rollup sums computed by
+//! the writer; when a key exists already, the `COPY` fails with a unique violation, the
+//! savepoint is rolled back, and the events go through a staging table and one statement
+//! that skips the duplicates and adds exactly the inserted ones to the rollups. Dead
+//! letters and checkpoints follow in the same transaction. Sorted keys mean concurrent
+//! writers take locks in the same order.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -12,17 +15,18 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use rust_decimal::Decimal;
+use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{QueryBuilder, Row};
 
+use super::rows::{
+    EventRow, UniqueEvents, count, rollup_groups, unique_events, unsigned, whole_hours,
+};
 use super::{
-    Checkpoint, DeadLetter, Dimension, Inserted, Store, StoreError, UnpricedModel, UsageAggregate,
-    UsageQuery, WriteBatch,
+    Checkpoint, DeadLetter, Dimension, Inserted, NewEvent, Store, StoreError, UnpricedModel,
+    UsageAggregate, UsageQuery, WriteBatch,
 };
 use crate::money;
-use crate::pricing::PriceOutcome;
 use crate::usage::Tokens;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -99,7 +103,7 @@ impl PgStore {
         sqlx::query("RELEASE SAVEPOINT direct_copy")
             .execute(&mut **tx)
             .await?;
-        let groups = rollup_groups(&staged.events, &staged.tags);
+        let groups = rollup_groups(&staged.unique.rows);
         let mut columns = RollupKeyColumns::default();
         let mut numbers: [Vec<i64>; 17] = Default::default();
         for (key, sums) in groups {
@@ -111,16 +115,7 @@ impl PgStore {
             columns.5.push(key.5);
             columns.6.push(key.6);
             columns.7.push(key.7);
-            let values = [sums.requests, sums.unpriced]
-                .into_iter()
-                .chain(sums.tokens)
-                .chain([
-                    sums.cost_nanos,
-                    sums.list_cost_nanos,
-                    sums.reported_cost_nanos,
-                ])
-                .chain(sums.bucket_picos);
-            for (slot, value) in numbers.iter_mut().zip(values) {
+            for (slot, value) in numbers.iter_mut().zip(sums.values()) {
                 slot.push(value);
             }
         }
@@ -211,89 +206,6 @@ struct RollupKeyColumns<'e>(
     Vec<&'e str>,
 );
 
-/// One hourly rollup group, aggregated by the writer.
-#[derive(Default)]
-struct RollupSums {
-    requests: i64,
-    unpriced: i64,
-    tokens: [i64; 6],
-    cost_nanos: i64,
-    list_cost_nanos: i64,
-    reported_cost_nanos: i64,
-    bucket_picos: [i64; 6],
-}
-
-/// (project, hour, provider, model, service tier, batch, reasoning effort, tags JSON).
-type RollupKey<'e> = (
-    &'e str,
-    DateTime<Utc>,
-    &'e str,
-    &'e str,
-    &'e str,
-    bool,
-    &'e str,
-    &'e str,
-);
-
-/// Groups events the way `INSERT_FROM_STAGING` does, sorted by key. `tags` holds each
-/// event's tags as JSON, computed once for the `COPY` rows.
-fn rollup_groups<'e>(
-    events: &[&'e super::NewEvent],
-    tags: &'e [String],
-) -> std::collections::BTreeMap<RollupKey<'e>, RollupSums> {
-    let mut groups: std::collections::BTreeMap<RollupKey<'e>, RollupSums> =
-        std::collections::BTreeMap::new();
-    for (event, tags) in events.iter().zip(tags) {
-        let record = &event.priced.record;
-        let (model, cost, list_cost, shares) = match &event.priced.price {
-            PriceOutcome::Priced(p) => (
-                p.model_id.as_str(),
-                Some(p.cost),
-                Some(p.list_cost),
-                p.bucket_costs,
-            ),
-            PriceOutcome::Unpriced(u) => (
-                u.resolved_model
-                    .as_deref()
-                    .and_then(|n| n.rsplit_once('/'))
-                    .map_or(record.model.as_str(), |(_, id)| id),
-                None,
-                None,
-                [Decimal::ZERO; 6],
-            ),
-        };
-        let hour = record
-            .time
-            .duration_trunc(TimeDelta::hours(1))
-            .unwrap_or(record.time);
-        let key = (
-            record.project.as_str(),
-            hour,
-            record.provider.as_str(),
-            model,
-            record.service_tier.as_str(),
-            record.batch,
-            record.reasoning_effort.as_deref().unwrap_or_default(),
-            tags.as_str(),
-        );
-        let sums = groups.entry(key).or_default();
-        sums.requests += 1;
-        if cost.is_none() {
-            sums.unpriced += 1;
-        }
-        for (slot, (_, tokens)) in sums.tokens.iter_mut().zip(record.tokens.iter()) {
-            *slot += count(tokens);
-        }
-        sums.cost_nanos += cost.map_or(0, money::to_nanos);
-        sums.list_cost_nanos += list_cost.map_or(0, money::to_nanos);
-        sums.reported_cost_nanos += record.reported_cost.map_or(0, money::to_nanos);
-        for (slot, share) in sums.bucket_picos.iter_mut().zip(shares) {
-            *slot += money::to_picos(share);
-        }
-    }
-    groups
-}
-
 /// Moves the staged rows into `events` (skipping keys already there) and adds exactly
 /// the inserted ones to the hourly rollups, in one statement.
 const INSERT_FROM_STAGING: &str = r#"
@@ -359,103 +271,50 @@ rolled AS (
 SELECT project, id FROM inserted
 "#;
 
-fn count(value: u64) -> i64 {
-    // Counts are bounded at 1e9 per bucket by the parser; saturate rather than wrap.
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-/// The events of a batch ready for `COPY`: the first copy of each key only, sorted by key.
+/// A write's events as `COPY` text rows, first copies only, sorted by key.
 struct Staged<'e> {
-    events: Vec<&'e super::NewEvent>,
-    /// Per input event, in input order: is it the first copy of its key in the batch?
-    first_copies: Vec<bool>,
-    /// Each event's tags as JSON.
-    tags: Vec<String>,
+    unique: UniqueEvents<'e>,
     rows: Vec<u8>,
 }
 
-fn staged_rows<'e>(events: &[&'e super::NewEvent], now: DateTime<Utc>) -> Staged<'e> {
-    let key = |i: usize| {
-        let record = &events[i].priced.record;
-        (record.project.as_str(), record.id.as_str())
-    };
-    // A stable sort keeps the first copy of a key first in its run of equal keys.
-    let mut order: Vec<usize> = (0..events.len()).collect();
-    order.sort_by(|&a, &b| key(a).cmp(&key(b)));
-    let mut first_copies = vec![false; events.len()];
-    let mut unique = Vec::with_capacity(events.len());
-    for (position, &index) in order.iter().enumerate() {
-        if position == 0 || key(order[position - 1]) != key(index) {
-            first_copies[index] = true;
-            unique.push(events[index]);
-        }
-    }
+fn staged_rows<'e>(events: &[&'e NewEvent], now: DateTime<Utc>) -> Staged<'e> {
+    let unique = unique_events(events);
     let ingested_at = crate::usage::format_time(&now);
-    let tags: Vec<String> = unique
-        .iter()
-        .map(|e| serde_json::to_string(&e.priced.record.tags).unwrap_or_else(|_| "{}".into()))
-        .collect();
-    let mut rows = Vec::with_capacity(unique.len() * 320);
-    for (event, tags) in unique.iter().zip(&tags) {
-        copy_row(&mut rows, event, tags, &ingested_at);
+    let mut rows = Vec::with_capacity(unique.rows.len() * 320);
+    for row in &unique.rows {
+        copy_row(&mut rows, row, &ingested_at);
     }
-    Staged {
-        events: unique,
-        first_copies,
-        tags,
-        rows,
-    }
+    Staged { unique, rows }
 }
 
 /// One `COPY ... FROM STDIN` text-format row.
-fn copy_row(out: &mut Vec<u8>, event: &super::NewEvent, tags: &str, ingested_at: &str) {
-    let record = &event.priced.record;
-    let mut row = CopyRow(out);
-    row.text(&record.project);
-    row.text(&record.id);
-    row.raw(&crate::usage::format_time(&record.time));
-    row.text(&record.provider);
-    row.text(&record.model);
-    let (resolved, cost, list_cost, price_ref, reason, bucket_costs) = match &event.priced.price {
-        PriceOutcome::Priced(p) => (
-            Some(p.model_id.as_str()),
-            Some(p.cost),
-            Some(p.list_cost),
-            Some(p.price_ref.as_str()),
-            None,
-            p.bucket_costs,
-        ),
-        PriceOutcome::Unpriced(u) => (
-            u.resolved_model
-                .as_deref()
-                .and_then(|n| n.rsplit_once('/'))
-                .map(|(_, id)| id),
-            None,
-            None,
-            None,
-            Some(u.reason.as_str()),
-            [Decimal::ZERO; 6],
-        ),
-    };
-    row.optional_text(resolved);
-    for (_, tokens) in record.tokens.iter() {
-        row.integer(count(tokens));
+fn copy_row(out: &mut Vec<u8>, row: &EventRow<'_>, ingested_at: &str) {
+    let record = &row.event.priced.record;
+    let mut copy = CopyRow(out);
+    copy.text(&record.project);
+    copy.text(&record.id);
+    copy.raw(&crate::usage::format_time(&record.time));
+    copy.text(&record.provider);
+    copy.text(&record.model);
+    copy.optional_text(row.resolved_model);
+    for tokens in row.tokens {
+        copy.integer(tokens);
     }
-    row.raw(if record.batch { "t" } else { "f" });
-    row.text(&record.service_tier);
-    row.optional_text(record.reasoning_effort.as_deref());
-    row.text(tags);
-    row.optional_text(record.user.as_deref());
-    row.optional_integer(cost.map(money::to_nanos));
-    row.optional_integer(list_cost.map(money::to_nanos));
-    row.optional_text(price_ref);
-    row.optional_text(reason);
-    row.optional_integer(record.reported_cost.map(money::to_nanos));
-    for share in bucket_costs {
-        row.integer(money::to_picos(share));
+    copy.raw(if record.batch { "t" } else { "f" });
+    copy.text(&record.service_tier);
+    copy.optional_text(record.reasoning_effort.as_deref());
+    copy.text(&row.tags_json);
+    copy.optional_text(record.user.as_deref());
+    copy.optional_integer(row.cost_nanos);
+    copy.optional_integer(row.list_cost_nanos);
+    copy.optional_text(row.price_ref);
+    copy.optional_text(row.unpriced_reason);
+    copy.optional_integer(row.reported_cost_nanos);
+    for share in row.bucket_picos {
+        copy.integer(share);
     }
-    row.raw(ingested_at);
-    row.last_text(&event.source);
+    copy.raw(ingested_at);
+    copy.last_text(&row.event.source);
 }
 
 /// Writes fields of one `COPY` text row: tab-separated, `\N` for NULL, backslash escapes.
@@ -531,7 +390,7 @@ impl Store for PgStore {
 
     async fn write(&self, parts: &[&WriteBatch]) -> Result<Inserted, StoreError> {
         let now = Utc::now();
-        let events: Vec<&super::NewEvent> = parts.iter().flat_map(|p| p.events.iter()).collect();
+        let events: Vec<&NewEvent> = parts.iter().flat_map(|p| p.events.iter()).collect();
         let dead_letters: Vec<&DeadLetter> =
             parts.iter().flat_map(|p| p.dead_letters.iter()).collect();
         let checkpoints: Vec<&Checkpoint> =
@@ -542,7 +401,7 @@ impl Store for PgStore {
         let mut first_copies = Vec::new();
         if !events.is_empty() {
             let staged = staged_rows(&events, now);
-            first_copies.clone_from(&staged.first_copies);
+            first_copies.clone_from(&staged.unique.first_copies);
             if self.try_direct.load(Ordering::Relaxed) == 0 {
                 all_inserted = self.copy_directly(&mut tx, &staged).await?;
                 if !all_inserted {
@@ -828,26 +687,6 @@ impl Store for PgStore {
     fn kind(&self) -> &'static str {
         "postgres"
     }
-}
-
-/// `[from, to)` cut to the whole hours inside it: rollups answer those, events the rest.
-pub(crate) fn whole_hours(
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> (DateTime<Utc>, DateTime<Utc>) {
-    let hour = TimeDelta::hours(1);
-    let floor = |t: DateTime<Utc>| t.duration_trunc(hour).unwrap_or(t);
-    let whole_from = if floor(from) == from {
-        from
-    } else {
-        floor(from) + hour
-    };
-    let whole_to = floor(to);
-    (whole_from, whole_to.max(whole_from))
-}
-
-fn unsigned(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
 }
 
 fn tokens_from(row: &PgRow, start: usize) -> Result<Tokens, sqlx::Error> {

@@ -260,9 +260,16 @@ fn cloud_event(raw: &Raw<'_>, depth: usize) -> Result<ParsedUsage, ParseError> {
     Ok(parsed)
 }
 
-/// Project, tags, user and reasoning effort may sit at the top level of any object,
-/// next to the provider's own fields, when a proxy adds them before logging.
+/// Project, tags, user, reasoning effort (and a time, where the shape has none) may sit
+/// at the top level of any object, next to the provider's own fields, when a proxy adds
+/// them before logging.
 fn apply_attribution(raw: &Raw<'_>, parsed: &mut ParsedUsage) -> Result<(), ParseError> {
+    // A time added next to a shape that carries none of its own (Anthropic messages).
+    if parsed.time.is_none()
+        && let Some(time) = raw.time.as_ref()
+    {
+        parsed.time = Some(time_from(time, "time")?);
+    }
     if let Some(project) = raw.project.as_deref() {
         parsed.project = Some(check_label("project", project)?.to_owned());
     }

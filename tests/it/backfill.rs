@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::helpers::{binary, book};
 use crate::pg::TestDb;
-use crate::store_pg::{expected, generated_lines};
+use crate::store_contract::{expected, generated_lines};
 
 fn run(db: &TestDb, args: &[&str]) -> (i32, String, String) {
     let output = binary()

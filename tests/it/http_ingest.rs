@@ -452,3 +452,48 @@ async fn metrics_count_what_was_ingested() {
     ));
     server.daemon.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_embedded_store_serves_by_default_and_refuses_a_second_daemon_on_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        database_url: Some(format!(
+            "sqlite://{}",
+            dir.path().join("meter.db").display()
+        )),
+        ..Config::default()
+    };
+    let server = TestServer::start_with(config.clone()).await;
+    let (status, answer) = server
+        .post("/v1/usage", "application/json", record("s1", 1000))
+        .await;
+    assert_eq!((status, answer["accepted"].clone()), (200, json!(1)));
+    let ready: Value = server
+        .client
+        .get(format!("{}/readyz", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["store"], "sqlite");
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let error = Daemon::start(&config, listener)
+        .await
+        .err()
+        .expect("a second daemon is refused");
+    assert!(
+        error.to_string().contains("one daemon per file"),
+        "{error:#}"
+    );
+    server.daemon.stop().await.unwrap();
+
+    // Once the first one is gone, the file is free again.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let again = Daemon::start(&config, listener)
+        .await
+        .expect("the lock is released on stop");
+    again.stop().await.unwrap();
+}

@@ -11,4 +11,4 @@ mod pricing_rules;
 mod properties;
 mod samples;
 mod sheets;
-mod store_pg;
+mod store_contract;

@@ -424,3 +424,22 @@ fn a_line_without_id_gets_the_same_content_hash_every_time() {
     );
     assert_ne!(first.id, other.id, "different content, different id");
 }
+
+#[test]
+fn a_time_added_next_to_a_shape_without_one_is_used() {
+    let book = book();
+    let mut value: serde_json::Value =
+        serde_json::from_str(&sample("anthropic-message.json")).unwrap();
+    value["time"] = serde_json::json!("2026-03-01T12:05:00Z");
+    value["project"] = serde_json::json!("support");
+    let record = prepare(&book, &value.to_string()).record;
+    assert_eq!(record.time.to_rfc3339(), "2026-03-01T12:05:00+00:00");
+    assert_eq!(record.project, "support");
+    // A shape with its own time keeps it.
+    let mut chat: serde_json::Value = serde_json::from_str(&sample("openai-chat.json")).unwrap();
+    chat["time"] = serde_json::json!("2020-01-01T00:00:00Z");
+    assert_eq!(
+        prepare(&book, &chat.to_string()).record.time.to_rfc3339(),
+        "2026-01-01T00:00:00+00:00"
+    );
+}

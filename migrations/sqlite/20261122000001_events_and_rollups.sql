@@ -1,0 +1,94 @@
+-- The same logical schema as migrations/postgres, in SQLite's types.
+-- Times are integers: Unix microseconds for instants (`time`, `received_at`,
+-- `ingested_at`, `updated_at`), Unix seconds for rollup hours. Money is integer, as in
+-- Postgres: nano-dollars for costs, pico-dollars for per-bucket shares. Booleans are 0/1.
+-- Tags are JSON text written with sorted keys, so equal tags are equal text.
+-- Forward-only: never edit an applied migration, add a new one.
+
+CREATE TABLE events (
+    project                   TEXT    NOT NULL,
+    id                        TEXT    NOT NULL,
+    time                      INTEGER NOT NULL,
+    provider                  TEXT    NOT NULL,
+    model                     TEXT    NOT NULL,
+    resolved_model            TEXT,
+    input                     INTEGER NOT NULL,
+    cached_input              INTEGER NOT NULL,
+    cache_write_5m            INTEGER NOT NULL,
+    cache_write_1h            INTEGER NOT NULL,
+    output                    INTEGER NOT NULL,
+    reasoning                 INTEGER NOT NULL,
+    batch                     INTEGER NOT NULL,
+    service_tier              TEXT    NOT NULL,
+    reasoning_effort          TEXT,
+    tags                      TEXT    NOT NULL DEFAULT '{}',
+    user_id                   TEXT,
+    cost_nanos                INTEGER,
+    list_cost_nanos           INTEGER,
+    price_ref                 TEXT,
+    unpriced_reason           TEXT,
+    reported_cost_nanos       INTEGER,
+    input_cost_picos          INTEGER NOT NULL DEFAULT 0,
+    cached_input_cost_picos   INTEGER NOT NULL DEFAULT 0,
+    cache_write_5m_cost_picos INTEGER NOT NULL DEFAULT 0,
+    cache_write_1h_cost_picos INTEGER NOT NULL DEFAULT 0,
+    output_cost_picos         INTEGER NOT NULL DEFAULT 0,
+    reasoning_cost_picos      INTEGER NOT NULL DEFAULT 0,
+    ingested_at               INTEGER NOT NULL,
+    source                    TEXT    NOT NULL,
+    PRIMARY KEY (project, id)
+);
+
+CREATE INDEX events_time ON events (time);
+CREATE INDEX events_unpriced ON events (provider, model) WHERE cost_nanos IS NULL;
+
+CREATE TABLE rollups_hourly (
+    project                   TEXT    NOT NULL,
+    hour                      INTEGER NOT NULL,
+    provider                  TEXT    NOT NULL,
+    model                     TEXT    NOT NULL,
+    service_tier              TEXT    NOT NULL,
+    batch                     INTEGER NOT NULL,
+    reasoning_effort          TEXT    NOT NULL DEFAULT '',
+    tags                      TEXT    NOT NULL DEFAULT '{}',
+    requests                  INTEGER NOT NULL,
+    unpriced_requests         INTEGER NOT NULL,
+    input                     INTEGER NOT NULL,
+    cached_input              INTEGER NOT NULL,
+    cache_write_5m            INTEGER NOT NULL,
+    cache_write_1h            INTEGER NOT NULL,
+    output                    INTEGER NOT NULL,
+    reasoning                 INTEGER NOT NULL,
+    cost_nanos                INTEGER NOT NULL,
+    list_cost_nanos           INTEGER NOT NULL,
+    reported_cost_nanos       INTEGER NOT NULL,
+    input_cost_picos          INTEGER NOT NULL,
+    cached_input_cost_picos   INTEGER NOT NULL,
+    cache_write_5m_cost_picos INTEGER NOT NULL,
+    cache_write_1h_cost_picos INTEGER NOT NULL,
+    output_cost_picos         INTEGER NOT NULL,
+    reasoning_cost_picos      INTEGER NOT NULL,
+    PRIMARY KEY (project, hour, provider, model, service_tier, batch, reasoning_effort, tags)
+);
+
+CREATE INDEX rollups_hourly_hour ON rollups_hourly (hour);
+
+CREATE TABLE dead_letters (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at INTEGER NOT NULL,
+    source      TEXT    NOT NULL,
+    code        TEXT    NOT NULL,
+    reason      TEXT    NOT NULL,
+    line        TEXT    NOT NULL
+);
+
+CREATE INDEX dead_letters_received_at ON dead_letters (received_at);
+
+CREATE TABLE collector_checkpoints (
+    collector   TEXT    NOT NULL,
+    fingerprint TEXT    NOT NULL,
+    path        TEXT    NOT NULL,
+    "offset"    INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    PRIMARY KEY (collector, fingerprint)
+);

@@ -1,0 +1,505 @@
+//! The SQLite store: the embedded default, one file, nothing to install.
+//!
+//! WAL mode, a busy timeout, and one writer at a time (`BEGIN IMMEDIATE` takes the write
+//! lock up front, so a transaction never fails half-way for want of it). A write inserts
+//! its events with multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING`, and adds the
+//! rollup sums (computed in Rust, like the Postgres fast path) of exactly the returned
+//! rows. Several daemons may not share one file: `serve` holds a lock on it.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::rows::{EventRow, count, rollup_groups, unique_events, unsigned, whole_hours};
+use super::{
+    Checkpoint, DeadLetter, Dimension, Inserted, NewEvent, Store, StoreError, UnpricedModel,
+    UsageAggregate, UsageQuery, WriteBatch,
+};
+use crate::money;
+use crate::usage::Tokens;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Events per `INSERT` statement: 30 columns each, well under SQLite's variable limit.
+const ROWS_PER_INSERT: usize = 500;
+
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file a `sqlite://PATH` URL names.
+    pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .map(|p| p.split('?').next().unwrap_or(p))
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| StoreError::InvalidUrl {
+                url: url.to_owned(),
+                reason: "expected sqlite://PATH".into(),
+            })?;
+        if path == ":memory:" {
+            return Err(StoreError::InvalidUrl {
+                url: url.to_owned(),
+                reason: "an in-memory database would lose every record; give a file path".into(),
+            });
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
+            .map_err(|error| StoreError::InvalidUrl {
+                url: url.to_owned(),
+                reason: error.to_string(),
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before the caller is told so.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore {
+            pool,
+            path: PathBuf::from(path),
+        })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn micros(time: DateTime<Utc>) -> i64 {
+    time.timestamp_micros()
+}
+
+fn from_micros(value: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(value).single().unwrap_or_default()
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn write(&self, parts: &[&WriteBatch]) -> Result<Inserted, StoreError> {
+        let now = micros(Utc::now());
+        let events: Vec<&NewEvent> = parts.iter().flat_map(|p| p.events.iter()).collect();
+        let unique = unique_events(&events);
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut inserted: HashSet<(String, String)> = HashSet::new();
+        for chunk in unique.rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events (project, id, time, provider, model, resolved_model, \
+                 input, cached_input, cache_write_5m, cache_write_1h, output, reasoning, \
+                 batch, service_tier, reasoning_effort, tags, user_id, \
+                 cost_nanos, list_cost_nanos, price_ref, unpriced_reason, reported_cost_nanos, \
+                 input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, \
+                 cache_write_1h_cost_picos, output_cost_picos, reasoning_cost_picos, \
+                 ingested_at, source) ",
+            );
+            insert.push_values(chunk, |mut values, row: &EventRow<'_>| {
+                let record = &row.event.priced.record;
+                values
+                    .push_bind(record.project.clone())
+                    .push_bind(record.id.clone())
+                    .push_bind(micros(record.time))
+                    .push_bind(record.provider.clone())
+                    .push_bind(record.model.clone())
+                    .push_bind(row.resolved_model.map(str::to_owned));
+                for tokens in row.tokens {
+                    values.push_bind(tokens);
+                }
+                values
+                    .push_bind(record.batch)
+                    .push_bind(record.service_tier.clone())
+                    .push_bind(record.reasoning_effort.clone())
+                    .push_bind(row.tags_json.clone())
+                    .push_bind(record.user.clone())
+                    .push_bind(row.cost_nanos)
+                    .push_bind(row.list_cost_nanos)
+                    .push_bind(row.price_ref.map(str::to_owned))
+                    .push_bind(row.unpriced_reason.map(str::to_owned))
+                    .push_bind(row.reported_cost_nanos);
+                for share in row.bucket_picos {
+                    values.push_bind(share);
+                }
+                values
+                    .push_bind(now)
+                    .push_bind(row.event.source.to_string());
+            });
+            insert.push(" ON CONFLICT (project, id) DO NOTHING RETURNING project, id");
+            for returned in insert.build().fetch_all(&mut *tx).await? {
+                inserted.insert((returned.try_get(0)?, returned.try_get(1)?));
+            }
+        }
+        let new_rows = unique.rows.iter().filter(|row| {
+            let record = &row.event.priced.record;
+            inserted.contains(&(record.project.clone(), record.id.clone()))
+        });
+        for (key, sums) in rollup_groups(new_rows) {
+            let mut upsert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO rollups_hourly (project, hour, provider, model, service_tier, batch, \
+                 reasoning_effort, tags, requests, unpriced_requests, input, cached_input, \
+                 cache_write_5m, cache_write_1h, output, reasoning, cost_nanos, list_cost_nanos, \
+                 reported_cost_nanos, input_cost_picos, cached_input_cost_picos, \
+                 cache_write_5m_cost_picos, cache_write_1h_cost_picos, output_cost_picos, \
+                 reasoning_cost_picos) VALUES (",
+            );
+            let mut values = upsert.separated(", ");
+            values
+                .push_bind(key.0.to_owned())
+                .push_bind(key.1.timestamp())
+                .push_bind(key.2.to_owned())
+                .push_bind(key.3.to_owned())
+                .push_bind(key.4.to_owned())
+                .push_bind(key.5)
+                .push_bind(key.6.to_owned())
+                .push_bind(key.7.to_owned());
+            for value in sums.values() {
+                values.push_bind(value);
+            }
+            upsert.push(
+                ") ON CONFLICT (project, hour, provider, model, service_tier, batch, \
+                 reasoning_effort, tags) DO UPDATE SET \
+                 requests = requests + excluded.requests, \
+                 unpriced_requests = unpriced_requests + excluded.unpriced_requests, \
+                 input = input + excluded.input, \
+                 cached_input = cached_input + excluded.cached_input, \
+                 cache_write_5m = cache_write_5m + excluded.cache_write_5m, \
+                 cache_write_1h = cache_write_1h + excluded.cache_write_1h, \
+                 output = output + excluded.output, \
+                 reasoning = reasoning + excluded.reasoning, \
+                 cost_nanos = cost_nanos + excluded.cost_nanos, \
+                 list_cost_nanos = list_cost_nanos + excluded.list_cost_nanos, \
+                 reported_cost_nanos = reported_cost_nanos + excluded.reported_cost_nanos, \
+                 input_cost_picos = input_cost_picos + excluded.input_cost_picos, \
+                 cached_input_cost_picos = cached_input_cost_picos + excluded.cached_input_cost_picos, \
+                 cache_write_5m_cost_picos = cache_write_5m_cost_picos + excluded.cache_write_5m_cost_picos, \
+                 cache_write_1h_cost_picos = cache_write_1h_cost_picos + excluded.cache_write_1h_cost_picos, \
+                 output_cost_picos = output_cost_picos + excluded.output_cost_picos, \
+                 reasoning_cost_picos = reasoning_cost_picos + excluded.reasoning_cost_picos",
+            );
+            upsert.build().execute(&mut *tx).await?;
+        }
+        for letter in parts.iter().flat_map(|p| p.dead_letters.iter()) {
+            sqlx::query(
+                "INSERT INTO dead_letters (received_at, source, code, reason, line) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(micros(letter.received_at))
+            .bind(&letter.source)
+            .bind(&letter.code)
+            .bind(&letter.reason)
+            .bind(&letter.line)
+            .execute(&mut *tx)
+            .await?;
+        }
+        // Later checkpoints of the same file overwrite earlier ones, in order.
+        for checkpoint in parts.iter().flat_map(|p| p.checkpoints.iter()) {
+            sqlx::query(
+                r#"INSERT INTO collector_checkpoints (collector, fingerprint, path, "offset", updated_at)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (collector, fingerprint) DO UPDATE
+                   SET path = excluded.path, "offset" = excluded."offset", updated_at = excluded.updated_at"#,
+            )
+            .bind(&checkpoint.collector)
+            .bind(&checkpoint.fingerprint)
+            .bind(&checkpoint.path)
+            .bind(count(checkpoint.offset))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(events
+            .iter()
+            .zip(&unique.first_copies)
+            .map(|(event, first)| {
+                let record = &event.priced.record;
+                *first && inserted.contains(&(record.project.clone(), record.id.clone()))
+            })
+            .collect())
+    }
+
+    async fn usage(&self, query: &UsageQuery) -> Result<Vec<UsageAggregate>, StoreError> {
+        let mut sql = QueryBuilder::<Sqlite>::new("SELECT ");
+        for dimension in &query.group_by {
+            match dimension {
+                Dimension::Project => sql.push("project"),
+                Dimension::Provider => sql.push("provider"),
+                Dimension::Model => sql.push("model"),
+                Dimension::ServiceTier => sql.push("service_tier"),
+                Dimension::Batch => sql.push("CASE WHEN batch THEN 'true' ELSE 'false' END"),
+                Dimension::ReasoningEffort => sql.push("reasoning_effort"),
+                Dimension::Tag(key) => sql
+                    .push("coalesce(json_extract(tags, ")
+                    .push_bind(json_path(key))
+                    .push("), '')"),
+                Dimension::Hour => sql.push("hour"),
+            };
+            sql.push(", ");
+        }
+        sql.push(
+            "sum(requests), sum(unpriced_requests), sum(input), sum(cached_input), \
+             sum(cache_write_5m), sum(cache_write_1h), sum(output), sum(reasoning), \
+             sum(cost_nanos), sum(list_cost_nanos), sum(reported_cost_nanos), \
+             sum(input_cost_picos), sum(cached_input_cost_picos), sum(cache_write_5m_cost_picos), \
+             sum(cache_write_1h_cost_picos), sum(output_cost_picos), sum(reasoning_cost_picos) \
+             FROM (SELECT project, hour, provider, model, service_tier, batch, reasoning_effort, \
+             tags, requests, unpriced_requests, input, cached_input, cache_write_5m, \
+             cache_write_1h, output, reasoning, cost_nanos, list_cost_nanos, reported_cost_nanos, \
+             input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, \
+             cache_write_1h_cost_picos, output_cost_picos, reasoning_cost_picos \
+             FROM rollups_hourly WHERE hour >= ",
+        );
+        let (whole_from, whole_to) = whole_hours(query.from, query.to);
+        sql.push_bind(whole_from.timestamp())
+            .push(" AND hour < ")
+            .push_bind(whole_to.timestamp());
+        // The partial hours at either end come from the events themselves.
+        sql.push(
+            " UNION ALL SELECT project, (time / 3600000000) * 3600, provider, \
+             coalesce(resolved_model, model), service_tier, batch, coalesce(reasoning_effort, ''), \
+             tags, 1, CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END, input, cached_input, \
+             cache_write_5m, cache_write_1h, output, reasoning, coalesce(cost_nanos, 0), \
+             coalesce(list_cost_nanos, 0), coalesce(reported_cost_nanos, 0), input_cost_picos, \
+             cached_input_cost_picos, cache_write_5m_cost_picos, cache_write_1h_cost_picos, \
+             output_cost_picos, reasoning_cost_picos FROM events WHERE ",
+        );
+        if whole_from < whole_to {
+            sql.push("((time >= ")
+                .push_bind(micros(query.from))
+                .push(" AND time < ")
+                .push_bind(micros(whole_from))
+                .push(") OR (time >= ")
+                .push_bind(micros(whole_to))
+                .push(" AND time < ")
+                .push_bind(micros(query.to))
+                .push("))");
+        } else {
+            sql.push("time >= ")
+                .push_bind(micros(query.from))
+                .push(" AND time < ")
+                .push_bind(micros(query.to));
+        }
+        sql.push(") AS usage WHERE 1 = 1");
+        let filter = &query.filter;
+        if let Some(projects) = &filter.projects {
+            if projects.is_empty() {
+                sql.push(" AND 0 = 1");
+            } else {
+                sql.push(" AND project IN (");
+                let mut list = sql.separated(", ");
+                for project in projects {
+                    list.push_bind(project.clone());
+                }
+                sql.push(")");
+            }
+        }
+        if let Some(provider) = &filter.provider {
+            sql.push(" AND provider = ").push_bind(provider.clone());
+        }
+        if let Some(model) = &filter.model {
+            sql.push(" AND model = ").push_bind(model.clone());
+        }
+        for (key, value) in &filter.tags {
+            sql.push(" AND json_extract(tags, ")
+                .push_bind(json_path(key))
+                .push(") = ")
+                .push_bind(value.clone());
+        }
+        let groups = query.group_by.len();
+        if groups > 0 {
+            let positions: Vec<String> = (1..=groups).map(|i| i.to_string()).collect();
+            sql.push(" GROUP BY ").push(positions.join(", "));
+            sql.push(" ORDER BY ").push(positions.join(", "));
+        }
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        let aggregates = rows
+            .iter()
+            .map(|row| aggregate_from_row(row, &query.group_by))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok(aggregates
+            .into_iter()
+            .filter(|a| a.requests > 0 || !a.keys.is_empty())
+            .collect())
+    }
+
+    async fn unpriced(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        projects: Option<&[String]>,
+    ) -> Result<Vec<UnpricedModel>, StoreError> {
+        let mut sql = QueryBuilder::<Sqlite>::new(
+            "SELECT provider, model, min(time), max(time), count(*), sum(input), sum(cached_input), \
+             sum(cache_write_5m), sum(cache_write_1h), sum(output), sum(reasoning), \
+             min(unpriced_reason) FROM events WHERE cost_nanos IS NULL AND time >= ",
+        );
+        sql.push_bind(micros(from))
+            .push(" AND time < ")
+            .push_bind(micros(to));
+        if let Some(projects) = projects {
+            if projects.is_empty() {
+                sql.push(" AND 0 = 1");
+            } else {
+                sql.push(" AND project IN (");
+                let mut list = sql.separated(", ");
+                for project in projects {
+                    list.push_bind(project.clone());
+                }
+                sql.push(")");
+            }
+        }
+        sql.push(" GROUP BY provider, model ORDER BY count(*) DESC, provider, model");
+        let rows = sql.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UnpricedModel {
+                    provider: row.try_get(0)?,
+                    model: row.try_get(1)?,
+                    first_seen: from_micros(row.try_get(2)?),
+                    last_seen: from_micros(row.try_get(3)?),
+                    requests: unsigned(row.try_get(4)?),
+                    tokens: tokens_from(row, 5)?,
+                    reason: row.try_get::<Option<String>, _>(11)?.unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT received_at, source, code, reason, line FROM dead_letters ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DeadLetter {
+                    received_at: from_micros(row.try_get(0)?),
+                    source: row.try_get(1)?,
+                    code: row.try_get(2)?,
+                    reason: row.try_get(3)?,
+                    line: row.try_get(4)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn checkpoints(&self, collector: &str) -> Result<Vec<Checkpoint>, StoreError> {
+        let rows = sqlx::query(
+            r#"SELECT collector, fingerprint, path, "offset" FROM collector_checkpoints
+               WHERE collector = ? ORDER BY fingerprint"#,
+        )
+        .bind(collector)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Checkpoint {
+                    collector: row.try_get(0)?,
+                    fingerprint: row.try_get(1)?,
+                    path: row.try_get(2)?,
+                    offset: unsigned(row.try_get(3)?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn delete_checkpoint(
+        &self,
+        collector: &str,
+        fingerprint: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM collector_checkpoints WHERE collector = ? AND fingerprint = ?")
+            .bind(collector)
+            .bind(fingerprint)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+/// The JSON path of a tag: `$."team"` (tag names are validated: no quotes inside).
+fn json_path(key: &str) -> String {
+    format!("$.\"{key}\"")
+}
+
+fn tokens_from(row: &SqliteRow, start: usize) -> Result<Tokens, sqlx::Error> {
+    let get = |i: usize| -> Result<u64, sqlx::Error> {
+        Ok(unsigned(
+            row.try_get::<Option<i64>, _>(start + i)?.unwrap_or(0),
+        ))
+    };
+    Ok(Tokens {
+        input: get(0)?,
+        cached_input: get(1)?,
+        cache_write_5m: get(2)?,
+        cache_write_1h: get(3)?,
+        output: get(4)?,
+        reasoning: get(5)?,
+    })
+}
+
+fn aggregate_from_row(
+    row: &SqliteRow,
+    group_by: &[Dimension],
+) -> Result<UsageAggregate, sqlx::Error> {
+    let mut aggregate = UsageAggregate::default();
+    for (position, dimension) in group_by.iter().enumerate() {
+        if *dimension == Dimension::Hour {
+            let hour: i64 = row.try_get(position)?;
+            aggregate.hour = Utc.timestamp_opt(hour, 0).single();
+        } else {
+            aggregate.keys.push(row.try_get(position)?);
+        }
+    }
+    let base = group_by.len();
+    let number = |i: usize| -> Result<i64, sqlx::Error> {
+        Ok(row.try_get::<Option<i64>, _>(base + i)?.unwrap_or(0))
+    };
+    aggregate.requests = unsigned(number(0)?);
+    aggregate.unpriced_requests = unsigned(number(1)?);
+    aggregate.tokens = tokens_from(row, base + 2)?;
+    aggregate.cost = money::from_nanos(number(8)?);
+    aggregate.list_cost = money::from_nanos(number(9)?);
+    aggregate.reported_cost = money::from_nanos(number(10)?);
+    for (i, slot) in aggregate.bucket_costs.iter_mut().enumerate() {
+        *slot = money::from_picos(number(11 + i)?);
+    }
+    Ok(aggregate)
+}
