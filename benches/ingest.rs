@@ -285,7 +285,56 @@ async fn main() {
         http_records as f64 / http_seconds
     );
     daemon.stop().await.unwrap();
+
+    // 4. Tailing: a collector following the same records, from the file to committed rows.
+    let tail_url = fresh_database("llm_meter_bench_tail").await;
+    let tail_records = records.min(500_000);
+    let tail_dir = dir.path().join("tail");
+    std::fs::create_dir(&tail_dir).unwrap();
+    let mut tail_file = BufWriter::new(std::fs::File::create(tail_dir.join("app.log")).unwrap());
+    for i in 0..tail_records {
+        writeln!(tail_file, "{}", record(i)).unwrap();
+    }
+    tail_file.flush().unwrap();
+    drop(tail_file);
+    let store = llm_meter::store::connect(&tail_url).await.unwrap();
+    store.migrate().await.unwrap();
+    let metrics = Arc::new(llm_meter::metrics::Metrics::new());
+    let (pipeline, batcher) = llm_meter::ingest::Pipeline::start(
+        store.clone(),
+        llm_meter::ingest::PipelineConfig::default(),
+        metrics.clone(),
+    );
+    let collector_config: llm_meter::collect::CollectorConfig = toml::from_str(&format!(
+        "name = \"bench\"\npaths = [\"{}/app.log\"]\nbatch_lines = 5000\n",
+        tail_dir.display()
+    ))
+    .unwrap();
+    let mut collector = llm_meter::collect::Collector::new(
+        collector_config,
+        Arc::new(PriceBook::builtin().unwrap()),
+        pipeline.clone(),
+        store,
+        metrics,
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let mut tailed = 0;
+    while tailed < tail_records {
+        tailed += collector.poll_once().await.unwrap().accepted;
+    }
+    let tail_seconds = started.elapsed().as_secs_f64();
+    drop(collector);
+    drop(pipeline);
+    batcher.await.unwrap();
+    println!(
+        "tail: {tail_records} lines from file to committed rows in {tail_seconds:.2} s = {:.0} lines/s",
+        tail_records as f64 / tail_seconds
+    );
+
     for name in [
+        "llm_meter_bench_tail",
         "llm_meter_bench_ingest",
         "llm_meter_bench_copy",
         "llm_meter_bench_http",

@@ -49,6 +49,9 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub pricing: PricingConfig,
+    /// Log files to follow.
+    #[serde(default)]
+    pub collectors: Vec<crate::collect::CollectorConfig>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -97,6 +100,7 @@ impl fmt::Debug for Config {
             )
             .field("server", &self.server)
             .field("pricing", &self.pricing)
+            .field("collectors", &self.collectors)
             .finish()
     }
 }
@@ -142,7 +146,22 @@ impl Config {
     }
 
     pub fn from_toml(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|error| error.to_string().trim().replace('\n', " "))
+        let config: Config =
+            toml::from_str(text).map_err(|error| error.to_string().trim().replace('\n', " "))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot: collector settings and unique names.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut names = std::collections::HashSet::new();
+        for collector in &self.collectors {
+            collector.validate()?;
+            if !names.insert(collector.name.as_str()) {
+                return Err(format!("two collectors are named {:?}", collector.name));
+            }
+        }
+        Ok(())
     }
 
     /// Environment overrides. `env` is a parameter so tests need not touch the process.

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState, Limits};
+use crate::collect::Collector;
 use crate::config::Config;
 use crate::ingest::{Pipeline, PipelineConfig};
 use crate::metrics::Metrics;
@@ -64,10 +65,29 @@ impl Daemon {
             limits: Limits::default(),
         };
         let addr = listener.local_addr()?;
+        let (stop_collectors, collectors_stop) = watch::channel(false);
+        let mut collectors = Vec::new();
+        for collector_config in &config.collectors {
+            let collector = Collector::new(
+                collector_config.clone(),
+                state.book.clone(),
+                state.pipeline.clone(),
+                store.clone(),
+                metrics.clone(),
+            )
+            .await?;
+            tracing::info!(message = "Collector started.", collector = %collector.name(), paths = ?collector_config.paths);
+            collectors.push(tokio::spawn(collector.run(collectors_stop.clone())));
+        }
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let stopping = async move {
                 let _ = stop.await;
+                // Collectors finish the write in flight and stop reading.
+                let _ = stop_collectors.send(true);
+                for collector in collectors {
+                    let _ = collector.await;
+                }
             };
             api::serve(listener, state, stopping).await?;
             // The router (and its pipeline handles) is gone: the batcher drains and ends.

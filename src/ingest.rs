@@ -294,6 +294,23 @@ impl<'b> Intake<'b> {
         }
     }
 
+    /// Like `add_text`, letting `adjust` change the parsed record before it is priced
+    /// (a collector's project and tag pointers).
+    pub fn add_text_with(
+        &mut self,
+        index: usize,
+        text: &str,
+        adjust: impl FnOnce(&mut ParsedUsage),
+    ) {
+        match crate::usage::parse_record(text, self.preparer.format) {
+            Ok(mut parsed) => {
+                adjust(&mut parsed);
+                self.add_parsed(index, parsed, text);
+            }
+            Err(error) => self.reject(index, error.code(), &error.to_string(), text),
+        }
+    }
+
     /// Adds a record that was parsed elsewhere (OTLP spans).
     pub fn add_parsed(&mut self, index: usize, parsed: ParsedUsage, original: &str) {
         match self.preparer.prepare_parsed(parsed, self.now) {

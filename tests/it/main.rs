@@ -2,6 +2,8 @@
 
 mod backfill;
 mod cli_cost;
+mod collector;
+mod e2e_kill;
 mod garbage;
 mod helpers;
 mod http_ingest;

@@ -260,4 +260,6 @@ fn the_example_config_parses_and_documents_every_section() {
         .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
     assert_eq!(config.pricing.overrides.len(), 2);
     assert_eq!(config.listen(), "127.0.0.1:7464");
+    assert_eq!(config.collectors.len(), 1);
+    assert_eq!(config.collectors[0].poll_interval, std::time::Duration::from_millis(250));
 }
