@@ -261,5 +261,8 @@ fn the_example_config_parses_and_documents_every_section() {
     assert_eq!(config.pricing.overrides.len(), 2);
     assert_eq!(config.listen(), "127.0.0.1:7464");
     assert_eq!(config.collectors.len(), 1);
-    assert_eq!(config.collectors[0].poll_interval, std::time::Duration::from_millis(250));
+    assert_eq!(
+        config.collectors[0].poll_interval,
+        std::time::Duration::from_millis(250)
+    );
 }
