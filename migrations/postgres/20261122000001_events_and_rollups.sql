@@ -40,6 +40,10 @@ CREATE TABLE events (
     cache_write_1h_cost_picos bigint NOT NULL DEFAULT 0,
     output_cost_picos         bigint NOT NULL DEFAULT 0,
     reasoning_cost_picos      bigint NOT NULL DEFAULT 0,
+    -- What prompt caching and the batch/flex discount saved on the record (nano-dollars;
+    -- cache savings are negative when write premiums exceed read discounts).
+    cache_savings_nanos       bigint NOT NULL DEFAULT 0,
+    batch_savings_nanos       bigint NOT NULL DEFAULT 0,
     ingested_at      timestamptz NOT NULL,
     source           text        NOT NULL,
     CONSTRAINT events_pkey PRIMARY KEY (project, id)
@@ -81,6 +85,8 @@ CREATE TABLE rollups_hourly (
     cache_write_1h_cost_picos bigint NOT NULL,
     output_cost_picos         bigint NOT NULL,
     reasoning_cost_picos      bigint NOT NULL,
+    cache_savings_nanos       bigint NOT NULL,
+    batch_savings_nanos       bigint NOT NULL,
     CONSTRAINT rollups_hourly_pkey
         PRIMARY KEY (project, hour, provider, model, service_tier, batch, reasoning_effort, tags)
 );
@@ -108,4 +114,17 @@ CREATE TABLE collector_checkpoints (
     "offset"    bigint      NOT NULL,
     updated_at  timestamptz NOT NULL,
     CONSTRAINT collector_checkpoints_pkey PRIMARY KEY (collector, fingerprint)
+);
+
+-- Every `reprice` that changed stored costs: when, over what, and what it changed.
+CREATE TABLE reprice_audit (
+    seq              bigserial   PRIMARY KEY,
+    at               timestamptz NOT NULL,
+    range_from       timestamptz NOT NULL,
+    range_to         timestamptz NOT NULL,
+    project          text,
+    records_changed  bigint      NOT NULL,
+    old_total_nanos  bigint      NOT NULL,
+    new_total_nanos  bigint      NOT NULL,
+    actor            text        NOT NULL
 );

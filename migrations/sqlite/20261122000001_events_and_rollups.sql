@@ -34,6 +34,8 @@ CREATE TABLE events (
     cache_write_1h_cost_picos INTEGER NOT NULL DEFAULT 0,
     output_cost_picos         INTEGER NOT NULL DEFAULT 0,
     reasoning_cost_picos      INTEGER NOT NULL DEFAULT 0,
+    cache_savings_nanos       INTEGER NOT NULL DEFAULT 0,
+    batch_savings_nanos       INTEGER NOT NULL DEFAULT 0,
     ingested_at               INTEGER NOT NULL,
     source                    TEXT    NOT NULL,
     PRIMARY KEY (project, id)
@@ -68,6 +70,8 @@ CREATE TABLE rollups_hourly (
     cache_write_1h_cost_picos INTEGER NOT NULL,
     output_cost_picos         INTEGER NOT NULL,
     reasoning_cost_picos      INTEGER NOT NULL,
+    cache_savings_nanos       INTEGER NOT NULL,
+    batch_savings_nanos       INTEGER NOT NULL,
     PRIMARY KEY (project, hour, provider, model, service_tier, batch, reasoning_effort, tags)
 );
 
@@ -91,4 +95,16 @@ CREATE TABLE collector_checkpoints (
     "offset"    INTEGER NOT NULL,
     updated_at  INTEGER NOT NULL,
     PRIMARY KEY (collector, fingerprint)
+);
+
+CREATE TABLE reprice_audit (
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
+    at               INTEGER NOT NULL,
+    range_from       INTEGER NOT NULL,
+    range_to         INTEGER NOT NULL,
+    project          TEXT,
+    records_changed  INTEGER NOT NULL,
+    old_total_nanos  INTEGER NOT NULL,
+    new_total_nanos  INTEGER NOT NULL,
+    actor            TEXT    NOT NULL
 );

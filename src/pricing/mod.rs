@@ -176,6 +176,13 @@ pub struct Priced {
     /// Each bucket's exact, unrounded share of the cost (multipliers applied); they sum to
     /// `cost` before its single rounding. For spend by token type.
     pub bucket_costs: [Decimal; 6],
+    /// What prompt caching saved on this record: the cached and written tokens at the
+    /// record's own uncached input rate, minus what they cost (negative when cache-write
+    /// premiums exceeded the read discounts).
+    pub cache_savings: Decimal,
+    /// What the batch or flex discount saved: the record at its provider's standard tier
+    /// (same caching, same negotiated prices) minus its cost. Zero for other tiers.
+    pub batch_savings: Decimal,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -647,16 +654,18 @@ impl PriceBook {
             Tier::Batch | Tier::Flex => standard_rates(entry, long_context),
         };
         let override_ = self.project_override(&record.project, model);
-        let mut multiplier = Decimal::ONE;
-        if let Some(override_) = override_ {
-            for (slot, rate) in rates.iter_mut().zip(override_.rates.table()) {
-                if rate.is_some() {
-                    *slot = rate;
+        let multiplier = override_.and_then(|o| o.multiplier).unwrap_or(Decimal::ONE);
+        let negotiated = |rates: &mut RateTable| {
+            if let Some(override_) = override_ {
+                for (slot, rate) in rates.iter_mut().zip(override_.rates.table()) {
+                    if rate.is_some() {
+                        *slot = rate;
+                    }
                 }
             }
-            multiplier = override_.multiplier.unwrap_or(Decimal::ONE);
-        }
-        fill_defaults(&mut rates);
+            fill_defaults(rates);
+        };
+        negotiated(&mut rates);
 
         let mut exact = Decimal::ZERO;
         let mut bucket_costs = [Decimal::ZERO; 6];
@@ -683,6 +692,38 @@ impl PriceBook {
             Some(list) => round_money(per_million(list)),
             None => cost,
         };
+        // Savings split so that list − cost = cache + batch + negotiated (the remainder):
+        // caching is valued at the non-discounted tier's rates, batch is what the
+        // discounted tier took off the record as it was (cached tokens and all).
+        let standard = match tier {
+            Tier::Standard | Tier::Priority => None,
+            Tier::Batch | Tier::Flex => {
+                let mut standard = standard_rates(entry, long_context);
+                negotiated(&mut standard);
+                Some(standard)
+            }
+        };
+        let undiscounted = standard.as_ref().unwrap_or(&rates);
+        // Rounded per step, so the parts add up to list − cost to the nano-dollar.
+        let at_undiscounted =
+            |tokens: &Tokens| exact_cost(tokens, undiscounted).map(|c| round_money(c * multiplier));
+        let undiscounted_cost = match standard {
+            Some(_) => at_undiscounted(&record.tokens),
+            None => Some(cost),
+        };
+        let cache_savings = if record.tokens.cached_total() == 0 {
+            Decimal::ZERO
+        } else {
+            match (
+                at_undiscounted(&record.tokens.uncached()),
+                undiscounted_cost,
+            ) {
+                (Some(uncached), Some(cached)) => (uncached - cached).normalize(),
+                _ => Decimal::ZERO,
+            }
+        };
+        let batch_savings =
+            undiscounted_cost.map_or(Decimal::ZERO, |standard| (standard - cost).normalize());
         let mut price_ref = String::with_capacity(64);
         if let Some(gateway) = resolved.via {
             price_ref.push_str(gateway);
@@ -707,6 +748,8 @@ impl PriceBook {
             resolved_model: resolved.name(),
             model_id: model.id.clone(),
             bucket_costs,
+            cache_savings,
+            batch_savings,
         })
     }
 

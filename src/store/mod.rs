@@ -188,6 +188,10 @@ pub struct UsageAggregate {
     pub list_cost: Decimal,
     pub reported_cost: Decimal,
     pub bucket_costs: [Decimal; 6],
+    /// What cached-input pricing saved against the uncached input price.
+    pub cache_savings: Decimal,
+    /// What batch pricing saved against the standard price.
+    pub batch_savings: Decimal,
 }
 
 /// A model seen without a price.

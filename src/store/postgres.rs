@@ -10,8 +10,8 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,13 +20,14 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{QueryBuilder, Row};
 
 use super::rows::{
-    EventRow, UniqueEvents, count, rollup_groups, unique_events, unsigned, whole_hours,
+    ColumnKind, EVENT_COLUMNS, EventRow, ROLLUP_KEY_COLUMNS, ROLLUP_VALUE_COLUMNS, UniqueEvents,
+    count, event_usage_values, fill_aggregate, rollup_groups, rollup_increments, unique_events,
+    unsigned, usage_sums, whole_hours,
 };
 use super::{
     Checkpoint, DeadLetter, Dimension, Inserted, NewEvent, Store, StoreError, UnpricedModel,
     UsageAggregate, UsageQuery, WriteBatch,
 };
-use crate::money;
 use crate::usage::Tokens;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -54,7 +55,9 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(|connection, _| {
                 Box::pin(async move {
-                    sqlx::query(CREATE_STAGING).execute(connection).await?;
+                    sqlx::query(sqlx::AssertSqlSafe(CREATE_STAGING.as_str()))
+                        .execute(connection)
+                        .await?;
                     Ok(())
                 })
             })
@@ -84,7 +87,10 @@ impl PgStore {
             .await?;
         let copied = async {
             let mut copy = tx
-                .copy_in_raw(&format!("COPY events ({COPY_COLUMNS}) FROM STDIN"))
+                .copy_in_raw(&format!(
+                    "COPY events ({}) FROM STDIN",
+                    COPY_COLUMNS.as_str()
+                ))
                 .await?;
             copy.send(staged.rows.as_slice()).await?;
             copy.finish().await
@@ -105,7 +111,7 @@ impl PgStore {
             .await?;
         let groups = rollup_groups(&staged.unique.rows);
         let mut columns = RollupKeyColumns::default();
-        let mut numbers: [Vec<i64>; 17] = Default::default();
+        let mut numbers: [Vec<i64>; ROLLUP_VALUE_COLUMNS.len()] = Default::default();
         for (key, sums) in groups {
             columns.0.push(key.0);
             columns.1.push(key.1);
@@ -119,7 +125,7 @@ impl PgStore {
                 slot.push(value);
             }
         }
-        let mut query = sqlx::query(UPSERT_ROLLUPS)
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(UPSERT_ROLLUPS.as_str()))
             .bind(columns.0)
             .bind(columns.1)
             .bind(columns.2)
@@ -139,59 +145,63 @@ impl PgStore {
 /// Each pooled connection gets a session-local staging table. A batch is `COPY`ed into
 /// it (the fastest way into Postgres), then moved into `events` by one statement.
 /// Temp tables need a real session: put no transaction-mode pooler in between.
-const CREATE_STAGING: &str = r#"
-CREATE TEMP TABLE IF NOT EXISTS staging_events (
-    project text, id text, time timestamptz, provider text, model text, resolved_model text,
-    input bigint, cached_input bigint, cache_write_5m bigint, cache_write_1h bigint,
-    output bigint, reasoning bigint, batch boolean, service_tier text, reasoning_effort text,
-    tags jsonb, user_id text, cost_nanos bigint, list_cost_nanos bigint, price_ref text,
-    unpriced_reason text, reported_cost_nanos bigint,
-    input_cost_picos bigint, cached_input_cost_picos bigint, cache_write_5m_cost_picos bigint,
-    cache_write_1h_cost_picos bigint, output_cost_picos bigint, reasoning_cost_picos bigint,
-    ingested_at timestamptz, source text
-) ON COMMIT DELETE ROWS
-"#;
+static CREATE_STAGING: LazyLock<String> = LazyLock::new(|| {
+    let columns: Vec<String> = EVENT_COLUMNS
+        .iter()
+        .map(|(name, kind)| {
+            let pg_type = match *kind {
+                ColumnKind::Text => "text",
+                ColumnKind::Integer => "bigint",
+                ColumnKind::Boolean => "boolean",
+                ColumnKind::Time => "timestamptz",
+                ColumnKind::Json => "jsonb",
+            };
+            format!("{name} {pg_type}")
+        })
+        .collect();
+    format!(
+        "CREATE TEMP TABLE IF NOT EXISTS staging_events ({}) ON COMMIT DELETE ROWS",
+        columns.join(", ")
+    )
+});
 
 /// The columns of a `COPY` row, in order (staging and events alike).
-const COPY_COLUMNS: &str = "project, id, time, provider, model, resolved_model, \
-    input, cached_input, cache_write_5m, cache_write_1h, output, reasoning, \
-    batch, service_tier, reasoning_effort, tags, user_id, \
-    cost_nanos, list_cost_nanos, price_ref, unpriced_reason, reported_cost_nanos, \
-    input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, cache_write_1h_cost_picos, \
-    output_cost_picos, reasoning_cost_picos, ingested_at, source";
+static COPY_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    EVENT_COLUMNS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+});
+
+/// The rollup key columns, in `RollupKey` order.
 
 /// Adds groups aggregated by the writer to the hourly rollups (the direct-`COPY` path).
-const UPSERT_ROLLUPS: &str = r#"
-INSERT INTO rollups_hourly AS r (project, hour, provider, model, service_tier, batch,
-    reasoning_effort, tags, requests, unpriced_requests,
-    input, cached_input, cache_write_5m, cache_write_1h, output, reasoning,
-    cost_nanos, list_cost_nanos, reported_cost_nanos,
-    input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, cache_write_1h_cost_picos,
-    output_cost_picos, reasoning_cost_picos)
-SELECT * FROM UNNEST($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::bool[],
-    $7::text[], $8::jsonb[], $9::bigint[], $10::bigint[],
-    $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::bigint[], $16::bigint[],
-    $17::bigint[], $18::bigint[], $19::bigint[],
-    $20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[], $24::bigint[], $25::bigint[])
-ON CONFLICT (project, hour, provider, model, service_tier, batch, reasoning_effort, tags) DO UPDATE SET
-    requests = r.requests + excluded.requests,
-    unpriced_requests = r.unpriced_requests + excluded.unpriced_requests,
-    input = r.input + excluded.input,
-    cached_input = r.cached_input + excluded.cached_input,
-    cache_write_5m = r.cache_write_5m + excluded.cache_write_5m,
-    cache_write_1h = r.cache_write_1h + excluded.cache_write_1h,
-    output = r.output + excluded.output,
-    reasoning = r.reasoning + excluded.reasoning,
-    cost_nanos = r.cost_nanos + excluded.cost_nanos,
-    list_cost_nanos = r.list_cost_nanos + excluded.list_cost_nanos,
-    reported_cost_nanos = r.reported_cost_nanos + excluded.reported_cost_nanos,
-    input_cost_picos = r.input_cost_picos + excluded.input_cost_picos,
-    cached_input_cost_picos = r.cached_input_cost_picos + excluded.cached_input_cost_picos,
-    cache_write_5m_cost_picos = r.cache_write_5m_cost_picos + excluded.cache_write_5m_cost_picos,
-    cache_write_1h_cost_picos = r.cache_write_1h_cost_picos + excluded.cache_write_1h_cost_picos,
-    output_cost_picos = r.output_cost_picos + excluded.output_cost_picos,
-    reasoning_cost_picos = r.reasoning_cost_picos + excluded.reasoning_cost_picos
-"#;
+static UPSERT_ROLLUPS: LazyLock<String> = LazyLock::new(|| {
+    let key_types = [
+        "text",
+        "timestamptz",
+        "text",
+        "text",
+        "text",
+        "bool",
+        "text",
+        "jsonb",
+    ];
+    let arrays: Vec<String> = key_types
+        .iter()
+        .chain(std::iter::repeat_n(&"bigint", ROLLUP_VALUE_COLUMNS.len()))
+        .enumerate()
+        .map(|(i, kind)| format!("${}::{kind}[]", i + 1))
+        .collect();
+    format!(
+        "INSERT INTO rollups_hourly AS r ({ROLLUP_KEY_COLUMNS}, {values}) SELECT * FROM UNNEST({arrays}) \
+         ON CONFLICT ({ROLLUP_KEY_COLUMNS}) DO UPDATE SET {increments}",
+        values = ROLLUP_VALUE_COLUMNS.join(", "),
+        arrays = arrays.join(", "),
+        increments = rollup_increments("r."),
+    )
+});
 
 /// Rollup keys as column arrays for `UNNEST`, in `RollupKey` order.
 #[derive(Default)]
@@ -207,69 +217,36 @@ struct RollupKeyColumns<'e>(
 );
 
 /// Moves the staged rows into `events` (skipping keys already there) and adds exactly
-/// the inserted ones to the hourly rollups, in one statement.
-const INSERT_FROM_STAGING: &str = r#"
-WITH inserted AS (
-    INSERT INTO events (project, id, time, provider, model, resolved_model,
-        input, cached_input, cache_write_5m, cache_write_1h, output, reasoning,
-        batch, service_tier, reasoning_effort, tags, user_id,
-        cost_nanos, list_cost_nanos, price_ref, unpriced_reason, reported_cost_nanos,
-        input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, cache_write_1h_cost_picos, output_cost_picos, reasoning_cost_picos,
-        ingested_at, source)
-    SELECT project, id, time, provider, model, resolved_model,
-        input, cached_input, cache_write_5m, cache_write_1h, output, reasoning,
-        batch, service_tier, reasoning_effort, tags, user_id,
-        cost_nanos, list_cost_nanos, price_ref, unpriced_reason, reported_cost_nanos,
-        input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, cache_write_1h_cost_picos, output_cost_picos, reasoning_cost_picos,
-        ingested_at, source
-    -- Staged rows are sorted by key, so concurrent writers take index locks in the same
-    -- order; a deadlock, should one happen anyway, is retried as a transient failure.
-    FROM staging_events
-    ON CONFLICT (project, id) DO NOTHING
-    RETURNING project, id, date_trunc('hour', time, 'UTC') AS hour, provider,
-        coalesce(resolved_model, model) AS rollup_model, service_tier, batch,
-        coalesce(reasoning_effort, '') AS effort, tags,
-        input, cached_input, cache_write_5m, cache_write_1h, output, reasoning,
-        cost_nanos, list_cost_nanos, reported_cost_nanos,
-        input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, cache_write_1h_cost_picos, output_cost_picos, reasoning_cost_picos
-),
-rolled AS (
-    INSERT INTO rollups_hourly AS r (project, hour, provider, model, service_tier, batch,
-        reasoning_effort, tags, requests, unpriced_requests,
-        input, cached_input, cache_write_5m, cache_write_1h, output, reasoning,
-        cost_nanos, list_cost_nanos, reported_cost_nanos,
-        input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, cache_write_1h_cost_picos, output_cost_picos, reasoning_cost_picos)
-    SELECT project, hour, provider, rollup_model, service_tier, batch, effort, tags,
-        count(*), count(*) FILTER (WHERE cost_nanos IS NULL),
-        sum(input), sum(cached_input), sum(cache_write_5m), sum(cache_write_1h), sum(output), sum(reasoning),
-        coalesce(sum(cost_nanos), 0), coalesce(sum(list_cost_nanos), 0), coalesce(sum(reported_cost_nanos), 0),
-        sum(input_cost_picos), sum(cached_input_cost_picos), sum(cache_write_5m_cost_picos),
-        sum(cache_write_1h_cost_picos), sum(output_cost_picos), sum(reasoning_cost_picos)
-    FROM inserted
-    GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
-    ORDER BY 1, 2, 3, 4, 5, 6, 7, 8
-    ON CONFLICT (project, hour, provider, model, service_tier, batch, reasoning_effort, tags) DO UPDATE SET
-        requests = r.requests + excluded.requests,
-        unpriced_requests = r.unpriced_requests + excluded.unpriced_requests,
-        input = r.input + excluded.input,
-        cached_input = r.cached_input + excluded.cached_input,
-        cache_write_5m = r.cache_write_5m + excluded.cache_write_5m,
-        cache_write_1h = r.cache_write_1h + excluded.cache_write_1h,
-        output = r.output + excluded.output,
-        reasoning = r.reasoning + excluded.reasoning,
-        cost_nanos = r.cost_nanos + excluded.cost_nanos,
-        list_cost_nanos = r.list_cost_nanos + excluded.list_cost_nanos,
-        reported_cost_nanos = r.reported_cost_nanos + excluded.reported_cost_nanos,
-        input_cost_picos = r.input_cost_picos + excluded.input_cost_picos,
-        cached_input_cost_picos = r.cached_input_cost_picos + excluded.cached_input_cost_picos,
-        cache_write_5m_cost_picos = r.cache_write_5m_cost_picos + excluded.cache_write_5m_cost_picos,
-        cache_write_1h_cost_picos = r.cache_write_1h_cost_picos + excluded.cache_write_1h_cost_picos,
-        output_cost_picos = r.output_cost_picos + excluded.output_cost_picos,
-        reasoning_cost_picos = r.reasoning_cost_picos + excluded.reasoning_cost_picos
-    RETURNING 1
-)
-SELECT project, id FROM inserted
-"#;
+/// the inserted ones to the hourly rollups, in one statement. Staged rows are sorted by
+/// key, so concurrent writers take index locks in the same order; a deadlock, should one
+/// happen anyway, is retried as a transient failure.
+static INSERT_FROM_STAGING: LazyLock<String> = LazyLock::new(|| {
+    let columns = COPY_COLUMNS.as_str();
+    // Values summed into the rollups: every value column after the two counts.
+    let sums: Vec<String> = ROLLUP_VALUE_COLUMNS[2..]
+        .iter()
+        .map(|c| format!("coalesce(sum({c}), 0)"))
+        .collect();
+    format!(
+        "WITH inserted AS (\
+            INSERT INTO events ({columns}) SELECT {columns} FROM staging_events \
+            ON CONFLICT (project, id) DO NOTHING \
+            RETURNING project, id, date_trunc('hour', time, 'UTC') AS hour, provider, \
+                coalesce(resolved_model, model) AS rollup_model, service_tier, batch, \
+                coalesce(reasoning_effort, '') AS effort, tags, {values}), \
+         rolled AS (\
+            INSERT INTO rollups_hourly AS r ({ROLLUP_KEY_COLUMNS}, {all_values}) \
+            SELECT project, hour, provider, rollup_model, service_tier, batch, effort, tags, \
+                count(*), count(*) FILTER (WHERE cost_nanos IS NULL), {sums} \
+            FROM inserted GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8 \
+            ON CONFLICT ({ROLLUP_KEY_COLUMNS}) DO UPDATE SET {increments} RETURNING 1) \
+         SELECT project, id FROM inserted",
+        values = ROLLUP_VALUE_COLUMNS[2..].join(", "),
+        all_values = ROLLUP_VALUE_COLUMNS.join(", "),
+        sums = sums.join(", "),
+        increments = rollup_increments("r."),
+    )
+});
 
 /// A write's events as `COPY` text rows, first copies only, sorted by key.
 struct Staged<'e> {
@@ -313,6 +290,8 @@ fn copy_row(out: &mut Vec<u8>, row: &EventRow<'_>, ingested_at: &str) {
     for share in row.bucket_picos {
         copy.integer(share);
     }
+    copy.integer(row.cache_savings_nanos);
+    copy.integer(row.batch_savings_nanos);
     copy.raw(ingested_at);
     copy.last_text(&row.event.source);
 }
@@ -418,7 +397,9 @@ impl Store for PgStore {
                 let mut copy = tx.copy_in_raw("COPY staging_events FROM STDIN").await?;
                 copy.send(staged.rows.as_slice()).await?;
                 copy.finish().await?;
-                let rows = sqlx::query(INSERT_FROM_STAGING).fetch_all(&mut *tx).await?;
+                let rows = sqlx::query(sqlx::AssertSqlSafe(INSERT_FROM_STAGING.as_str()))
+                    .fetch_all(&mut *tx)
+                    .await?;
                 for row in rows {
                     inserted_keys.insert((row.try_get(0)?, row.try_get(1)?), false);
                 }
@@ -510,21 +491,12 @@ impl Store for PgStore {
             sql.push(", ");
             group_columns += 1;
         }
-        sql.push(
-            "sum(requests)::bigint, sum(unpriced_requests)::bigint, sum(input)::bigint, \
-             sum(cached_input)::bigint, sum(cache_write_5m)::bigint, sum(cache_write_1h)::bigint, \
-             sum(output)::bigint, sum(reasoning)::bigint, coalesce(sum(cost_nanos), 0)::bigint, \
-             coalesce(sum(list_cost_nanos), 0)::bigint, coalesce(sum(reported_cost_nanos), 0)::bigint, \
-             coalesce(sum(input_cost_picos), 0)::bigint, coalesce(sum(cached_input_cost_picos), 0)::bigint, \
-             coalesce(sum(cache_write_5m_cost_picos), 0)::bigint, coalesce(sum(cache_write_1h_cost_picos), 0)::bigint, \
-             coalesce(sum(output_cost_picos), 0)::bigint, coalesce(sum(reasoning_cost_picos), 0)::bigint FROM (",
-        );
+        sql.push(usage_sums("::bigint"));
+        sql.push(" FROM (SELECT ");
         let (whole_from, whole_to) = whole_hours(query.from, query.to);
-        let columns = "project, hour, provider, model, service_tier, batch, reasoning_effort, tags, \
-                       requests, unpriced_requests, input, cached_input, cache_write_5m, cache_write_1h, \
-                       output, reasoning, cost_nanos, list_cost_nanos, reported_cost_nanos, input_cost_picos, cached_input_cost_picos, \
-                       cache_write_5m_cost_picos, cache_write_1h_cost_picos, output_cost_picos, reasoning_cost_picos";
-        sql.push("SELECT ").push(columns);
+        sql.push(ROLLUP_KEY_COLUMNS)
+            .push(", ")
+            .push(ROLLUP_VALUE_COLUMNS.join(", "));
         sql.push(" FROM rollups_hourly WHERE hour >= ")
             .push_bind(whole_from)
             .push(" AND hour < ")
@@ -532,12 +504,10 @@ impl Store for PgStore {
         // The partial hours at either end come from the events themselves.
         sql.push(
             " UNION ALL SELECT project, date_trunc('hour', time, 'UTC'), provider, \
-             coalesce(resolved_model, model), service_tier, batch, coalesce(reasoning_effort, ''), tags, \
-             1, CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END, input, cached_input, cache_write_5m, \
-             cache_write_1h, output, reasoning, coalesce(cost_nanos, 0), coalesce(list_cost_nanos, 0), \
-             coalesce(reported_cost_nanos, 0), input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, \
-             cache_write_1h_cost_picos, output_cost_picos, reasoning_cost_picos FROM events WHERE ",
-        );
+             coalesce(resolved_model, model), service_tier, batch, coalesce(reasoning_effort, ''), tags, ",
+        )
+        .push(event_usage_values())
+        .push(" FROM events WHERE ");
         if whole_from < whole_to {
             sql.push("((time >= ")
                 .push_bind(query.from)
@@ -714,15 +684,10 @@ fn aggregate_from_row(row: &PgRow, group_by: &[Dimension]) -> Result<UsageAggreg
             aggregate.keys.push(row.try_get(position)?);
         }
     }
-    let base = group_by.len();
-    aggregate.requests = unsigned(row.try_get::<Option<i64>, _>(base)?.unwrap_or(0));
-    aggregate.unpriced_requests = unsigned(row.try_get::<Option<i64>, _>(base + 1)?.unwrap_or(0));
-    aggregate.tokens = tokens_from(row, base + 2)?;
-    aggregate.cost = money::from_nanos(row.try_get(base + 8)?);
-    aggregate.list_cost = money::from_nanos(row.try_get(base + 9)?);
-    aggregate.reported_cost = money::from_nanos(row.try_get(base + 10)?);
-    for (i, slot) in aggregate.bucket_costs.iter_mut().enumerate() {
-        *slot = money::from_picos(row.try_get(base + 11 + i)?);
+    let mut values = [0i64; 19];
+    for (i, slot) in values.iter_mut().enumerate() {
+        *slot = row.try_get(group_by.len() + i)?;
     }
+    fill_aggregate(&mut aggregate, &values);
     Ok(aggregate)
 }

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use rust_decimal::Decimal;
 
-use super::NewEvent;
+use super::{NewEvent, UsageAggregate};
 use crate::money;
 use crate::pricing::PriceOutcome;
+use crate::usage::Tokens;
 
 /// A count as the stores keep it. Counts are bounded at 1e9 per bucket by the parser;
 /// saturate rather than wrap all the same.
@@ -19,6 +20,52 @@ pub(crate) fn count(value: u64) -> i64 {
 pub(crate) fn unsigned(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
+
+/// The type of a stored column, for backends that spell types differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ColumnKind {
+    Text,
+    Integer,
+    Boolean,
+    Time,
+    Json,
+}
+
+/// The columns of `events`, in the order rows are written.
+pub(crate) const EVENT_COLUMNS: [(&str, ColumnKind); 32] = [
+    ("project", ColumnKind::Text),
+    ("id", ColumnKind::Text),
+    ("time", ColumnKind::Time),
+    ("provider", ColumnKind::Text),
+    ("model", ColumnKind::Text),
+    ("resolved_model", ColumnKind::Text),
+    ("input", ColumnKind::Integer),
+    ("cached_input", ColumnKind::Integer),
+    ("cache_write_5m", ColumnKind::Integer),
+    ("cache_write_1h", ColumnKind::Integer),
+    ("output", ColumnKind::Integer),
+    ("reasoning", ColumnKind::Integer),
+    ("batch", ColumnKind::Boolean),
+    ("service_tier", ColumnKind::Text),
+    ("reasoning_effort", ColumnKind::Text),
+    ("tags", ColumnKind::Json),
+    ("user_id", ColumnKind::Text),
+    ("cost_nanos", ColumnKind::Integer),
+    ("list_cost_nanos", ColumnKind::Integer),
+    ("price_ref", ColumnKind::Text),
+    ("unpriced_reason", ColumnKind::Text),
+    ("reported_cost_nanos", ColumnKind::Integer),
+    ("input_cost_picos", ColumnKind::Integer),
+    ("cached_input_cost_picos", ColumnKind::Integer),
+    ("cache_write_5m_cost_picos", ColumnKind::Integer),
+    ("cache_write_1h_cost_picos", ColumnKind::Integer),
+    ("output_cost_picos", ColumnKind::Integer),
+    ("reasoning_cost_picos", ColumnKind::Integer),
+    ("cache_savings_nanos", ColumnKind::Integer),
+    ("batch_savings_nanos", ColumnKind::Integer),
+    ("ingested_at", ColumnKind::Time),
+    ("source", ColumnKind::Text),
+];
 
 /// One event as column values.
 pub(crate) struct EventRow<'e> {
@@ -35,12 +82,21 @@ pub(crate) struct EventRow<'e> {
     pub unpriced_reason: Option<&'e str>,
     pub reported_cost_nanos: Option<i64>,
     pub bucket_picos: [i64; 6],
+    pub cache_savings_nanos: i64,
+    pub batch_savings_nanos: i64,
     pub hour: DateTime<Utc>,
 }
 
 impl<'e> EventRow<'e> {
     pub fn new(event: &'e NewEvent) -> EventRow<'e> {
         let record = &event.priced.record;
+        let (savings_cache, savings_batch) = match &event.priced.price {
+            PriceOutcome::Priced(p) => (
+                money::to_nanos(p.cache_savings),
+                money::to_nanos(p.batch_savings),
+            ),
+            PriceOutcome::Unpriced(_) => (0, 0),
+        };
         let (resolved_model, cost, list_cost, price_ref, reason, shares) = match &event.priced.price
         {
             PriceOutcome::Priced(p) => (
@@ -79,6 +135,8 @@ impl<'e> EventRow<'e> {
             unpriced_reason: reason,
             reported_cost_nanos: record.reported_cost.map(money::to_nanos),
             bucket_picos: shares.map(money::to_picos),
+            cache_savings_nanos: savings_cache,
+            batch_savings_nanos: savings_batch,
             hour: record
                 .time
                 .duration_trunc(TimeDelta::hours(1))
@@ -126,6 +184,10 @@ pub(crate) type RollupKey<'e> = (
     &'e str,
 );
 
+/// The key columns of `rollups_hourly`, in `RollupKey` order.
+pub(crate) const ROLLUP_KEY_COLUMNS: &str =
+    "project, hour, provider, model, service_tier, batch, reasoning_effort, tags";
+
 /// The sums of one hourly rollup group.
 #[derive(Default, Debug, Clone, PartialEq)]
 pub(crate) struct RollupSums {
@@ -136,13 +198,37 @@ pub(crate) struct RollupSums {
     pub list_cost_nanos: i64,
     pub reported_cost_nanos: i64,
     pub bucket_picos: [i64; 6],
+    pub cache_savings_nanos: i64,
+    pub batch_savings_nanos: i64,
 }
 
+/// The rollup value columns, in the order `RollupSums::values` gives them.
+pub(crate) const ROLLUP_VALUE_COLUMNS: [&str; 19] = [
+    "requests",
+    "unpriced_requests",
+    "input",
+    "cached_input",
+    "cache_write_5m",
+    "cache_write_1h",
+    "output",
+    "reasoning",
+    "cost_nanos",
+    "list_cost_nanos",
+    "reported_cost_nanos",
+    "input_cost_picos",
+    "cached_input_cost_picos",
+    "cache_write_5m_cost_picos",
+    "cache_write_1h_cost_picos",
+    "output_cost_picos",
+    "reasoning_cost_picos",
+    "cache_savings_nanos",
+    "batch_savings_nanos",
+];
+
 impl RollupSums {
-    /// requests, unpriced, the six token counts, cost, list cost, reported cost, the six
-    /// bucket shares: the order of the rollup columns after the key.
-    pub fn values(&self) -> [i64; 17] {
-        let mut values = [0; 17];
+    /// The values of `ROLLUP_VALUE_COLUMNS`, in that order.
+    pub fn values(&self) -> [i64; 19] {
+        let mut values = [0; 19];
         values[0] = self.requests;
         values[1] = self.unpriced;
         values[2..8].copy_from_slice(&self.tokens);
@@ -150,8 +236,80 @@ impl RollupSums {
         values[9] = self.list_cost_nanos;
         values[10] = self.reported_cost_nanos;
         values[11..17].copy_from_slice(&self.bucket_picos);
+        values[17] = self.cache_savings_nanos;
+        values[18] = self.batch_savings_nanos;
         values
     }
+
+    /// Subtracts another group's sums (reprice moves a record out of its old group).
+    pub fn negated(&self) -> RollupSums {
+        RollupSums {
+            requests: -self.requests,
+            unpriced: -self.unpriced,
+            tokens: self.tokens.map(|t| -t),
+            cost_nanos: -self.cost_nanos,
+            list_cost_nanos: -self.list_cost_nanos,
+            reported_cost_nanos: -self.reported_cost_nanos,
+            bucket_picos: self.bucket_picos.map(|p| -p),
+            cache_savings_nanos: -self.cache_savings_nanos,
+            batch_savings_nanos: -self.batch_savings_nanos,
+        }
+    }
+}
+
+/// The rollup value sums of a usage query, `coalesce(sum(column), 0)` each, with `cast`
+/// appended (Postgres sums bigints into numerics).
+pub(crate) fn usage_sums(cast: &str) -> String {
+    ROLLUP_VALUE_COLUMNS
+        .iter()
+        .map(|c| format!("coalesce(sum({c}), 0){cast}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One event's contribution to each rollup value column, as SQL over `events`.
+pub(crate) fn event_usage_values() -> String {
+    let mut values = vec![
+        "1".to_owned(),
+        "CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END".to_owned(),
+    ];
+    values.extend(
+        ROLLUP_VALUE_COLUMNS[2..]
+            .iter()
+            .map(|c| format!("coalesce({c}, 0)")),
+    );
+    values.join(", ")
+}
+
+/// Fills an aggregate's sums from the values of `ROLLUP_VALUE_COLUMNS`, in that order.
+pub(crate) fn fill_aggregate(aggregate: &mut UsageAggregate, values: &[i64; 19]) {
+    aggregate.requests = unsigned(values[0]);
+    aggregate.unpriced_requests = unsigned(values[1]);
+    aggregate.tokens = Tokens {
+        input: unsigned(values[2]),
+        cached_input: unsigned(values[3]),
+        cache_write_5m: unsigned(values[4]),
+        cache_write_1h: unsigned(values[5]),
+        output: unsigned(values[6]),
+        reasoning: unsigned(values[7]),
+    };
+    aggregate.cost = money::from_nanos(values[8]);
+    aggregate.list_cost = money::from_nanos(values[9]);
+    aggregate.reported_cost = money::from_nanos(values[10]);
+    for (slot, picos) in aggregate.bucket_costs.iter_mut().zip(&values[11..17]) {
+        *slot = money::from_picos(*picos);
+    }
+    aggregate.cache_savings = money::from_nanos(values[17]);
+    aggregate.batch_savings = money::from_nanos(values[18]);
+}
+
+/// `SET column = column + excluded.column` for every rollup value column.
+pub(crate) fn rollup_increments(table_alias: &str) -> String {
+    ROLLUP_VALUE_COLUMNS
+        .iter()
+        .map(|c| format!("{c} = {table_alias}{c} + excluded.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Groups inserted events into hourly rollup groups, sorted by key.
@@ -185,6 +343,8 @@ pub(crate) fn rollup_groups<'r, 'e: 'r>(
         for (slot, value) in sums.bucket_picos.iter_mut().zip(row.bucket_picos) {
             *slot += value;
         }
+        sums.cache_savings_nanos += row.cache_savings_nanos;
+        sums.batch_savings_nanos += row.batch_savings_nanos;
     }
     groups
 }

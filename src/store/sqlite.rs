@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,18 +20,33 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
-use super::rows::{EventRow, count, rollup_groups, unique_events, unsigned, whole_hours};
+use super::rows::{
+    EVENT_COLUMNS, EventRow, ROLLUP_KEY_COLUMNS, ROLLUP_VALUE_COLUMNS, count, event_usage_values,
+    fill_aggregate, rollup_groups, rollup_increments, unique_events, unsigned, usage_sums,
+    whole_hours,
+};
 use super::{
     Checkpoint, DeadLetter, Dimension, Inserted, NewEvent, Store, StoreError, UnpricedModel,
     UsageAggregate, UsageQuery, WriteBatch,
 };
-use crate::money;
 use crate::usage::Tokens;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// Events per `INSERT` statement: 30 columns each, well under SQLite's variable limit.
+/// Events per `INSERT` statement: 32 columns each, well under SQLite's variable limit.
 const ROWS_PER_INSERT: usize = 500;
+
+static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {
+    let columns: Vec<&str> = EVENT_COLUMNS.iter().map(|(name, _)| *name).collect();
+    format!("INSERT INTO events ({}) ", columns.join(", "))
+});
+
+static UPSERT_ROLLUP_TAIL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        ") ON CONFLICT ({ROLLUP_KEY_COLUMNS}) DO UPDATE SET {}",
+        rollup_increments("")
+    )
+});
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -114,15 +130,7 @@ impl Store for SqliteStore {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut inserted: HashSet<(String, String)> = HashSet::new();
         for chunk in unique.rows.chunks(ROWS_PER_INSERT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events (project, id, time, provider, model, resolved_model, \
-                 input, cached_input, cache_write_5m, cache_write_1h, output, reasoning, \
-                 batch, service_tier, reasoning_effort, tags, user_id, \
-                 cost_nanos, list_cost_nanos, price_ref, unpriced_reason, reported_cost_nanos, \
-                 input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, \
-                 cache_write_1h_cost_picos, output_cost_picos, reasoning_cost_picos, \
-                 ingested_at, source) ",
-            );
+            let mut insert = QueryBuilder::<Sqlite>::new(INSERT_EVENTS.as_str());
             insert.push_values(chunk, |mut values, row: &EventRow<'_>| {
                 let record = &row.event.priced.record;
                 values
@@ -150,6 +158,8 @@ impl Store for SqliteStore {
                     values.push_bind(share);
                 }
                 values
+                    .push_bind(row.cache_savings_nanos)
+                    .push_bind(row.batch_savings_nanos)
                     .push_bind(now)
                     .push_bind(row.event.source.to_string());
             });
@@ -163,14 +173,10 @@ impl Store for SqliteStore {
             inserted.contains(&(record.project.clone(), record.id.clone()))
         });
         for (key, sums) in rollup_groups(new_rows) {
-            let mut upsert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO rollups_hourly (project, hour, provider, model, service_tier, batch, \
-                 reasoning_effort, tags, requests, unpriced_requests, input, cached_input, \
-                 cache_write_5m, cache_write_1h, output, reasoning, cost_nanos, list_cost_nanos, \
-                 reported_cost_nanos, input_cost_picos, cached_input_cost_picos, \
-                 cache_write_5m_cost_picos, cache_write_1h_cost_picos, output_cost_picos, \
-                 reasoning_cost_picos) VALUES (",
-            );
+            let mut upsert = QueryBuilder::<Sqlite>::new(format!(
+                "INSERT INTO rollups_hourly ({ROLLUP_KEY_COLUMNS}, {}) VALUES (",
+                ROLLUP_VALUE_COLUMNS.join(", ")
+            ));
             let mut values = upsert.separated(", ");
             values
                 .push_bind(key.0.to_owned())
@@ -184,27 +190,7 @@ impl Store for SqliteStore {
             for value in sums.values() {
                 values.push_bind(value);
             }
-            upsert.push(
-                ") ON CONFLICT (project, hour, provider, model, service_tier, batch, \
-                 reasoning_effort, tags) DO UPDATE SET \
-                 requests = requests + excluded.requests, \
-                 unpriced_requests = unpriced_requests + excluded.unpriced_requests, \
-                 input = input + excluded.input, \
-                 cached_input = cached_input + excluded.cached_input, \
-                 cache_write_5m = cache_write_5m + excluded.cache_write_5m, \
-                 cache_write_1h = cache_write_1h + excluded.cache_write_1h, \
-                 output = output + excluded.output, \
-                 reasoning = reasoning + excluded.reasoning, \
-                 cost_nanos = cost_nanos + excluded.cost_nanos, \
-                 list_cost_nanos = list_cost_nanos + excluded.list_cost_nanos, \
-                 reported_cost_nanos = reported_cost_nanos + excluded.reported_cost_nanos, \
-                 input_cost_picos = input_cost_picos + excluded.input_cost_picos, \
-                 cached_input_cost_picos = cached_input_cost_picos + excluded.cached_input_cost_picos, \
-                 cache_write_5m_cost_picos = cache_write_5m_cost_picos + excluded.cache_write_5m_cost_picos, \
-                 cache_write_1h_cost_picos = cache_write_1h_cost_picos + excluded.cache_write_1h_cost_picos, \
-                 output_cost_picos = output_cost_picos + excluded.output_cost_picos, \
-                 reasoning_cost_picos = reasoning_cost_picos + excluded.reasoning_cost_picos",
-            );
+            upsert.push(&*UPSERT_ROLLUP_TAIL);
             upsert.build().execute(&mut *tx).await?;
         }
         for letter in parts.iter().flat_map(|p| p.dead_letters.iter()) {
@@ -264,19 +250,12 @@ impl Store for SqliteStore {
             };
             sql.push(", ");
         }
-        sql.push(
-            "sum(requests), sum(unpriced_requests), sum(input), sum(cached_input), \
-             sum(cache_write_5m), sum(cache_write_1h), sum(output), sum(reasoning), \
-             sum(cost_nanos), sum(list_cost_nanos), sum(reported_cost_nanos), \
-             sum(input_cost_picos), sum(cached_input_cost_picos), sum(cache_write_5m_cost_picos), \
-             sum(cache_write_1h_cost_picos), sum(output_cost_picos), sum(reasoning_cost_picos) \
-             FROM (SELECT project, hour, provider, model, service_tier, batch, reasoning_effort, \
-             tags, requests, unpriced_requests, input, cached_input, cache_write_5m, \
-             cache_write_1h, output, reasoning, cost_nanos, list_cost_nanos, reported_cost_nanos, \
-             input_cost_picos, cached_input_cost_picos, cache_write_5m_cost_picos, \
-             cache_write_1h_cost_picos, output_cost_picos, reasoning_cost_picos \
-             FROM rollups_hourly WHERE hour >= ",
-        );
+        sql.push(usage_sums(""))
+            .push(" FROM (SELECT ")
+            .push(ROLLUP_KEY_COLUMNS)
+            .push(", ")
+            .push(ROLLUP_VALUE_COLUMNS.join(", "))
+            .push(" FROM rollups_hourly WHERE hour >= ");
         let (whole_from, whole_to) = whole_hours(query.from, query.to);
         sql.push_bind(whole_from.timestamp())
             .push(" AND hour < ")
@@ -284,13 +263,10 @@ impl Store for SqliteStore {
         // The partial hours at either end come from the events themselves.
         sql.push(
             " UNION ALL SELECT project, (time / 3600000000) * 3600, provider, \
-             coalesce(resolved_model, model), service_tier, batch, coalesce(reasoning_effort, ''), \
-             tags, 1, CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END, input, cached_input, \
-             cache_write_5m, cache_write_1h, output, reasoning, coalesce(cost_nanos, 0), \
-             coalesce(list_cost_nanos, 0), coalesce(reported_cost_nanos, 0), input_cost_picos, \
-             cached_input_cost_picos, cache_write_5m_cost_picos, cache_write_1h_cost_picos, \
-             output_cost_picos, reasoning_cost_picos FROM events WHERE ",
-        );
+             coalesce(resolved_model, model), service_tier, batch, coalesce(reasoning_effort, ''), tags, ",
+        )
+        .push(event_usage_values())
+        .push(" FROM events WHERE ");
         if whole_from < whole_to {
             sql.push("((time >= ")
                 .push_bind(micros(query.from))
@@ -488,18 +464,10 @@ fn aggregate_from_row(
             aggregate.keys.push(row.try_get(position)?);
         }
     }
-    let base = group_by.len();
-    let number = |i: usize| -> Result<i64, sqlx::Error> {
-        Ok(row.try_get::<Option<i64>, _>(base + i)?.unwrap_or(0))
-    };
-    aggregate.requests = unsigned(number(0)?);
-    aggregate.unpriced_requests = unsigned(number(1)?);
-    aggregate.tokens = tokens_from(row, base + 2)?;
-    aggregate.cost = money::from_nanos(number(8)?);
-    aggregate.list_cost = money::from_nanos(number(9)?);
-    aggregate.reported_cost = money::from_nanos(number(10)?);
-    for (i, slot) in aggregate.bucket_costs.iter_mut().enumerate() {
-        *slot = money::from_picos(number(11 + i)?);
+    let mut values = [0i64; 19];
+    for (i, slot) in values.iter_mut().enumerate() {
+        *slot = row.try_get(group_by.len() + i)?;
     }
+    fill_aggregate(&mut aggregate, &values);
     Ok(aggregate)
 }

@@ -117,6 +117,22 @@ impl Tokens {
         self.input + self.cached_input + self.cache_write_5m + self.cache_write_1h
     }
 
+    /// Prompt tokens read from or written to a cache.
+    pub fn cached_total(&self) -> u64 {
+        self.cached_input + self.cache_write_5m + self.cache_write_1h
+    }
+
+    /// The same usage as if nothing were cached: every prompt token is plain input.
+    pub fn uncached(&self) -> Tokens {
+        Tokens {
+            input: self.total_input(),
+            cached_input: 0,
+            cache_write_5m: 0,
+            cache_write_1h: 0,
+            ..*self
+        }
+    }
+
     /// Every generated token, reasoning included.
     pub fn total_output(&self) -> u64 {
         self.output + self.reasoning

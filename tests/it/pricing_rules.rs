@@ -453,3 +453,60 @@ fn list_cost_counts_cached_tokens_at_the_input_rate_and_ignores_batch() {
         PriceOutcome::Unpriced(u) => panic!("{}", u.reason),
     }
 }
+
+#[test]
+fn savings_from_caching_and_batch_are_split_against_list_price() {
+    let book = book();
+    // (tokens, extra fields, expected cost, cache savings, batch savings), gpt-5.2:
+    // input $1.75, cached input $0.175, output $14; batch halves every rate.
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        // 9,000 cached tokens at $0.175 instead of $1.75: $0.014175 saved.
+        (
+            r#"{"input":1000,"cached_input":9000,"output":100}"#,
+            "",
+            "0.004725",
+            "0.014175",
+            "0",
+        ),
+        // Batch: the standard cost ($0.004725) halved saves $0.0023625 more.
+        (
+            r#"{"input":1000,"cached_input":9000,"output":100}"#,
+            r#","batch":true"#,
+            "0.0023625",
+            "0.014175",
+            "0.0023625",
+        ),
+        // Nothing cached, nothing discounted: nothing saved.
+        (r#"{"input":1000,"output":100}"#, "", "0.00315", "0", "0"),
+    ];
+    for &(tokens, extra, cost, cache, batch) in cases {
+        let line = canonical("openai", "gpt-5.2", "2026-03-01T00:00:00Z", tokens, extra);
+        match prepare(&book, &line).price {
+            PriceOutcome::Priced(p) => {
+                assert_eq!(
+                    (
+                        p.cost.to_string(),
+                        p.cache_savings.to_string(),
+                        p.batch_savings.to_string()
+                    ),
+                    (cost.to_owned(), cache.to_owned(), batch.to_owned()),
+                    "{tokens}{extra}"
+                );
+            }
+            PriceOutcome::Unpriced(u) => panic!("{}", u.reason),
+        }
+    }
+    // Anthropic cache writes cost more than input: 10,000 5-minute writes at $3.75
+    // instead of $3 (claude-sonnet-4-5) is $0.0075 *lost* to caching.
+    let line = canonical(
+        "anthropic",
+        "claude-sonnet-4-5",
+        "2026-03-01T00:00:00Z",
+        r#"{"cache_write_5m":10000,"output":10}"#,
+        "",
+    );
+    match prepare(&book, &line).price {
+        PriceOutcome::Priced(p) => assert_eq!(p.cache_savings.to_string(), "-0.0075"),
+        PriceOutcome::Unpriced(u) => panic!("{}", u.reason),
+    }
+}

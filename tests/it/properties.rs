@@ -81,6 +81,29 @@ proptest! {
     /// Below every long-context threshold, pricing two records separately costs what
     /// pricing their sum costs, up to the one rounding per record (≤ 0.5e-9 each).
     #[test]
+    fn list_price_is_cost_plus_cache_and_batch_savings(
+        model in 0..MODELS.len(),
+        tokens in tokens_up_to(2_000_000),
+        day in 0i64..200,
+        batch in any::<bool>(),
+        tier in prop::sample::select(vec!["default", "flex", "priority"]),
+    ) {
+        let book = book();
+        let (provider, name) = MODELS[model];
+        if let PriceOutcome::Priced(p) = price(&book, &record_line(provider, name, day, &tokens, batch, tier)) {
+            // No project overrides here, so nothing is left over as a negotiated discount.
+            prop_assert_eq!(p.list_cost, p.cost + p.cache_savings + p.batch_savings, "{:?}", p);
+            prop_assert!(p.batch_savings >= Decimal::ZERO);
+            if !batch && tier != "flex" {
+                prop_assert_eq!(p.batch_savings, Decimal::ZERO);
+            }
+            if tokens.cached_input + tokens.cache_write_5m + tokens.cache_write_1h == 0 {
+                prop_assert_eq!(p.cache_savings, Decimal::ZERO);
+            }
+        }
+    }
+
+    #[test]
     fn cost_is_additive_across_buckets(
         model in 0..MODELS.len(),
         a in tokens_up_to(16_000),
