@@ -93,21 +93,21 @@ pub enum ReportFormat {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Start (RFC 3339, inclusive).
+    /// Start (RFC 3339 or YYYY-MM-DD, inclusive; default: the start of this month in --tz).
     #[arg(long, value_name = "T")]
-    pub from: String,
-    /// End (RFC 3339, exclusive).
+    pub from: Option<String>,
+    /// End (RFC 3339 or YYYY-MM-DD, exclusive; default: now).
     #[arg(long, value_name = "T")]
-    pub to: String,
-    /// Comma-separated: project, provider, model, service_tier, token_type, tag:KEY,
-    /// hour, day, week, month.
+    pub to: Option<String>,
+    /// Comma-separated: project, provider, model, service_tier, batch, reasoning_effort,
+    /// token_type, tag:KEY, and one of hour, day, week, month (default: project).
     #[arg(long, value_name = "LIST")]
     pub group_by: Option<String>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: ReportFormat,
-    /// Only this project.
+    /// Only this project (repeatable, or comma-separated).
     #[arg(long, value_name = "P")]
-    pub project: Option<String>,
+    pub project: Vec<String>,
     /// Only this provider.
     #[arg(long, value_name = "NAME")]
     pub provider: Option<String>,
@@ -120,14 +120,27 @@ pub struct ReportArgs {
     /// IANA timezone for day, week and month buckets (default UTC).
     #[arg(long, value_name = "ZONE")]
     pub tz: Option<String>,
+    /// What prompt caching, batch pricing and negotiated prices saved, against list price,
+    /// per project and model.
+    #[arg(long, conflicts_with = "what_if")]
+    pub savings: bool,
+    /// What the period's usage would have cost on this model instead.
+    #[arg(long, value_name = "MODEL")]
+    pub what_if: Option<String>,
+    /// The provider of the --what-if model (inferred from the sheets when omitted).
+    #[arg(long, value_name = "NAME", requires = "what_if")]
+    pub what_if_provider: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct RepriceArgs {
+    /// Start (RFC 3339 or YYYY-MM-DD, inclusive).
     #[arg(long, value_name = "T")]
     pub from: String,
+    /// End (RFC 3339 or YYYY-MM-DD, exclusive).
     #[arg(long, value_name = "T")]
     pub to: String,
+    /// Only this project.
     #[arg(long, value_name = "P")]
     pub project: Option<String>,
     /// Print the difference without changing anything.

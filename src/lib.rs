@@ -2,12 +2,14 @@
 //!
 //! See ARCHITECTURE.md for a map of the modules and the invariants they keep.
 
+pub mod analysis;
 pub mod api;
 pub mod cli;
 pub mod collect;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod focus;
 pub mod ingest;
 pub mod metrics;
 pub mod money;

@@ -62,6 +62,7 @@ impl GroupBy {
             GroupBy::Dimension(Dimension::Batch) => "batch".into(),
             GroupBy::Dimension(Dimension::ReasoningEffort) => "reasoning_effort".into(),
             GroupBy::Dimension(Dimension::Tag(key)) => format!("tag:{key}"),
+            GroupBy::Dimension(Dimension::Tags) => "tags".into(),
             GroupBy::Dimension(Dimension::Hour) | GroupBy::Time(TimeBucket::Hour) => "hour".into(),
             GroupBy::TokenType => "token_type".into(),
             GroupBy::Time(TimeBucket::Day) => "day".into(),
@@ -156,6 +157,69 @@ pub fn parse_timezone(text: &str) -> Result<Tz, ParameterError> {
     })
 }
 
+/// A spend request's parameters as given, before validation: what `GET /v1/spend` and
+/// `llm-meter report` both collect, so both validate the same way.
+#[derive(Clone, Debug, Default)]
+pub struct SpendParams {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub group_by: Option<String>,
+    /// Several projects mean any of them.
+    pub projects: Vec<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    /// `tag.KEY=VALUE` filters: every one must match.
+    pub tags: Vec<(String, String)>,
+    pub tz: Option<String>,
+}
+
+impl SpendParams {
+    /// Validates the parameters. Without `from` the period starts at the beginning of
+    /// the current month in `tz`; without `to` it ends now.
+    pub fn into_request(
+        self,
+        now: DateTime<Utc>,
+        default_group_by: &str,
+    ) -> Result<SpendRequest, ParameterError> {
+        let tz = parse_timezone(self.tz.as_deref().unwrap_or("UTC"))?;
+        let from = match &self.from {
+            Some(text) => parse_time("from", text)?,
+            None => bucket_start_time(now, TimeBucket::Month, tz).with_timezone(&Utc),
+        };
+        let to = match &self.to {
+            Some(text) => parse_time("to", text)?,
+            None => now,
+        };
+        let group_by = parse_group_by(self.group_by.as_deref().unwrap_or(default_group_by))?;
+        let mut filter = UsageFilter::default();
+        let projects: Vec<String> = self
+            .projects
+            .iter()
+            .flat_map(|p| p.split(','))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if !projects.is_empty() {
+            filter.projects = Some(projects);
+        }
+        filter.provider = self.provider.filter(|p| !p.is_empty());
+        filter.model = self.model.filter(|m| !m.is_empty());
+        for (key, value) in self.tags {
+            filter.tags.push((check_tag_key("tag", &key)?, value));
+        }
+        SpendRequest::new(from, to, group_by, filter, tz)
+    }
+}
+
+/// Parses a `KEY=VALUE` tag filter (the CLI's `--tag`).
+pub fn parse_tag_filter(text: &str) -> Result<(String, String), ParameterError> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| invalid("tag", format!("{text:?} is not KEY=VALUE")))?;
+    Ok((check_tag_key("tag", key)?, value.to_owned()))
+}
+
 /// A validated spend request.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SpendRequest {
@@ -175,7 +239,7 @@ impl SpendRequest {
         tz: Tz,
     ) -> Result<Self, ParameterError> {
         if to <= from {
-            return Err(invalid("to", "must be after from"));
+            return Err(invalid("to", format!("must be after from ({from})")));
         }
         Ok(SpendRequest {
             from,
@@ -249,11 +313,6 @@ pub fn build_report(request: &SpendRequest, aggregates: Vec<UsageAggregate>) -> 
             vec![None]
         };
         for token_type in token_types {
-            if let Some(bucket) = token_type
-                && aggregate.tokens.get(bucket) == 0
-            {
-                continue;
-            }
             let mut dimension_values = aggregate.keys.iter();
             let mut group = Vec::with_capacity(request.group_by.len());
             for group_by in &request.group_by {
@@ -297,6 +356,8 @@ pub fn build_report(request: &SpendRequest, aggregates: Vec<UsageAggregate>) -> 
     }
     let mut rows: Vec<SpendRow> = rows.into_values().collect();
     if by_token_type {
+        // A token type nobody in the group used is not a row.
+        rows.retain(|row| row.tokens.total() > 0);
         for row in &mut rows {
             row.cost = round_money(row.cost);
         }
@@ -310,31 +371,51 @@ pub fn build_report(request: &SpendRequest, aggregates: Vec<UsageAggregate>) -> 
 
 /// The start of the bucket an hour falls in, in `tz`, as RFC 3339 with its offset.
 pub fn bucket_start(hour: DateTime<Utc>, bucket: TimeBucket, tz: Tz) -> String {
-    let local = hour.with_timezone(&tz);
+    bucket_start_time(hour, bucket, tz).to_rfc3339()
+}
+
+/// The start of the bucket an instant falls in, in `tz`.
+pub fn bucket_start_time(time: DateTime<Utc>, bucket: TimeBucket, tz: Tz) -> DateTime<Tz> {
+    let local = time.with_timezone(&tz);
     let date = local.date_naive();
     let start_date = match bucket {
         TimeBucket::Hour => {
             return local
                 .with_minute(0)
                 .and_then(|t| t.with_second(0))
-                .unwrap_or(local)
-                .to_rfc3339();
+                .and_then(|t| t.with_nanosecond(0))
+                .unwrap_or(local);
         }
         TimeBucket::Day => date,
         TimeBucket::Week => date - Duration::days(i64::from(date.weekday().num_days_from_monday())),
         TimeBucket::Month => date.with_day(1).unwrap_or(date),
     };
-    // Midnight may not exist (a DST gap at 00:00): take the first instant of the day.
-    let midnight = start_date.and_hms_opt(0, 0, 0).expect("midnight");
-    let start = tz
-        .from_local_datetime(&midnight)
-        .earliest()
-        .or_else(|| {
-            tz.from_local_datetime(&(midnight + Duration::hours(1)))
-                .earliest()
-        })
-        .unwrap_or(local);
-    start.to_rfc3339()
+    local_midnight(start_date, tz).unwrap_or(local)
+}
+
+/// The start of the bucket after the one starting at `start`.
+pub fn next_bucket_start(start: DateTime<Tz>, bucket: TimeBucket, tz: Tz) -> DateTime<Tz> {
+    let date = start.date_naive();
+    let next_date = match bucket {
+        TimeBucket::Hour => {
+            return (start.with_timezone(&Utc) + Duration::hours(1)).with_timezone(&tz);
+        }
+        TimeBucket::Day => date + Duration::days(1),
+        TimeBucket::Week => date + Duration::days(7),
+        TimeBucket::Month => date
+            .checked_add_months(chrono::Months::new(1))
+            .unwrap_or(date + Duration::days(31)),
+    };
+    local_midnight(next_date, tz).unwrap_or(start)
+}
+
+/// The first instant of a local date (midnight may not exist: a DST gap at 00:00).
+fn local_midnight(date: NaiveDate, tz: Tz) -> Option<DateTime<Tz>> {
+    let midnight = date.and_hms_opt(0, 0, 0)?;
+    tz.from_local_datetime(&midnight).earliest().or_else(|| {
+        tz.from_local_datetime(&(midnight + Duration::hours(1)))
+            .earliest()
+    })
 }
 
 /// The JSON answer: `{"rows":[{…keys…,"requests","tokens","cost_usd"}],"total_cost_usd"}`.
@@ -369,29 +450,23 @@ pub fn to_json(report: &SpendReport) -> Value {
 
 /// CSV with a header: group keys, requests, unpriced_requests, the six buckets, cost_usd.
 pub fn to_csv(request: &SpendRequest, report: &SpendReport) -> String {
-    let mut out = String::new();
     let mut header: Vec<String> = request.group_by.iter().map(GroupBy::name).collect();
     header.extend(["requests".into(), "unpriced_requests".into()]);
     header.extend(Bucket::ALL.iter().map(|b| format!("tokens_{b}")));
     header.push("cost_usd".into());
-    let _ = writeln!(
-        out,
-        "{}",
-        header
-            .iter()
-            .map(|h| csv_field(h))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    for row in &report.rows {
-        let mut fields: Vec<String> = row.group.iter().map(|(_, v)| csv_field(v)).collect();
-        fields.push(row.requests.to_string());
-        fields.push(row.unpriced_requests.to_string());
-        fields.extend(row.tokens.iter().map(|(_, n)| n.to_string()));
-        fields.push(row.cost.normalize().to_string());
-        let _ = writeln!(out, "{}", fields.join(","));
-    }
-    out
+    let rows: Vec<Vec<String>> = report
+        .rows
+        .iter()
+        .map(|row| {
+            let mut fields: Vec<String> = row.group.iter().map(|(_, v)| v.clone()).collect();
+            fields.push(row.requests.to_string());
+            fields.push(row.unpriced_requests.to_string());
+            fields.extend(row.tokens.iter().map(|(_, n)| n.to_string()));
+            fields.push(row.cost.normalize().to_string());
+            fields
+        })
+        .collect();
+    csv_text(&header, &rows)
 }
 
 /// Quotes a CSV field when needed, and defuses spreadsheet formulas.
@@ -423,8 +498,15 @@ pub fn to_table(request: &SpendRequest, report: &SpendReport) -> String {
         ]
         .map(String::from),
     );
-    let mut lines = vec![header];
-    for row in &report.rows {
+    let costs = money_column(
+        report
+            .rows
+            .iter()
+            .map(|row| row.cost)
+            .chain([report.total_cost]),
+    );
+    let mut lines = Vec::new();
+    for (row, cost) in report.rows.iter().zip(&costs) {
         let mut line: Vec<String> = row.group.iter().map(|(_, v)| v.clone()).collect();
         line.push(row.requests.to_string());
         line.push(row.tokens.input.to_string());
@@ -432,7 +514,7 @@ pub fn to_table(request: &SpendRequest, report: &SpendReport) -> String {
         line.push((row.tokens.cache_write_5m + row.tokens.cache_write_1h).to_string());
         line.push(row.tokens.output.to_string());
         line.push(row.tokens.reasoning.to_string());
-        line.push(row.cost.normalize().to_string());
+        line.push(cost.clone());
         lines.push(line);
     }
     let mut total = vec![String::new(); request.group_by.len()];
@@ -441,10 +523,30 @@ pub fn to_table(request: &SpendRequest, report: &SpendReport) -> String {
     }
     total.push(report.total_requests.to_string());
     total.extend(std::iter::repeat_n(String::new(), 5));
-    total.push(report.total_cost.normalize().to_string());
-    lines.push(total);
-    let columns = lines[0].len();
-    let widths: Vec<usize> = (0..columns)
+    total.push(costs.last().cloned().unwrap_or_default());
+    aligned_table(&header, &lines, Some(&total), request.group_by.len())
+}
+
+/// Amounts written with as many decimals as the most precise one needs, so a column of
+/// them lines up on the decimal point without rounding any.
+pub fn money_column(amounts: impl IntoIterator<Item = Decimal>) -> Vec<String> {
+    let amounts: Vec<Decimal> = amounts.into_iter().map(|a| a.normalize()).collect();
+    let scale = amounts.iter().map(Decimal::scale).max().unwrap_or(0).max(2) as usize;
+    amounts.iter().map(|a| format!("{a:.scale$}")).collect()
+}
+
+/// An aligned text table: the first `keys` columns left-aligned (names), the rest right-
+/// aligned (numbers), a rule above the total line if there is one.
+pub fn aligned_table(
+    header: &[String],
+    rows: &[Vec<String>],
+    total: Option<&Vec<String>>,
+    keys: usize,
+) -> String {
+    let mut lines: Vec<&[String]> = vec![header];
+    lines.extend(rows.iter().map(Vec::as_slice));
+    lines.extend(total.map(Vec::as_slice));
+    let widths: Vec<usize> = (0..header.len())
         .map(|c| {
             lines
                 .iter()
@@ -453,10 +555,9 @@ pub fn to_table(request: &SpendRequest, report: &SpendReport) -> String {
                 .unwrap_or(0)
         })
         .collect();
-    let keys = request.group_by.len();
     let mut out = String::new();
     for (index, line) in lines.iter().enumerate() {
-        if index == lines.len() - 1 {
+        if total.is_some() && index == lines.len() - 1 {
             let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
             let _ = writeln!(out, "{}", rule.join("  "));
         }
@@ -473,6 +574,16 @@ pub fn to_table(request: &SpendRequest, report: &SpendReport) -> String {
             })
             .collect();
         let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out
+}
+
+/// CSV text: a header line, then the rows, every field quoted as needed.
+pub fn csv_text(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut out = String::new();
+    for line in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
+        let fields: Vec<String> = line.iter().map(|f| csv_field(f)).collect();
+        let _ = writeln!(out, "{}", fields.join(","));
     }
     out
 }

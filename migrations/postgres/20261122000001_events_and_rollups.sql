@@ -123,7 +123,10 @@ CREATE TABLE reprice_audit (
     range_from       timestamptz NOT NULL,
     range_to         timestamptz NOT NULL,
     project          text,
+    records_examined bigint      NOT NULL,
     records_changed  bigint      NOT NULL,
+    newly_priced     bigint      NOT NULL,
+    newly_unpriced   bigint      NOT NULL,
     old_total_nanos  bigint      NOT NULL,
     new_total_nanos  bigint      NOT NULL,
     actor            text        NOT NULL

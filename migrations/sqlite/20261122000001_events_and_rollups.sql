@@ -103,7 +103,10 @@ CREATE TABLE reprice_audit (
     range_from       INTEGER NOT NULL,
     range_to         INTEGER NOT NULL,
     project          TEXT,
+    records_examined INTEGER NOT NULL,
     records_changed  INTEGER NOT NULL,
+    newly_priced     INTEGER NOT NULL,
+    newly_unpriced   INTEGER NOT NULL,
     old_total_nanos  INTEGER NOT NULL,
     new_total_nanos  INTEGER NOT NULL,
     actor            TEXT    NOT NULL

@@ -2,6 +2,7 @@
 //! `{"error":{"code","message"}}` response with the right status.
 
 mod health;
+mod spend;
 mod traces;
 mod usage;
 
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(usage::router())
         .merge(traces::router())
+        .merge(spend::router())
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -4,6 +4,7 @@ pub mod cost;
 pub mod ingest;
 pub mod pricing;
 pub mod report;
+pub mod reprice;
 pub mod serve;
 
 use std::fs::File;
@@ -32,7 +33,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => runtime()?.block_on(ingest::ingest(&config, args)),
         Command::Report(args) => runtime()?.block_on(report::report(&config, args)),
         Command::Migrate => runtime()?.block_on(serve::migrate(&config)),
-        Command::Reprice(_) => not_yet("reprice"),
+        Command::Reprice(args) => runtime()?.block_on(reprice::reprice(&config, args)),
         Command::Token(_) => not_yet("token"),
     }
 }

@@ -1,13 +1,15 @@
-//! `llm-meter report`: spend from the store, with the semantics of `GET /v1/spend`.
+//! `llm-meter report`: spend, savings and what-ifs from the store, with the semantics of
+//! `GET /v1/spend`, `GET /v1/savings` and `GET /v1/whatif`.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
+use chrono::Utc;
 
+use crate::analysis::{self, SavingsReport, WhatIfReport, WhatIfTarget};
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::config::Config;
-use crate::spend::{self, SpendRequest};
-use crate::store::UsageFilter;
+use crate::spend::{self, SpendParams, SpendRequest};
 
 pub async fn report(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCode> {
     let request = match request_from(&args) {
@@ -17,8 +19,21 @@ pub async fn report(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCod
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
     };
-    if matches!(args.format, ReportFormat::Focus) {
-        eprintln!("llm-meter report --format focus: not yet implemented");
+    let book = config.price_book()?;
+    let target = match &args.what_if {
+        Some(model) => match WhatIfTarget::new(&book, model, args.what_if_provider.as_deref()) {
+            Ok(target) => Some(target),
+            Err(error) => {
+                eprintln!("error: {error}");
+                return Ok(ExitCode::from(super::EXIT_USAGE));
+            }
+        },
+        None => None,
+    };
+    if matches!(args.format, ReportFormat::Focus) && (args.savings || target.is_some()) {
+        eprintln!(
+            "error: --format focus exports spend; it does not apply to --savings or --what-if"
+        );
         return Ok(ExitCode::from(super::EXIT_USAGE));
     }
     let url = config.database_url();
@@ -26,38 +41,85 @@ pub async fn report(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCod
         .await
         .with_context(|| format!("cannot open the store {}", crate::config::redact_url(url)))?;
     store.migrate().await?;
-    let report = spend::spend(store.as_ref(), &request).await?;
-    match args.format {
-        ReportFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&spend::to_json(&report))?
-        ),
-        ReportFormat::Csv => print!("{}", spend::to_csv(&request, &report)),
-        ReportFormat::Table => print!("{}", spend::to_table(&request, &report)),
-        ReportFormat::Focus => unreachable!("handled above"),
+    if args.savings {
+        let report = analysis::savings(store.as_ref(), &request).await?;
+        print_savings(&report, args.format)?;
+    } else if let Some(target) = target {
+        let report = analysis::what_if(store.as_ref(), &book, &request, &target).await?;
+        print_what_if(&report, args.format)?;
+    } else if matches!(args.format, ReportFormat::Focus) {
+        let rows = crate::focus::rows(store.as_ref(), &request).await?;
+        print!("{}", crate::focus::to_csv(&rows, &book));
+    } else {
+        let report = spend::spend(store.as_ref(), &request).await?;
+        match args.format {
+            ReportFormat::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&spend::to_json(&report))?
+            ),
+            ReportFormat::Csv => print!("{}", spend::to_csv(&request, &report)),
+            ReportFormat::Table | ReportFormat::Focus => {
+                print!("{}", spend::to_table(&request, &report));
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn request_from(args: &ReportArgs) -> Result<SpendRequest, spend::ParameterError> {
-    let from = spend::parse_time("from", &args.from)?;
-    let to = spend::parse_time("to", &args.to)?;
-    let group_by = spend::parse_group_by(args.group_by.as_deref().unwrap_or("project"))?;
-    let tz = spend::parse_timezone(args.tz.as_deref().unwrap_or("UTC"))?;
-    let mut filter = UsageFilter::default();
-    if let Some(project) = &args.project {
-        filter.projects = Some(vec![project.clone()]);
+    let tags = args
+        .tag
+        .iter()
+        .map(|tag| spend::parse_tag_filter(tag))
+        .collect::<Result<Vec<_>, _>>()?;
+    SpendParams {
+        from: args.from.clone(),
+        to: args.to.clone(),
+        group_by: args.group_by.clone(),
+        projects: args.project.clone(),
+        provider: args.provider.clone(),
+        model: args.model.clone(),
+        tags,
+        tz: args.tz.clone(),
     }
-    filter.provider = args.provider.clone();
-    filter.model = args.model.clone();
-    for tag in &args.tag {
-        let (key, value) = tag.split_once('=').ok_or_else(|| spend::ParameterError {
-            parameter: "tag".into(),
-            message: format!("{tag:?} is not KEY=VALUE"),
-        })?;
-        filter
-            .tags
-            .push((spend::check_tag_key("tag", key)?, value.to_owned()));
+    .into_request(Utc::now(), "project")
+}
+
+fn print_savings(report: &SavingsReport, format: ReportFormat) -> anyhow::Result<()> {
+    let (header, rows, total) = analysis::savings_table(report);
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
+        ReportFormat::Csv => print!("{}", spend::csv_text(&header, &rows)),
+        ReportFormat::Table | ReportFormat::Focus => {
+            print!("{}", spend::aligned_table(&header, &rows, Some(&total), 3));
+        }
     }
-    SpendRequest::new(from, to, group_by, filter, tz)
+    Ok(())
+}
+
+fn print_what_if(report: &WhatIfReport, format: ReportFormat) -> anyhow::Result<()> {
+    let (header, rows, total) = analysis::what_if_table(report);
+    match format {
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
+        ReportFormat::Csv => print!("{}", spend::csv_text(&header, &rows)),
+        ReportFormat::Table | ReportFormat::Focus => {
+            println!(
+                "What {} to {} would have cost on {}/{}:",
+                report.from.format("%Y-%m-%d %H:%M"),
+                report.to.format("%Y-%m-%d %H:%M UTC"),
+                report.target_provider,
+                report.target_model
+            );
+            print!("{}", spend::aligned_table(&header, &rows, Some(&total), 2));
+            for row in &report.rows {
+                if let Some(reason) = &row.not_compared_reason {
+                    println!(
+                        "not compared: {} {}/{} requests: {reason}",
+                        row.not_compared_requests, row.provider, row.model
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }

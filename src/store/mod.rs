@@ -12,8 +12,10 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::prepare::PricedRecord;
-use crate::usage::Tokens;
+use crate::pricing::PriceOutcome;
+use crate::usage::{Tokens, UsageRecord};
 pub use postgres::PgStore;
+pub use rows::hour_windows;
 pub use sqlite::SqliteStore;
 
 /// Store failures, split the way callers must react to them.
@@ -153,6 +155,8 @@ pub enum Dimension {
     Batch,
     ReasoningEffort,
     Tag(String),
+    /// Every tag at once, as a JSON object (for exports that carry them all).
+    Tags,
     Hour,
 }
 
@@ -194,6 +198,52 @@ pub struct UsageAggregate {
     pub batch_savings: Decimal,
 }
 
+/// Which stored events a scan reads: `[from, to)`, filtered like usage (the model filter
+/// matches the sheet's model id, as rollups do).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventScan {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub filter: UsageFilter,
+}
+
+/// Prices a record: the current price book, or a substitute model for a what-if.
+pub type PriceFn<'p> = dyn Fn(&UsageRecord) -> PriceOutcome + Send + Sync + 'p;
+
+/// What a reprice covers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RepriceScope {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// `None`: every project.
+    pub project: Option<String>,
+    /// Compute the difference, change nothing, write no audit row.
+    pub dry_run: bool,
+    /// Who asked, for the audit row.
+    pub actor: String,
+}
+
+/// What a reprice found (and, unless a dry run, changed).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RepriceSummary {
+    pub examined: u64,
+    pub changed: u64,
+    /// Records without a price before that have one now, and the reverse.
+    pub newly_priced: u64,
+    pub newly_unpriced: u64,
+    /// The cost of the examined records before and after.
+    pub old_total: Decimal,
+    pub new_total: Decimal,
+}
+
+/// One reprice, as the audit table keeps it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RepriceAudit {
+    pub at: DateTime<Utc>,
+    pub scope: RepriceScope,
+    pub summary: RepriceSummary,
+}
+
 /// A model seen without a price.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UnpricedModel {
@@ -229,6 +279,19 @@ pub trait Store: Send + Sync + 'static {
         to: DateTime<Utc>,
         projects: Option<&[String]>,
     ) -> Result<Vec<UnpricedModel>, StoreError>;
+    /// The events of a scan, in no particular order, each as the record it was and the
+    /// price it has now. Callers scan in windows (an hour at a time) to bound memory.
+    async fn events(&self, scan: &EventScan) -> Result<Vec<PricedRecord>, StoreError>;
+    /// Prices the scope's events again with `price` and, unless a dry run, stores the
+    /// changes, moves their rollup sums and writes an audit row, all in one transaction
+    /// (one reprice at a time).
+    async fn reprice(
+        &self,
+        scope: &RepriceScope,
+        price: &PriceFn<'_>,
+    ) -> Result<RepriceSummary, StoreError>;
+    /// The most recent reprices, newest first.
+    async fn reprice_audits(&self, limit: u32) -> Result<Vec<RepriceAudit>, StoreError>;
     /// The most recent dead letters, newest first.
     async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError>;
     /// Every checkpoint of a collector.

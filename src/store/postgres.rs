@@ -8,7 +8,7 @@
 //! letters and checkpoints follow in the same transaction. Sorted keys mean concurrent
 //! writers take locks in the same order.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -20,14 +20,18 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{QueryBuilder, Row};
 
 use super::rows::{
-    ColumnKind, EVENT_COLUMNS, EventRow, ROLLUP_KEY_COLUMNS, ROLLUP_VALUE_COLUMNS, UniqueEvents,
-    count, event_usage_values, fill_aggregate, rollup_groups, rollup_increments, unique_events,
-    unsigned, usage_sums, whole_hours,
+    ColumnKind, EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_KEY_COLUMNS, ROLLUP_VALUE_COLUMNS,
+    RollupKey, RollupSums, StoredColumns, UniqueEvents, count, event_usage_values, fill_aggregate,
+    floor_hour, hour_windows, reprice_events, rollup_deltas, rollup_groups, rollup_increments,
+    scan_columns, unique_events, unsigned, usage_sums, whole_hours,
 };
 use super::{
-    Checkpoint, DeadLetter, Dimension, Inserted, NewEvent, Store, StoreError, UnpricedModel,
-    UsageAggregate, UsageQuery, WriteBatch,
+    Checkpoint, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn, RepriceAudit,
+    RepriceScope, RepriceSummary, Store, StoreError, UnpricedModel, UsageAggregate, UsageFilter,
+    UsageQuery, WriteBatch,
 };
+use crate::money;
+use crate::prepare::PricedRecord;
 use crate::usage::Tokens;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -109,38 +113,183 @@ impl PgStore {
         sqlx::query("RELEASE SAVEPOINT direct_copy")
             .execute(&mut **tx)
             .await?;
-        let groups = rollup_groups(&staged.unique.rows);
-        let mut columns = RollupKeyColumns::default();
-        let mut numbers: [Vec<i64>; ROLLUP_VALUE_COLUMNS.len()] = Default::default();
-        for (key, sums) in groups {
-            columns.0.push(key.0);
-            columns.1.push(key.1);
-            columns.2.push(key.2);
-            columns.3.push(key.3);
-            columns.4.push(key.4);
-            columns.5.push(key.5);
-            columns.6.push(key.6);
-            columns.7.push(key.7);
-            for (slot, value) in numbers.iter_mut().zip(sums.values()) {
-                slot.push(value);
-            }
-        }
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(UPSERT_ROLLUPS.as_str()))
-            .bind(columns.0)
-            .bind(columns.1)
-            .bind(columns.2)
-            .bind(columns.3)
-            .bind(columns.4)
-            .bind(columns.5)
-            .bind(columns.6)
-            .bind(columns.7);
-        for values in numbers {
-            query = query.bind(values);
-        }
-        query.execute(&mut **tx).await?;
+        add_rollups(tx, rollup_groups(&staged.unique.rows)).await?;
         Ok(true)
     }
 }
+
+/// Adds sums (negative ones too: a reprice moving records between groups) to the hourly
+/// rollups, one statement for every group.
+async fn add_rollups(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    groups: BTreeMap<RollupKey<'_>, RollupSums>,
+) -> Result<(), StoreError> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let mut columns = RollupKeyColumns::default();
+    let mut numbers: [Vec<i64>; ROLLUP_VALUE_COLUMNS.len()] = Default::default();
+    for (key, sums) in groups {
+        columns.0.push(key.0);
+        columns.1.push(key.1);
+        columns.2.push(key.2);
+        columns.3.push(key.3);
+        columns.4.push(key.4);
+        columns.5.push(key.5);
+        columns.6.push(key.6);
+        columns.7.push(key.7);
+        for (slot, value) in numbers.iter_mut().zip(sums.values()) {
+            slot.push(value);
+        }
+    }
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(UPSERT_ROLLUPS.as_str()))
+        .bind(columns.0)
+        .bind(columns.1)
+        .bind(columns.2)
+        .bind(columns.3)
+        .bind(columns.4)
+        .bind(columns.5)
+        .bind(columns.6)
+        .bind(columns.7);
+    for values in numbers {
+        query = query.bind(values);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Adds a usage filter's conditions (`model_column` names the sheet's model id).
+fn push_filter(sql: &mut QueryBuilder<sqlx::Postgres>, filter: &UsageFilter, model_column: &str) {
+    if let Some(projects) = &filter.projects {
+        sql.push(" AND project = ANY(")
+            .push_bind(projects.clone())
+            .push(")");
+    }
+    if let Some(provider) = &filter.provider {
+        sql.push(" AND provider = ").push_bind(provider.clone());
+    }
+    if let Some(model) = &filter.model {
+        sql.push(" AND ")
+            .push(model_column)
+            .push(" = ")
+            .push_bind(model.clone());
+    }
+    for (key, value) in &filter.tags {
+        sql.push(" AND tags ->> ")
+            .push_bind(key.clone())
+            .push(" = ")
+            .push_bind(value.clone());
+    }
+}
+
+/// Reads the events of one scan window.
+async fn scan_events<'c>(
+    executor: impl sqlx::PgExecutor<'c>,
+    scan: &EventScan,
+) -> Result<Vec<PricedRecord>, StoreError> {
+    let mut sql = QueryBuilder::new("SELECT ");
+    sql.push(scan_columns("::text"))
+        .push(" FROM events WHERE time >= ")
+        .push_bind(scan.from)
+        .push(" AND time < ")
+        .push_bind(scan.to);
+    push_filter(&mut sql, &scan.filter, "coalesce(resolved_model, model)");
+    let rows = sql.build().fetch_all(executor).await?;
+    rows.iter()
+        .map(stored_columns)
+        .map(|columns| columns.map(StoredColumns::into_priced))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+fn stored_columns(row: &PgRow) -> Result<StoredColumns, sqlx::Error> {
+    let mut tokens = [0i64; 6];
+    for (i, slot) in tokens.iter_mut().enumerate() {
+        *slot = row.try_get(6 + i)?;
+    }
+    let mut bucket_picos = [0i64; 6];
+    for (i, slot) in bucket_picos.iter_mut().enumerate() {
+        *slot = row.try_get(22 + i)?;
+    }
+    Ok(StoredColumns {
+        project: row.try_get(0)?,
+        id: row.try_get(1)?,
+        time: row.try_get(2)?,
+        provider: row.try_get(3)?,
+        model: row.try_get(4)?,
+        resolved_model: row.try_get(5)?,
+        tokens,
+        batch: row.try_get(12)?,
+        service_tier: row.try_get(13)?,
+        reasoning_effort: row.try_get(14)?,
+        tags_json: row.try_get(15)?,
+        user: row.try_get(16)?,
+        cost_nanos: row.try_get(17)?,
+        list_cost_nanos: row.try_get(18)?,
+        price_ref: row.try_get(19)?,
+        unpriced_reason: row.try_get(20)?,
+        reported_cost_nanos: row.try_get(21)?,
+        bucket_picos,
+        cache_savings_nanos: row.try_get(28)?,
+        batch_savings_nanos: row.try_get(29)?,
+    })
+}
+
+/// Stores repriced events' new pricing columns, one statement for all of them.
+static UPDATE_PRICING: LazyLock<String> = LazyLock::new(|| {
+    let mut arrays = vec!["$1::text[]".to_owned(), "$2::text[]".to_owned()];
+    let mut names = vec!["project".to_owned(), "id".to_owned()];
+    let mut sets = Vec::new();
+    for (i, (name, kind)) in PRICING_COLUMNS.iter().enumerate() {
+        let pg_type = if *kind == ColumnKind::Text {
+            "text"
+        } else {
+            "bigint"
+        };
+        arrays.push(format!("${}::{pg_type}[]", i + 3));
+        names.push((*name).to_owned());
+        sets.push(format!("{name} = u.{name}"));
+    }
+    format!(
+        "UPDATE events AS e SET {} FROM UNNEST({}) AS u({}) \
+         WHERE e.project = u.project AND e.id = u.id",
+        sets.join(", "),
+        arrays.join(", "),
+        names.join(", ")
+    )
+});
+
+async fn update_pricing(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    rows: &[EventRow<'_>],
+) -> Result<(), StoreError> {
+    let texts = |pick: fn(&EventRow<'_>) -> Option<String>| -> Vec<Option<String>> {
+        rows.iter().map(pick).collect()
+    };
+    let numbers = |pick: &dyn Fn(&EventRow<'_>) -> Option<i64>| -> Vec<Option<i64>> {
+        rows.iter().map(pick).collect()
+    };
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(UPDATE_PRICING.as_str()))
+        .bind(texts(|r| Some(r.event.priced.record.project.clone())))
+        .bind(texts(|r| Some(r.event.priced.record.id.clone())))
+        .bind(texts(|r| r.resolved_model.map(str::to_owned)))
+        .bind(numbers(&|r| r.cost_nanos))
+        .bind(numbers(&|r| r.list_cost_nanos))
+        .bind(texts(|r| r.price_ref.map(str::to_owned)))
+        .bind(texts(|r| r.unpriced_reason.map(str::to_owned)));
+    for bucket in 0..6 {
+        query = query.bind(numbers(&|r| Some(r.bucket_picos[bucket])));
+    }
+    query = query
+        .bind(numbers(&|r| Some(r.cache_savings_nanos)))
+        .bind(numbers(&|r| Some(r.batch_savings_nanos)));
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Reprices take this transaction-scoped advisory lock: one at a time, so two never
+/// move the same record's sums twice.
+const REPRICE_LOCK: i64 = 0x6c6c_6d5f_7265_7072;
 
 /// Each pooled connection gets a session-local staging table. A batch is `COPY`ed into
 /// it (the fastest way into Postgres), then moved into `events` by one statement.
@@ -174,9 +323,8 @@ static COPY_COLUMNS: LazyLock<String> = LazyLock::new(|| {
         .join(", ")
 });
 
-/// The rollup key columns, in `RollupKey` order.
-
-/// Adds groups aggregated by the writer to the hourly rollups (the direct-`COPY` path).
+/// Adds sums computed by the writer to the hourly rollups (the direct-`COPY` path and
+/// reprices).
 static UPSERT_ROLLUPS: LazyLock<String> = LazyLock::new(|| {
     let key_types = [
         "text",
@@ -486,6 +634,7 @@ impl Store for PgStore {
                     .push("coalesce(tags ->> ")
                     .push_bind(key.clone())
                     .push(", '')"),
+                Dimension::Tags => sql.push("tags::text"),
                 Dimension::Hour => sql.push("hour"),
             };
             sql.push(", ");
@@ -525,24 +674,7 @@ impl Store for PgStore {
                 .push_bind(query.to);
         }
         sql.push(") AS usage WHERE TRUE");
-        let filter = &query.filter;
-        if let Some(projects) = &filter.projects {
-            sql.push(" AND project = ANY(")
-                .push_bind(projects.clone())
-                .push(")");
-        }
-        if let Some(provider) = &filter.provider {
-            sql.push(" AND provider = ").push_bind(provider.clone());
-        }
-        if let Some(model) = &filter.model {
-            sql.push(" AND model = ").push_bind(model.clone());
-        }
-        for (key, value) in &filter.tags {
-            sql.push(" AND tags ->> ")
-                .push_bind(key.clone())
-                .push(" = ")
-                .push_bind(value.clone());
-        }
+        push_filter(&mut sql, &query.filter, "model");
         if group_columns > 0 {
             let positions: Vec<String> = (1..=group_columns).map(|i| i.to_string()).collect();
             sql.push(" GROUP BY ").push(positions.join(", "));
@@ -592,6 +724,107 @@ impl Store for PgStore {
                     requests: unsigned(row.try_get(4)?),
                     tokens: tokens_from(row, 5)?,
                     reason: row.try_get::<Option<String>, _>(11)?.unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn events(&self, scan: &EventScan) -> Result<Vec<PricedRecord>, StoreError> {
+        scan_events(&self.pool, scan).await
+    }
+
+    async fn reprice(
+        &self,
+        scope: &RepriceScope,
+        price: &PriceFn<'_>,
+    ) -> Result<RepriceSummary, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(REPRICE_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let filter = UsageFilter {
+            projects: scope.project.clone().map(|p| vec![p]),
+            ..UsageFilter::default()
+        };
+        let mut summary = RepriceSummary::default();
+        for (from, to) in hour_windows(scope.from, scope.to) {
+            let scan = EventScan {
+                from,
+                to,
+                filter: filter.clone(),
+            };
+            let stored = scan_events(&mut *tx, &scan).await?;
+            let repriced = reprice_events(stored, price);
+            summary.absorb(&repriced.summary);
+            if scope.dry_run || repriced.new.is_empty() {
+                continue;
+            }
+            let old_rows: Vec<EventRow<'_>> = repriced.old.iter().map(EventRow::new).collect();
+            let new_rows: Vec<EventRow<'_>> = repriced.new.iter().map(EventRow::new).collect();
+            update_pricing(&mut tx, &new_rows).await?;
+            add_rollups(&mut tx, rollup_deltas(&old_rows, &new_rows)).await?;
+        }
+        if scope.dry_run {
+            tx.rollback().await?;
+            return Ok(summary);
+        }
+        // Groups every record moved out of.
+        sqlx::query("DELETE FROM rollups_hourly WHERE requests = 0 AND hour >= $1 AND hour < $2")
+            .bind(floor_hour(scope.from))
+            .bind(scope.to)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO reprice_audit (at, range_from, range_to, project, records_examined,
+                 records_changed, newly_priced, newly_unpriced, old_total_nanos, new_total_nanos, actor)
+             VALUES (now(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(scope.from)
+        .bind(scope.to)
+        .bind(&scope.project)
+        .bind(count(summary.examined))
+        .bind(count(summary.changed))
+        .bind(count(summary.newly_priced))
+        .bind(count(summary.newly_unpriced))
+        .bind(money::to_nanos(summary.old_total))
+        .bind(money::to_nanos(summary.new_total))
+        .bind(&scope.actor)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    async fn reprice_audits(&self, limit: u32) -> Result<Vec<RepriceAudit>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, range_from, range_to, project, records_examined, records_changed,
+                    newly_priced, newly_unpriced, old_total_nanos, new_total_nanos, actor
+             FROM reprice_audit ORDER BY seq DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RepriceAudit {
+                    at: row.try_get(0)?,
+                    scope: RepriceScope {
+                        from: row.try_get(1)?,
+                        to: row.try_get(2)?,
+                        project: row.try_get(3)?,
+                        dry_run: false,
+                        actor: row.try_get(10)?,
+                    },
+                    summary: RepriceSummary {
+                        examined: unsigned(row.try_get(4)?),
+                        changed: unsigned(row.try_get(5)?),
+                        newly_priced: unsigned(row.try_get(6)?),
+                        newly_unpriced: unsigned(row.try_get(7)?),
+                        old_total: money::from_nanos(row.try_get(8)?),
+                        new_total: money::from_nanos(row.try_get(9)?),
+                    },
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

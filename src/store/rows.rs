@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use rust_decimal::Decimal;
 
-use super::{NewEvent, UsageAggregate};
+use super::{NewEvent, PriceFn, RepriceSummary, UsageAggregate};
 use crate::money;
-use crate::pricing::PriceOutcome;
-use crate::usage::Tokens;
+use crate::prepare::PricedRecord;
+use crate::pricing::{PriceOutcome, Priced, Unpriced};
+use crate::usage::{Bucket, Tokens, UsageRecord};
 
 /// A count as the stores keep it. Counts are bounded at 1e9 per bucket by the parser;
 /// saturate rather than wrap all the same.
@@ -241,19 +242,21 @@ impl RollupSums {
         values
     }
 
-    /// Subtracts another group's sums (reprice moves a record out of its old group).
-    pub fn negated(&self) -> RollupSums {
-        RollupSums {
-            requests: -self.requests,
-            unpriced: -self.unpriced,
-            tokens: self.tokens.map(|t| -t),
-            cost_nanos: -self.cost_nanos,
-            list_cost_nanos: -self.list_cost_nanos,
-            reported_cost_nanos: -self.reported_cost_nanos,
-            bucket_picos: self.bucket_picos.map(|p| -p),
-            cache_savings_nanos: -self.cache_savings_nanos,
-            batch_savings_nanos: -self.batch_savings_nanos,
+    /// Adds (`sign` 1) or subtracts (`sign` -1) another group's sums.
+    pub fn add_scaled(&mut self, other: &RollupSums, sign: i64) {
+        self.requests += sign * other.requests;
+        self.unpriced += sign * other.unpriced;
+        for (slot, value) in self.tokens.iter_mut().zip(other.tokens) {
+            *slot += sign * value;
         }
+        self.cost_nanos += sign * other.cost_nanos;
+        self.list_cost_nanos += sign * other.list_cost_nanos;
+        self.reported_cost_nanos += sign * other.reported_cost_nanos;
+        for (slot, value) in self.bucket_picos.iter_mut().zip(other.bucket_picos) {
+            *slot += sign * value;
+        }
+        self.cache_savings_nanos += sign * other.cache_savings_nanos;
+        self.batch_savings_nanos += sign * other.batch_savings_nanos;
     }
 }
 
@@ -349,6 +352,11 @@ pub(crate) fn rollup_groups<'r, 'e: 'r>(
     groups
 }
 
+/// The start of the hour an instant falls in.
+pub(crate) fn floor_hour(time: DateTime<Utc>) -> DateTime<Utc> {
+    time.duration_trunc(TimeDelta::hours(1)).unwrap_or(time)
+}
+
 /// `[from, to)` cut to the whole hours inside it: rollups answer those, events the rest.
 pub(crate) fn whole_hours(
     from: DateTime<Utc>,
@@ -363,4 +371,230 @@ pub(crate) fn whole_hours(
     };
     let whole_to = floor(to);
     (whole_from, whole_to.max(whole_from))
+}
+
+/// The `events` columns a reprice updates, in `EventRow::pricing_columns` order.
+pub(crate) const PRICING_COLUMNS: [(&str, ColumnKind); 13] = [
+    ("resolved_model", ColumnKind::Text),
+    ("cost_nanos", ColumnKind::Integer),
+    ("list_cost_nanos", ColumnKind::Integer),
+    ("price_ref", ColumnKind::Text),
+    ("unpriced_reason", ColumnKind::Text),
+    ("input_cost_picos", ColumnKind::Integer),
+    ("cached_input_cost_picos", ColumnKind::Integer),
+    ("cache_write_5m_cost_picos", ColumnKind::Integer),
+    ("cache_write_1h_cost_picos", ColumnKind::Integer),
+    ("output_cost_picos", ColumnKind::Integer),
+    ("reasoning_cost_picos", ColumnKind::Integer),
+    ("cache_savings_nanos", ColumnKind::Integer),
+    ("batch_savings_nanos", ColumnKind::Integer),
+];
+
+/// The `events` columns a scan reads, in `EVENT_COLUMNS` order: all but the ingestion
+/// metadata (`ingested_at`, `source`).
+/// `json_cast` is appended to JSON columns (Postgres reads `jsonb` as text with `::text`).
+pub(crate) fn scan_columns(json_cast: &str) -> String {
+    EVENT_COLUMNS[..SCAN_COLUMN_COUNT]
+        .iter()
+        .map(|(name, kind)| match kind {
+            ColumnKind::Json => format!("{name}{json_cast}"),
+            _ => (*name).to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(crate) const SCAN_COLUMN_COUNT: usize = EVENT_COLUMNS.len() - 2;
+
+/// A stored event's columns, decoded by a backend from its own types.
+pub(crate) struct StoredColumns {
+    pub project: String,
+    pub id: String,
+    pub time: DateTime<Utc>,
+    pub provider: String,
+    pub model: String,
+    pub resolved_model: Option<String>,
+    pub tokens: [i64; 6],
+    pub batch: bool,
+    pub service_tier: String,
+    pub reasoning_effort: Option<String>,
+    pub tags_json: String,
+    pub user: Option<String>,
+    pub cost_nanos: Option<i64>,
+    pub list_cost_nanos: Option<i64>,
+    pub price_ref: Option<String>,
+    pub unpriced_reason: Option<String>,
+    pub reported_cost_nanos: Option<i64>,
+    pub bucket_picos: [i64; 6],
+    pub cache_savings_nanos: i64,
+    pub batch_savings_nanos: i64,
+}
+
+impl StoredColumns {
+    /// The record and its stored price; `EventRow::new` of the result gives back exactly
+    /// these columns.
+    pub fn into_priced(self) -> PricedRecord {
+        let mut tokens = Tokens::default();
+        for (bucket, value) in Bucket::ALL.into_iter().zip(self.tokens) {
+            tokens.set(bucket, unsigned(value));
+        }
+        let price = match self.cost_nanos {
+            Some(cost) => PriceOutcome::Priced(Priced {
+                cost: money::from_nanos(cost),
+                list_cost: money::from_nanos(self.list_cost_nanos.unwrap_or(cost)),
+                price_ref: self.price_ref.unwrap_or_default(),
+                resolved_model: format!(
+                    "{}/{}",
+                    self.provider,
+                    self.resolved_model.as_deref().unwrap_or(&self.model)
+                ),
+                model_id: self.resolved_model.unwrap_or_else(|| self.model.clone()),
+                bucket_costs: self.bucket_picos.map(money::from_picos),
+                cache_savings: money::from_nanos(self.cache_savings_nanos),
+                batch_savings: money::from_nanos(self.batch_savings_nanos),
+            }),
+            None => PriceOutcome::Unpriced(Unpriced {
+                reason: self.unpriced_reason.unwrap_or_default(),
+                resolved_model: self
+                    .resolved_model
+                    .map(|id| format!("{}/{id}", self.provider)),
+            }),
+        };
+        PricedRecord {
+            record: UsageRecord {
+                id: self.id,
+                time: self.time,
+                project: self.project,
+                provider: self.provider,
+                model: self.model,
+                tokens,
+                batch: self.batch,
+                service_tier: self.service_tier,
+                tags: serde_json::from_str(&self.tags_json).unwrap_or_default(),
+                user: self.user,
+                reasoning_effort: self.reasoning_effort,
+                reported_cost: self.reported_cost_nanos.map(money::from_nanos),
+            },
+            price,
+        }
+    }
+}
+
+/// The columns a reprice may change, as `EventRow` holds them.
+type PricingColumns<'e> = (
+    Option<&'e str>,
+    Option<i64>,
+    Option<i64>,
+    Option<&'e str>,
+    Option<&'e str>,
+    [i64; 6],
+    i64,
+    i64,
+);
+
+impl<'e> EventRow<'e> {
+    pub fn pricing_columns(&self) -> PricingColumns<'_> {
+        (
+            self.resolved_model,
+            self.cost_nanos,
+            self.list_cost_nanos,
+            self.price_ref,
+            self.unpriced_reason,
+            self.bucket_picos,
+            self.cache_savings_nanos,
+            self.batch_savings_nanos,
+        )
+    }
+}
+
+/// A window of stored events priced again: the events whose price changed (before and
+/// after) and the totals.
+#[derive(Default)]
+pub(crate) struct Repriced {
+    pub old: Vec<NewEvent>,
+    pub new: Vec<NewEvent>,
+    pub summary: RepriceSummary,
+}
+
+pub(crate) fn reprice_events(stored: Vec<PricedRecord>, price: &PriceFn<'_>) -> Repriced {
+    let mut repriced = Repriced::default();
+    let source: std::sync::Arc<str> = std::sync::Arc::from("reprice");
+    let mut old_total = 0i64;
+    let mut new_total = 0i64;
+    for old in stored {
+        let new_price = price(&old.record);
+        let new = NewEvent {
+            priced: PricedRecord {
+                record: old.record.clone(),
+                price: new_price,
+            },
+            source: source.clone(),
+        };
+        let old = NewEvent {
+            priced: old,
+            source: source.clone(),
+        };
+        let (old_row, new_row) = (EventRow::new(&old), EventRow::new(&new));
+        old_total += old_row.cost_nanos.unwrap_or(0);
+        new_total += new_row.cost_nanos.unwrap_or(0);
+        repriced.summary.examined += 1;
+        if old_row.pricing_columns() == new_row.pricing_columns() {
+            continue;
+        }
+        repriced.summary.changed += 1;
+        match (old_row.cost_nanos, new_row.cost_nanos) {
+            (None, Some(_)) => repriced.summary.newly_priced += 1,
+            (Some(_), None) => repriced.summary.newly_unpriced += 1,
+            _ => {}
+        }
+        repriced.old.push(old);
+        repriced.new.push(new);
+    }
+    repriced.summary.old_total = money::from_nanos(old_total);
+    repriced.summary.new_total = money::from_nanos(new_total);
+    repriced
+}
+
+/// How the rollups change when `old` rows are replaced by `new` ones: each group's sums
+/// after minus before. Groups left unchanged are dropped.
+pub(crate) fn rollup_deltas<'r, 'e: 'r>(
+    old: &'r [EventRow<'e>],
+    new: &'r [EventRow<'e>],
+) -> BTreeMap<RollupKey<'r>, RollupSums> {
+    let mut deltas = rollup_groups(new);
+    for (key, sums) in rollup_groups(old) {
+        deltas.entry(key).or_default().add_scaled(&sums, -1);
+    }
+    deltas.retain(|_, sums| *sums != RollupSums::default());
+    deltas
+}
+
+impl RepriceSummary {
+    pub(crate) fn absorb(&mut self, other: &RepriceSummary) {
+        self.examined += other.examined;
+        self.changed += other.changed;
+        self.newly_priced += other.newly_priced;
+        self.newly_unpriced += other.newly_unpriced;
+        self.old_total += other.old_total;
+        self.new_total += other.new_total;
+    }
+}
+
+/// Hour-long windows covering `[from, to)`, the unit stores are scanned in.
+pub fn hour_windows(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> {
+    let hour = TimeDelta::hours(1);
+    let mut start = from;
+    std::iter::from_fn(move || {
+        if start >= to {
+            return None;
+        }
+        let floor = start.duration_trunc(hour).unwrap_or(start);
+        let end = (floor + hour).min(to);
+        let window = (start, end);
+        start = end;
+        Some(window)
+    })
 }

@@ -6,7 +6,7 @@
 //! rollup sums (computed in Rust, like the Postgres fast path) of exactly the returned
 //! rows. Several daemons may not share one file: `serve` holds a lock on it.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -21,14 +21,18 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::rows::{
-    EVENT_COLUMNS, EventRow, ROLLUP_KEY_COLUMNS, ROLLUP_VALUE_COLUMNS, count, event_usage_values,
-    fill_aggregate, rollup_groups, rollup_increments, unique_events, unsigned, usage_sums,
-    whole_hours,
+    EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_KEY_COLUMNS, ROLLUP_VALUE_COLUMNS, RollupKey,
+    RollupSums, StoredColumns, count, event_usage_values, fill_aggregate, floor_hour, hour_windows,
+    reprice_events, rollup_deltas, rollup_groups, rollup_increments, scan_columns, unique_events,
+    unsigned, usage_sums, whole_hours,
 };
 use super::{
-    Checkpoint, DeadLetter, Dimension, Inserted, NewEvent, Store, StoreError, UnpricedModel,
-    UsageAggregate, UsageQuery, WriteBatch,
+    Checkpoint, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn, RepriceAudit,
+    RepriceScope, RepriceSummary, Store, StoreError, UnpricedModel, UsageAggregate, UsageFilter,
+    UsageQuery, WriteBatch,
 };
+use crate::money;
+use crate::prepare::PricedRecord;
 use crate::usage::Tokens;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -103,6 +107,157 @@ impl SqliteStore {
     }
 }
 
+/// Adds sums (negative ones too: a reprice moving records between groups) to the hourly
+/// rollups.
+async fn add_rollups(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    groups: BTreeMap<RollupKey<'_>, RollupSums>,
+) -> Result<(), StoreError> {
+    for (key, sums) in groups {
+        let mut upsert = QueryBuilder::<Sqlite>::new(format!(
+            "INSERT INTO rollups_hourly ({ROLLUP_KEY_COLUMNS}, {}) VALUES (",
+            ROLLUP_VALUE_COLUMNS.join(", ")
+        ));
+        let mut values = upsert.separated(", ");
+        values
+            .push_bind(key.0.to_owned())
+            .push_bind(key.1.timestamp())
+            .push_bind(key.2.to_owned())
+            .push_bind(key.3.to_owned())
+            .push_bind(key.4.to_owned())
+            .push_bind(key.5)
+            .push_bind(key.6.to_owned())
+            .push_bind(key.7.to_owned());
+        for value in sums.values() {
+            values.push_bind(value);
+        }
+        upsert.push(&*UPSERT_ROLLUP_TAIL);
+        upsert.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Adds a usage filter's conditions (`model_column` names the sheet's model id).
+fn push_filter(sql: &mut QueryBuilder<Sqlite>, filter: &UsageFilter, model_column: &str) {
+    if let Some(projects) = &filter.projects {
+        if projects.is_empty() {
+            sql.push(" AND 0 = 1");
+        } else {
+            sql.push(" AND project IN (");
+            let mut list = sql.separated(", ");
+            for project in projects {
+                list.push_bind(project.clone());
+            }
+            sql.push(")");
+        }
+    }
+    if let Some(provider) = &filter.provider {
+        sql.push(" AND provider = ").push_bind(provider.clone());
+    }
+    if let Some(model) = &filter.model {
+        sql.push(" AND ")
+            .push(model_column)
+            .push(" = ")
+            .push_bind(model.clone());
+    }
+    for (key, value) in &filter.tags {
+        sql.push(" AND json_extract(tags, ")
+            .push_bind(json_path(key))
+            .push(") = ")
+            .push_bind(value.clone());
+    }
+}
+
+/// Reads the events of one scan window.
+async fn scan_events<'c>(
+    executor: impl sqlx::SqliteExecutor<'c>,
+    scan: &EventScan,
+) -> Result<Vec<PricedRecord>, StoreError> {
+    let mut sql = QueryBuilder::<Sqlite>::new("SELECT ");
+    sql.push(scan_columns(""))
+        .push(" FROM events WHERE time >= ")
+        .push_bind(micros(scan.from))
+        .push(" AND time < ")
+        .push_bind(micros(scan.to));
+    push_filter(&mut sql, &scan.filter, "coalesce(resolved_model, model)");
+    let rows = sql.build().fetch_all(executor).await?;
+    rows.iter()
+        .map(stored_columns)
+        .map(|columns| columns.map(StoredColumns::into_priced))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+fn stored_columns(row: &SqliteRow) -> Result<StoredColumns, sqlx::Error> {
+    let mut tokens = [0i64; 6];
+    for (i, slot) in tokens.iter_mut().enumerate() {
+        *slot = row.try_get(6 + i)?;
+    }
+    let mut bucket_picos = [0i64; 6];
+    for (i, slot) in bucket_picos.iter_mut().enumerate() {
+        *slot = row.try_get(22 + i)?;
+    }
+    Ok(StoredColumns {
+        project: row.try_get(0)?,
+        id: row.try_get(1)?,
+        time: from_micros(row.try_get(2)?),
+        provider: row.try_get(3)?,
+        model: row.try_get(4)?,
+        resolved_model: row.try_get(5)?,
+        tokens,
+        batch: row.try_get(12)?,
+        service_tier: row.try_get(13)?,
+        reasoning_effort: row.try_get(14)?,
+        tags_json: row.try_get(15)?,
+        user: row.try_get(16)?,
+        cost_nanos: row.try_get(17)?,
+        list_cost_nanos: row.try_get(18)?,
+        price_ref: row.try_get(19)?,
+        unpriced_reason: row.try_get(20)?,
+        reported_cost_nanos: row.try_get(21)?,
+        bucket_picos,
+        cache_savings_nanos: row.try_get(28)?,
+        batch_savings_nanos: row.try_get(29)?,
+    })
+}
+
+static UPDATE_PRICING: LazyLock<String> = LazyLock::new(|| {
+    let sets: Vec<String> = PRICING_COLUMNS
+        .iter()
+        .map(|(name, _)| format!("{name} = ?"))
+        .collect();
+    format!(
+        "UPDATE events SET {} WHERE project = ? AND id = ?",
+        sets.join(", ")
+    )
+});
+
+async fn update_pricing(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    rows: &[EventRow<'_>],
+) -> Result<(), StoreError> {
+    for row in rows {
+        let record = &row.event.priced.record;
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(UPDATE_PRICING.as_str()))
+            .bind(row.resolved_model)
+            .bind(row.cost_nanos)
+            .bind(row.list_cost_nanos)
+            .bind(row.price_ref)
+            .bind(row.unpriced_reason);
+        for share in row.bucket_picos {
+            query = query.bind(share);
+        }
+        query
+            .bind(row.cache_savings_nanos)
+            .bind(row.batch_savings_nanos)
+            .bind(&record.project)
+            .bind(&record.id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 fn micros(time: DateTime<Utc>) -> i64 {
     time.timestamp_micros()
 }
@@ -172,27 +327,7 @@ impl Store for SqliteStore {
             let record = &row.event.priced.record;
             inserted.contains(&(record.project.clone(), record.id.clone()))
         });
-        for (key, sums) in rollup_groups(new_rows) {
-            let mut upsert = QueryBuilder::<Sqlite>::new(format!(
-                "INSERT INTO rollups_hourly ({ROLLUP_KEY_COLUMNS}, {}) VALUES (",
-                ROLLUP_VALUE_COLUMNS.join(", ")
-            ));
-            let mut values = upsert.separated(", ");
-            values
-                .push_bind(key.0.to_owned())
-                .push_bind(key.1.timestamp())
-                .push_bind(key.2.to_owned())
-                .push_bind(key.3.to_owned())
-                .push_bind(key.4.to_owned())
-                .push_bind(key.5)
-                .push_bind(key.6.to_owned())
-                .push_bind(key.7.to_owned());
-            for value in sums.values() {
-                values.push_bind(value);
-            }
-            upsert.push(&*UPSERT_ROLLUP_TAIL);
-            upsert.build().execute(&mut *tx).await?;
-        }
+        add_rollups(&mut tx, rollup_groups(new_rows)).await?;
         for letter in parts.iter().flat_map(|p| p.dead_letters.iter()) {
             sqlx::query(
                 "INSERT INTO dead_letters (received_at, source, code, reason, line) VALUES (?, ?, ?, ?, ?)",
@@ -246,6 +381,7 @@ impl Store for SqliteStore {
                     .push("coalesce(json_extract(tags, ")
                     .push_bind(json_path(key))
                     .push("), '')"),
+                Dimension::Tags => sql.push("tags"),
                 Dimension::Hour => sql.push("hour"),
             };
             sql.push(", ");
@@ -284,31 +420,7 @@ impl Store for SqliteStore {
                 .push_bind(micros(query.to));
         }
         sql.push(") AS usage WHERE 1 = 1");
-        let filter = &query.filter;
-        if let Some(projects) = &filter.projects {
-            if projects.is_empty() {
-                sql.push(" AND 0 = 1");
-            } else {
-                sql.push(" AND project IN (");
-                let mut list = sql.separated(", ");
-                for project in projects {
-                    list.push_bind(project.clone());
-                }
-                sql.push(")");
-            }
-        }
-        if let Some(provider) = &filter.provider {
-            sql.push(" AND provider = ").push_bind(provider.clone());
-        }
-        if let Some(model) = &filter.model {
-            sql.push(" AND model = ").push_bind(model.clone());
-        }
-        for (key, value) in &filter.tags {
-            sql.push(" AND json_extract(tags, ")
-                .push_bind(json_path(key))
-                .push(") = ")
-                .push_bind(value.clone());
-        }
+        push_filter(&mut sql, &query.filter, "model");
         let groups = query.group_by.len();
         if groups > 0 {
             let positions: Vec<String> = (1..=groups).map(|i| i.to_string()).collect();
@@ -364,6 +476,105 @@ impl Store for SqliteStore {
                     requests: unsigned(row.try_get(4)?),
                     tokens: tokens_from(row, 5)?,
                     reason: row.try_get::<Option<String>, _>(11)?.unwrap_or_default(),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn events(&self, scan: &EventScan) -> Result<Vec<PricedRecord>, StoreError> {
+        scan_events(&self.pool, scan).await
+    }
+
+    async fn reprice(
+        &self,
+        scope: &RepriceScope,
+        price: &PriceFn<'_>,
+    ) -> Result<RepriceSummary, StoreError> {
+        // BEGIN IMMEDIATE takes the one write lock: reprices and writes never interleave.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let filter = UsageFilter {
+            projects: scope.project.clone().map(|p| vec![p]),
+            ..UsageFilter::default()
+        };
+        let mut summary = RepriceSummary::default();
+        for (from, to) in hour_windows(scope.from, scope.to) {
+            let scan = EventScan {
+                from,
+                to,
+                filter: filter.clone(),
+            };
+            let stored = scan_events(&mut *tx, &scan).await?;
+            let repriced = reprice_events(stored, price);
+            summary.absorb(&repriced.summary);
+            if scope.dry_run || repriced.new.is_empty() {
+                continue;
+            }
+            let old_rows: Vec<EventRow<'_>> = repriced.old.iter().map(EventRow::new).collect();
+            let new_rows: Vec<EventRow<'_>> = repriced.new.iter().map(EventRow::new).collect();
+            update_pricing(&mut tx, &new_rows).await?;
+            add_rollups(&mut tx, rollup_deltas(&old_rows, &new_rows)).await?;
+        }
+        if scope.dry_run {
+            tx.rollback().await?;
+            return Ok(summary);
+        }
+        // Groups every record moved out of.
+        sqlx::query("DELETE FROM rollups_hourly WHERE requests = 0 AND hour >= ? AND hour < ?")
+            .bind(floor_hour(scope.from).timestamp())
+            .bind(scope.to.timestamp())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO reprice_audit (at, range_from, range_to, project, records_examined,
+                 records_changed, newly_priced, newly_unpriced, old_total_nanos, new_total_nanos, actor)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(micros(Utc::now()))
+        .bind(micros(scope.from))
+        .bind(micros(scope.to))
+        .bind(&scope.project)
+        .bind(count(summary.examined))
+        .bind(count(summary.changed))
+        .bind(count(summary.newly_priced))
+        .bind(count(summary.newly_unpriced))
+        .bind(money::to_nanos(summary.old_total))
+        .bind(money::to_nanos(summary.new_total))
+        .bind(&scope.actor)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    async fn reprice_audits(&self, limit: u32) -> Result<Vec<RepriceAudit>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, range_from, range_to, project, records_examined, records_changed,
+                    newly_priced, newly_unpriced, old_total_nanos, new_total_nanos, actor
+             FROM reprice_audit ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RepriceAudit {
+                    at: from_micros(row.try_get(0)?),
+                    scope: RepriceScope {
+                        from: from_micros(row.try_get(1)?),
+                        to: from_micros(row.try_get(2)?),
+                        project: row.try_get(3)?,
+                        dry_run: false,
+                        actor: row.try_get(10)?,
+                    },
+                    summary: RepriceSummary {
+                        examined: unsigned(row.try_get(4)?),
+                        changed: unsigned(row.try_get(5)?),
+                        newly_priced: unsigned(row.try_get(6)?),
+                        newly_unpriced: unsigned(row.try_get(7)?),
+                        old_total: money::from_nanos(row.try_get(8)?),
+                        new_total: money::from_nanos(row.try_get(9)?),
+                    },
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

@@ -11,6 +11,8 @@ mod parse_errors;
 mod pg;
 mod pricing_rules;
 mod properties;
+mod reprice;
 mod samples;
 mod sheets;
+mod spend_api;
 mod store_contract;

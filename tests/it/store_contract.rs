@@ -184,7 +184,7 @@ pub fn expected(book: &PriceBook, lines: &[String]) -> Expected {
     expected
 }
 
-fn intake_batch(book: &PriceBook, lines: &[String]) -> WriteBatch {
+pub fn intake_batch(book: &PriceBook, lines: &[String]) -> WriteBatch {
     let mut intake = Intake::new(
         Preparer::new(book, Format::Auto, "default"),
         "test",
