@@ -52,6 +52,37 @@ pub struct Config {
     /// Log files to follow.
     #[serde(default)]
     pub collectors: Vec<crate::collect::CollectorConfig>,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// How often the store-derived gauges (`llm_meter_project_spend_usd`, budgets) are
+    /// read again from the rollups.
+    #[serde(default = "default_refresh_interval", with = "duration_text")]
+    pub refresh_interval: std::time::Duration,
+    /// IANA timezone of the day and month `llm_meter_project_spend_usd` covers.
+    #[serde(default = "default_metrics_timezone")]
+    pub timezone: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            refresh_interval: default_refresh_interval(),
+            timezone: default_metrics_timezone(),
+        }
+    }
+}
+
+fn default_refresh_interval() -> std::time::Duration {
+    std::time::Duration::from_secs(15)
+}
+
+fn default_metrics_timezone() -> String {
+    "UTC".into()
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -101,6 +132,7 @@ impl fmt::Debug for Config {
             .field("server", &self.server)
             .field("pricing", &self.pricing)
             .field("collectors", &self.collectors)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -154,6 +186,18 @@ impl Config {
 
     /// Checks what the types cannot: collector settings and unique names.
     pub fn validate(&self) -> Result<(), String> {
+        self.metrics
+            .timezone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| {
+                format!(
+                    "metrics.timezone {:?} is not an IANA timezone",
+                    self.metrics.timezone
+                )
+            })?;
+        if self.metrics.refresh_interval.is_zero() {
+            return Err("metrics.refresh_interval must be above zero".into());
+        }
         let mut names = std::collections::HashSet::new();
         for collector in &self.collectors {
             collector.validate()?;
@@ -273,5 +317,19 @@ mod tests {
         assert_eq!(config.database_url(), DEFAULT_DATABASE_URL);
         assert_eq!(config.listen(), DEFAULT_LISTEN);
         assert!(config.pricing.builtin);
+    }
+}
+
+/// Durations written as `"250ms"`, `"10s"`, `"1h"`.
+pub(crate) mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(&text).map_err(|error| {
+            serde::de::Error::custom(format!("{text:?} is not a duration: {error}"))
+        })
     }
 }

@@ -79,6 +79,12 @@ impl Daemon {
             tracing::info!(message = "Collector started.", collector = %collector.name(), paths = ?collector_config.paths);
             collectors.push(tokio::spawn(collector.run(collectors_stop.clone())));
         }
+        let gauges = tokio::spawn(refresh_gauges(
+            store.clone(),
+            metrics.clone(),
+            config.metrics.clone(),
+            collectors_stop.clone(),
+        ));
         let (shutdown, stop) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let stopping = async move {
@@ -88,6 +94,7 @@ impl Daemon {
                 for collector in collectors {
                     let _ = collector.await;
                 }
+                let _ = gauges.await;
             };
             api::serve(listener, state, stopping).await?;
             // The router (and its pipeline handles) is gone: the batcher drains and ends.
@@ -118,6 +125,34 @@ impl Daemon {
         wait_for_signal().await;
         tracing::info!("Shutting down.");
         self.stop().await
+    }
+}
+
+/// Keeps the store-derived gauges fresh until `stop` turns true. A failed refresh keeps
+/// the last values (and the refresh timestamp says how old they are).
+async fn refresh_gauges(
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    config: crate::config::MetricsConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let tz: chrono_tz::Tz = config.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let mut ticks = tokio::time::interval(config.refresh_interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        if let Err(error) =
+            crate::metrics::refresh_store_gauges(store.as_ref(), &metrics, tz, chrono::Utc::now())
+                .await
+        {
+            tracing::warn!(message = "Cannot refresh the store-derived gauges.", %error);
+        }
     }
 }
 

@@ -10,8 +10,13 @@ use prometheus::{
     TextEncoder,
 };
 
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+
 use crate::pricing::PriceOutcome;
-use crate::store::NewEvent;
+use crate::spend::{self, TimeBucket};
+use crate::store::{Dimension, NewEvent, Store, StoreError, UsageFilter, UsageQuery};
 
 /// Most distinct (project, provider, model) label sets per metric family.
 pub const MAX_USAGE_SERIES: usize = 2000;
@@ -38,6 +43,8 @@ pub struct Metrics {
     pub collector_files: GaugeVec,
     pub http_requests: IntCounterVec,
     pub http_request_seconds: HistogramVec,
+    pub project_spend_usd: GaugeVec,
+    pub store_gauges_refreshed: prometheus::Gauge,
     usage_series: Mutex<HashSet<(String, String, String)>>,
 }
 
@@ -146,6 +153,19 @@ impl Metrics {
                 &["route"],
             )
             .expect("valid metric"),
+            project_spend_usd: GaugeVec::new(
+                Opts::new(
+                    "llm_meter_project_spend_usd",
+                    "Spend in USD per project, period to date (day or month, in metrics.timezone), read from the store.",
+                ),
+                &["project", "period"],
+            )
+            .expect("valid metric"),
+            store_gauges_refreshed: prometheus::Gauge::new(
+                "llm_meter_store_gauges_refreshed_timestamp_seconds",
+                "When the store-derived gauges were last read from the store (Unix time).",
+            )
+            .expect("valid metric"),
             registry,
             usage_series: Mutex::new(HashSet::new()),
         };
@@ -161,6 +181,8 @@ impl Metrics {
             Box::new(metrics.collector_files.clone()),
             Box::new(metrics.http_requests.clone()),
             Box::new(metrics.http_request_seconds.clone()),
+            Box::new(metrics.project_spend_usd.clone()),
+            Box::new(metrics.store_gauges_refreshed.clone()),
         ] {
             metrics
                 .registry
@@ -253,4 +275,47 @@ impl Metrics {
         }
         OVERFLOW_LABEL.to_owned()
     }
+}
+
+/// Reads the store-derived gauges again: spend per project for the current day and month
+/// in `tz`. From the rollups, so they survive restarts and agree across replicas. A
+/// project with spend this month but none today shows 0 for the day, not a gap.
+pub async fn refresh_store_gauges(
+    store: &dyn Store,
+    metrics: &Metrics,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let period = |bucket: TimeBucket| {
+        let start = spend::bucket_start_time(now, bucket, tz);
+        let end = spend::next_bucket_start(start, bucket, tz);
+        (start.with_timezone(&Utc), end.with_timezone(&Utc))
+    };
+    let by_project = |(from, to): (DateTime<Utc>, DateTime<Utc>)| UsageQuery {
+        from,
+        to,
+        group_by: vec![Dimension::Project],
+        filter: UsageFilter::default(),
+    };
+    let month = store.usage(&by_project(period(TimeBucket::Month))).await?;
+    let day = store.usage(&by_project(period(TimeBucket::Day))).await?;
+    let today: std::collections::HashMap<&str, Decimal> =
+        day.iter().map(|a| (a.keys[0].as_str(), a.cost)).collect();
+    metrics.project_spend_usd.reset();
+    for aggregate in month.iter().take(MAX_USAGE_SERIES) {
+        let project = aggregate.keys[0].as_str();
+        let as_f64 = |amount: Decimal| f64::try_from(amount).unwrap_or(0.0);
+        metrics
+            .project_spend_usd
+            .with_label_values(&[project, "month"])
+            .set(as_f64(aggregate.cost));
+        metrics
+            .project_spend_usd
+            .with_label_values(&[project, "day"])
+            .set(as_f64(today.get(project).copied().unwrap_or_default()));
+    }
+    metrics
+        .store_gauges_refreshed
+        .set(Utc::now().timestamp_millis() as f64 / 1000.0);
+    Ok(())
 }

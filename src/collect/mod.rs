@@ -64,11 +64,14 @@ pub struct CollectorConfig {
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
     /// How often files are looked at (default 250ms).
-    #[serde(default = "default_poll_interval", with = "humantime_serde_compat")]
+    #[serde(
+        default = "default_poll_interval",
+        with = "crate::config::duration_text"
+    )]
     pub poll_interval: Duration,
     /// How long a file that no longer matches (renamed away, deleted) is still read
     /// through its open handle before it is forgotten (default 10s).
-    #[serde(default = "default_rotate_wait", with = "humantime_serde_compat")]
+    #[serde(default = "default_rotate_wait", with = "crate::config::duration_text")]
     pub rotate_wait: Duration,
     /// Most lines in one write (default 2000).
     #[serde(default = "default_batch_lines")]
@@ -89,20 +92,6 @@ fn default_rotate_wait() -> Duration {
 }
 fn default_batch_lines() -> usize {
     2000
-}
-
-/// Durations written as `"250ms"`, `"10s"`, `"1h"`.
-mod humantime_serde_compat {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text).map_err(|error| {
-            serde::de::Error::custom(format!("{text:?} is not a duration: {error}"))
-        })
-    }
 }
 
 impl CollectorConfig {

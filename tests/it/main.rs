@@ -7,6 +7,7 @@ mod e2e_kill;
 mod garbage;
 mod helpers;
 mod http_ingest;
+mod metrics;
 mod parse_errors;
 mod pg;
 mod pricing_rules;
