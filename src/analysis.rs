@@ -22,7 +22,7 @@ use crate::store::{Dimension, EventScan, Store, StoreError, UsageQuery, hour_win
 use crate::usage::UsageRecord;
 
 /// Savings of one project, provider and model.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SavingsRow {
     pub project: String,
     pub provider: String,
@@ -31,17 +31,23 @@ pub struct SavingsRow {
     /// Requests without a price: in none of the sums.
     pub unpriced_requests: u64,
     #[serde(rename = "list_cost_usd", with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
     pub list_cost: Decimal,
     #[serde(rename = "cost_usd", with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
     pub cost: Decimal,
     #[serde(rename = "cache_savings_usd", with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
     pub cache_savings: Decimal,
     #[serde(rename = "batch_savings_usd", with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
     pub batch_savings: Decimal,
     /// Project overrides (negotiated prices): what list price minus the rest leaves.
     #[serde(rename = "negotiated_savings_usd", with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
     pub negotiated_savings: Decimal,
     #[serde(rename = "total_savings_usd", with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
     pub total_savings: Decimal,
 }
 
@@ -71,7 +77,7 @@ impl SavingsRow {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SavingsReport {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
@@ -185,7 +191,7 @@ impl WhatIfTarget {
 }
 
 /// What one model's usage cost, and would have cost on the target.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct WhatIfRow {
     pub provider: String,
     pub model: String,
@@ -193,10 +199,13 @@ pub struct WhatIfRow {
     /// Priced both ways: the rows' costs cover exactly these.
     pub compared_requests: u64,
     #[serde(rename = "actual_cost_usd", with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
     pub actual_cost: Decimal,
     #[serde(rename = "what_if_cost_usd", with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
     pub what_if_cost: Decimal,
     #[serde(rename = "difference_usd", with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
     pub difference: Decimal,
     /// Requests that had no price, or that the target cannot price (a tier or batch
     /// mode it does not offer); with the first reason seen.
@@ -205,7 +214,7 @@ pub struct WhatIfRow {
     pub not_compared_reason: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct WhatIfReport {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,

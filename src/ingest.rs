@@ -247,7 +247,7 @@ async fn write_merged(store: &dyn Store, submissions: Vec<Submission>, metrics: 
 }
 
 /// A record that could not be used, with its position in the request or file.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Rejection {
     pub index: usize,
     pub error: String,

@@ -2,6 +2,7 @@
 //! `{"error":{"code","message"}}` response with the right status.
 
 mod health;
+mod openapi;
 mod spend;
 mod traces;
 mod usage;
@@ -16,6 +17,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::ingest::{IngestError, Pipeline};
 use crate::metrics::Metrics;
@@ -54,14 +56,24 @@ pub struct AppState {
     pub limits: Limits,
 }
 
-/// Builds the router with every route, the body limit, timeouts and HTTP metrics.
-pub fn router(state: AppState) -> Router {
-    let limits = state.limits.clone();
-    Router::new()
+/// Every route, with the OpenAPI document they make up.
+pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(openapi::base())
         .merge(health::router())
         .merge(usage::router())
         .merge(traces::router())
         .merge(spend::router())
+        .merge(openapi::router())
+        .split_for_parts()
+}
+
+/// Builds the router with every route, the body limit, timeouts and HTTP metrics.
+pub fn router(state: AppState) -> Router {
+    let limits = state.limits.clone();
+    let (routes, document) = routes();
+    let document = Arc::new(document.to_json().unwrap_or_default());
+    routes
+        .layer(axum::Extension(document))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(

@@ -2,26 +2,57 @@
 //! `GET /v1/savings` and `GET /v1/whatif`. Parameters are validated by `crate::spend`,
 //! the same code `llm-meter report` uses; a bad one is a 400 that names it.
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, AppState};
 use crate::analysis::{self, WhatIfTarget};
 use crate::spend::{self, ParameterError, SpendParams, SpendRequest};
 use crate::usage::Tokens;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/spend", get(get_spend))
-        .route("/v1/unpriced", get(get_unpriced))
-        .route("/v1/savings", get(get_savings))
-        .route("/v1/whatif", get(get_what_if))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_spend))
+        .routes(routes!(get_unpriced))
+        .routes(routes!(get_savings))
+        .routes(routes!(get_what_if))
+}
+
+/// The parameters every spend endpoint shares (documentation only: parsing is
+/// `QueryParams`, which also takes any number of `tag.KEY=VALUE` filters).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct SpendQuery {
+    /// Start, inclusive: RFC 3339 or YYYY-MM-DD. Default: the start of this month in `tz`.
+    from: Option<String>,
+    /// End, exclusive: RFC 3339 or YYYY-MM-DD. Default: now. Bounds inside an hour are
+    /// exact: the partial hours are read from the events.
+    to: Option<String>,
+    /// Comma-separated: project, provider, model, service_tier, batch, reasoning_effort,
+    /// token_type, tag:KEY, and at most one of hour, day, week, month.
+    group_by: Option<String>,
+    /// Only these projects (repeat the parameter, or separate with commas).
+    project: Option<String>,
+    /// Only this provider (`openai`, `anthropic`, `google`, `openrouter`, …).
+    provider: Option<String>,
+    /// Only this model: the pricing sheet's id (`gpt-5.2` also covers its dated snapshots).
+    model: Option<String>,
+    /// IANA timezone for day, week and month buckets (default UTC). Buckets are built from
+    /// hourly rollups: exact in every zone whose offset is a whole number of hours (DST
+    /// included); in a zone with a half- or quarter-hour offset, each hour counts in the
+    /// bucket its start falls in.
+    tz: Option<String>,
+    /// `json` (default), `csv` (also `Accept: text/csv`), or `focus` (FinOps FOCUS 1.2 CSV).
+    format: Option<String>,
 }
 
 /// Query parameters as given: the spend parameters, `format`, and any extra names the
@@ -147,6 +178,24 @@ fn request(params: SpendParams) -> Result<SpendRequest, ApiError> {
 }
 
 /// Spend over `[from, to)`, grouped and filtered.
+///
+/// Rows carry their group keys (named as in `group_by`: `project`, `model`, `day`,
+/// `tag:team`…), `requests`, `unpriced_requests`, `tokens` per bucket and `cost_usd`; the
+/// answer carries `total_cost_usd`. Filter by tags with `tag.KEY=VALUE` (repeatable).
+/// `format=focus` answers FinOps FOCUS 1.2 CSV: one row per charge period (the time
+/// bucket of `group_by`, else a day), project, provider, model, tier and tag set.
+#[utoipa::path(
+    get,
+    path = "/v1/spend",
+    tag = "spend",
+    params(SpendQuery),
+    responses(
+        (status = 200, description = "Spend", body = super::openapi::SpendAnswer, content_type = "application/json"),
+        (status = 200, description = "The same rows as CSV, or FOCUS CSV", content_type = "text/csv"),
+        (status = 400, description = "A parameter is invalid; the message names it", body = super::openapi::ErrorBody),
+        (status = 503, description = "The store is unreachable", body = super::openapi::ErrorBody)
+    )
+)]
 async fn get_spend(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -173,12 +222,13 @@ async fn get_spend(
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct UnpricedAnswer {
     models: Vec<UnpricedEntry>,
 }
 
-#[derive(Serialize)]
+/// A model (as records name it) seen without a price, and why.
+#[derive(Serialize, utoipa::ToSchema)]
 struct UnpricedEntry {
     provider: String,
     model: String,
@@ -190,6 +240,20 @@ struct UnpricedEntry {
 }
 
 /// Models seen without a price (all time unless `from`/`to` say otherwise).
+#[utoipa::path(
+    get,
+    path = "/v1/unpriced",
+    tag = "spend",
+    params(
+        ("from" = Option<String>, Query, description = "Start, inclusive (default: all time)"),
+        ("to" = Option<String>, Query, description = "End, exclusive (default: all time)"),
+        ("project" = Option<String>, Query, description = "Only these projects")
+    ),
+    responses(
+        (status = 200, description = "Unpriced models, most requests first", body = UnpricedAnswer),
+        (status = 400, description = "A parameter is invalid", body = super::openapi::ErrorBody)
+    )
+)]
 async fn get_unpriced(
     State(state): State<AppState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
@@ -240,6 +304,21 @@ async fn get_unpriced(
 }
 
 /// What caching, batch pricing and negotiated prices saved against list price.
+///
+/// Per project, provider and model: `list_cost_usd` (every prompt token at the uncached
+/// input rate, no batch, flex or negotiated discount) = `cost_usd` + `cache_savings_usd` +
+/// `batch_savings_usd` + `negotiated_savings_usd`. Cache savings are negative when cache
+/// write premiums outweighed the reads.
+#[utoipa::path(
+    get,
+    path = "/v1/savings",
+    tag = "spend",
+    params(SpendQuery),
+    responses(
+        (status = 200, description = "Savings", body = crate::analysis::SavingsReport),
+        (status = 400, description = "A parameter is invalid", body = super::openapi::ErrorBody)
+    )
+)]
 async fn get_savings(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -264,6 +343,30 @@ async fn get_savings(
 
 /// What the period's usage would have cost on `model` (of `provider`). The usage can be
 /// narrowed with `project`, `tag.KEY`, `from_provider` and `from_model`.
+///
+/// Every record is priced again on the other model, with its own time, tier, batch flag,
+/// caching and project. Cached tokens the other model has no cache price for count as
+/// plain input. Records either side cannot price are counted, with a reason, and left
+/// out of both costs.
+#[utoipa::path(
+    get,
+    path = "/v1/whatif",
+    tag = "spend",
+    params(
+        ("model" = String, Query, description = "The model to price the usage on"),
+        ("provider" = Option<String>, Query, description = "Its provider (inferred from the sheets when omitted)"),
+        ("from" = Option<String>, Query, description = "Start, inclusive (default: the start of this month)"),
+        ("to" = Option<String>, Query, description = "End, exclusive (default: now)"),
+        ("project" = Option<String>, Query, description = "Only these projects"),
+        ("from_provider" = Option<String>, Query, description = "Only usage of this provider"),
+        ("from_model" = Option<String>, Query, description = "Only usage of this model"),
+        ("format" = Option<String>, Query, description = "json (default) or csv")
+    ),
+    responses(
+        (status = 200, description = "Actual and what-if cost per model", body = crate::analysis::WhatIfReport),
+        (status = 400, description = "A parameter is invalid", body = super::openapi::ErrorBody)
+    )
+)]
 async fn get_what_if(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -3,18 +3,19 @@
 //! `ExportTraceServiceResponse` in the request's encoding, with `partial_success`
 //! counting the usage spans that were rejected.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use chrono::Utc;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use prost::Message;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, AppState};
 use crate::ingest::Intake;
@@ -22,10 +23,29 @@ use crate::otlp;
 use crate::prepare::Preparer;
 use crate::usage::Format;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/v1/traces", post(post_traces))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(post_traces))
 }
 
+/// Ingest OpenTelemetry traces (OTLP/HTTP).
+///
+/// Spans carrying GenAI usage attributes (`gen_ai.usage.*`) become usage records; the
+/// answer is an `ExportTraceServiceResponse` in the request's encoding.
+#[utoipa::path(
+    post,
+    path = "/v1/traces",
+    tag = "ingest",
+    request_body(
+        content((String = "application/x-protobuf"), (String = "application/json")),
+        description = "An OTLP ExportTraceServiceRequest"
+    ),
+    responses(
+        (status = 200, description = "ExportTraceServiceResponse; partial_success counts rejected spans"),
+        (status = 400, description = "Not an OTLP trace export", body = super::openapi::ErrorBody),
+        (status = 415, description = "Neither protobuf nor JSON", body = super::openapi::ErrorBody),
+        (status = 503, description = "The store is unreachable", body = super::openapi::ErrorBody)
+    )
+)]
 async fn post_traces(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -6,27 +6,30 @@
 //! (`application/cloudevents-batch+json`). `index` is the 0-based position of a record in
 //! the array, or among the non-blank lines of NDJSON.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::post;
-use axum::{Json, Router};
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::value::RawValue;
+
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, AppState};
 use crate::ingest::{Intake, Rejection};
 use crate::prepare::Preparer;
 use crate::usage::Format;
 
-pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/v1/usage", post(post_usage))
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(post_usage))
 }
 
-#[derive(Serialize)]
-struct UsageAnswer {
+/// What happened to the records of a request.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct UsageAnswer {
     accepted: usize,
     duplicates: usize,
     rejected: Vec<Rejection>,
@@ -40,6 +43,31 @@ enum Records<'b> {
     Many(Vec<&'b str>),
 }
 
+/// Ingest usage records.
+///
+/// The body is one record, a JSON array, NDJSON, a CloudEvent or a CloudEvents batch, in
+/// any accepted shape (canonical, OpenAI, Anthropic, Gemini, LiteLLM, OpenRouter…). The
+/// answer comes once the accepted records are committed; a duplicate is a success.
+#[utoipa::path(
+    post,
+    path = "/v1/usage",
+    tag = "ingest",
+    request_body(
+        content(
+            (String = "application/json"),
+            (String = "application/x-ndjson"),
+            (String = "application/cloudevents+json"),
+            (String = "application/cloudevents-batch+json")
+        ),
+        description = "Usage records"
+    ),
+    responses(
+        (status = 200, description = "Committed", body = UsageAnswer),
+        (status = 400, description = "The single record, or the body, is unusable", body = super::openapi::ErrorBody),
+        (status = 413, description = "The body is larger than the limit", body = super::openapi::ErrorBody),
+        (status = 503, description = "The store is unreachable; retry after Retry-After", body = super::openapi::ErrorBody)
+    )
+)]
 async fn post_usage(
     State(state): State<AppState>,
     headers: HeaderMap,

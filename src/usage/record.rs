@@ -72,7 +72,9 @@ impl fmt::Display for Bucket {
 }
 
 /// Token counts in the six disjoint buckets.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Tokens {
     #[serde(default)]

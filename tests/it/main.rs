@@ -8,6 +8,7 @@ mod garbage;
 mod helpers;
 mod http_ingest;
 mod metrics;
+mod openapi;
 mod parse_errors;
 mod pg;
 mod pricing_rules;
