@@ -115,7 +115,7 @@ pub async fn rows(store: &dyn Store, request: &SpendRequest) -> Result<Vec<Focus
                 Dimension::ServiceTier,
                 Dimension::Batch,
                 Dimension::Tags,
-                Dimension::Hour,
+                crate::spend::time_dimension(bucket, request.tz),
             ],
             filter: request.filter.clone(),
         })

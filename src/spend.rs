@@ -64,6 +64,7 @@ impl GroupBy {
             GroupBy::Dimension(Dimension::Tag(key)) => format!("tag:{key}"),
             GroupBy::Dimension(Dimension::Tags) => "tags".into(),
             GroupBy::Dimension(Dimension::Hour) | GroupBy::Time(TimeBucket::Hour) => "hour".into(),
+            GroupBy::Dimension(Dimension::Day) => "day".into(),
             GroupBy::TokenType => "token_type".into(),
             GroupBy::Time(TimeBucket::Day) => "day".into(),
             GroupBy::Time(TimeBucket::Week) => "week".into(),
@@ -284,8 +285,8 @@ pub async fn spend(store: &dyn Store, request: &SpendRequest) -> Result<SpendRep
         GroupBy::Time(bucket) => Some(*bucket),
         _ => None,
     });
-    if time_bucket.is_some() {
-        dimensions.push(Dimension::Hour);
+    if let Some(bucket) = time_bucket {
+        dimensions.push(time_dimension(bucket, request.tz));
     }
     let aggregates = store
         .usage(&UsageQuery {
@@ -298,7 +299,20 @@ pub async fn spend(store: &dyn Store, request: &SpendRequest) -> Result<SpendRep
     Ok(build_report(request, aggregates))
 }
 
-/// Turns hourly aggregates into the requested rows. Pure.
+/// The store-level time slot a bucket is built from: UTC days (read from the daily
+/// rollups) when the buckets are UTC days, weeks or months, hours otherwise.
+pub fn time_dimension(bucket: TimeBucket, tz: Tz) -> Dimension {
+    let utc = matches!(
+        tz,
+        Tz::UTC | Tz::Etc__UTC | Tz::GMT | Tz::Etc__GMT | Tz::Zulu
+    );
+    match bucket {
+        TimeBucket::Day | TimeBucket::Week | TimeBucket::Month if utc => Dimension::Day,
+        _ => Dimension::Hour,
+    }
+}
+
+/// Turns hourly (or daily) aggregates into the requested rows. Pure.
 pub fn build_report(request: &SpendRequest, aggregates: Vec<UsageAggregate>) -> SpendReport {
     let by_token_type = request.group_by.contains(&GroupBy::TokenType);
     let mut rows: BTreeMap<Vec<String>, SpendRow> = BTreeMap::new();

@@ -93,6 +93,40 @@ CREATE TABLE rollups_hourly (
 
 CREATE INDEX rollups_hourly_hour ON rollups_hourly (hour);
 
+-- The same sums by UTC day, written with the hourly ones: a month-long query reads ~30
+-- rows per group instead of ~720. `day` is the UTC midnight starting it.
+CREATE TABLE rollups_daily (
+    project               text COLLATE "C" NOT NULL,
+    day                   timestamptz NOT NULL,
+    provider              text COLLATE "C" NOT NULL,
+    model                 text COLLATE "C" NOT NULL,
+    service_tier          text COLLATE "C" NOT NULL,
+    batch                 boolean     NOT NULL,
+    reasoning_effort      text COLLATE "C" NOT NULL DEFAULT '',
+    tags                  jsonb       NOT NULL DEFAULT '{}',
+    requests              bigint      NOT NULL,
+    unpriced_requests     bigint      NOT NULL,
+    input                 bigint      NOT NULL,
+    cached_input          bigint      NOT NULL,
+    cache_write_5m        bigint      NOT NULL,
+    cache_write_1h        bigint      NOT NULL,
+    output                bigint      NOT NULL,
+    reasoning             bigint      NOT NULL,
+    cost_nanos                bigint NOT NULL,
+    list_cost_nanos           bigint NOT NULL,
+    reported_cost_nanos       bigint NOT NULL,
+    input_cost_picos          bigint NOT NULL,
+    cached_input_cost_picos   bigint NOT NULL,
+    cache_write_5m_cost_picos bigint NOT NULL,
+    cache_write_1h_cost_picos bigint NOT NULL,
+    output_cost_picos         bigint NOT NULL,
+    reasoning_cost_picos      bigint NOT NULL,
+    cache_savings_nanos       bigint NOT NULL,
+    batch_savings_nanos       bigint NOT NULL,
+    CONSTRAINT rollups_daily_pkey
+        PRIMARY KEY (day, project, provider, model, service_tier, batch, reasoning_effort, tags)
+);
+
 -- Lines and records that could not be used, with the reason. The line is truncated.
 CREATE TABLE dead_letters (
     seq         bigserial   PRIMARY KEY,

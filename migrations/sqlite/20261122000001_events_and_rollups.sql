@@ -77,6 +77,38 @@ CREATE TABLE rollups_hourly (
 
 CREATE INDEX rollups_hourly_hour ON rollups_hourly (hour);
 
+-- The same sums by UTC day (Unix seconds of its midnight), written with the hourly ones.
+CREATE TABLE rollups_daily (
+    project                   TEXT    NOT NULL,
+    day                       INTEGER NOT NULL,
+    provider                  TEXT    NOT NULL,
+    model                     TEXT    NOT NULL,
+    service_tier              TEXT    NOT NULL,
+    batch                     INTEGER NOT NULL,
+    reasoning_effort          TEXT    NOT NULL DEFAULT '',
+    tags                      TEXT    NOT NULL DEFAULT '{}',
+    requests                  INTEGER NOT NULL,
+    unpriced_requests         INTEGER NOT NULL,
+    input                     INTEGER NOT NULL,
+    cached_input              INTEGER NOT NULL,
+    cache_write_5m            INTEGER NOT NULL,
+    cache_write_1h            INTEGER NOT NULL,
+    output                    INTEGER NOT NULL,
+    reasoning                 INTEGER NOT NULL,
+    cost_nanos                INTEGER NOT NULL,
+    list_cost_nanos           INTEGER NOT NULL,
+    reported_cost_nanos       INTEGER NOT NULL,
+    input_cost_picos          INTEGER NOT NULL,
+    cached_input_cost_picos   INTEGER NOT NULL,
+    cache_write_5m_cost_picos INTEGER NOT NULL,
+    cache_write_1h_cost_picos INTEGER NOT NULL,
+    output_cost_picos         INTEGER NOT NULL,
+    reasoning_cost_picos      INTEGER NOT NULL,
+    cache_savings_nanos       INTEGER NOT NULL,
+    batch_savings_nanos       INTEGER NOT NULL,
+    PRIMARY KEY (day, project, provider, model, service_tier, batch, reasoning_effort, tags)
+);
+
 CREATE TABLE dead_letters (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     received_at INTEGER NOT NULL,

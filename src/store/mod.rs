@@ -157,7 +157,11 @@ pub enum Dimension {
     Tag(String),
     /// Every tag at once, as a JSON object (for exports that carry them all).
     Tags,
+    /// The UTC hour; its start is the aggregate's `hour`.
     Hour,
+    /// The UTC day; its midnight is the aggregate's `hour`. Lets whole days be read from
+    /// the daily rollups.
+    Day,
 }
 
 /// Which usage a query covers. `projects: None` means every project.
@@ -179,8 +183,8 @@ pub struct UsageQuery {
     pub filter: UsageFilter,
 }
 
-/// One group of usage. `keys` follow the query's `group_by` (the hour, when grouped by
-/// it, is in `hour` instead).
+/// One group of usage. `keys` follow the query's `group_by` (the hour or day, when grouped
+/// by one, is in `hour` instead).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct UsageAggregate {
     pub keys: Vec<String>,

@@ -20,10 +20,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{QueryBuilder, Row};
 
 use super::rows::{
-    ColumnKind, EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_KEY_COLUMNS, ROLLUP_VALUE_COLUMNS,
-    RollupKey, RollupSums, StoredColumns, UniqueEvents, count, event_usage_values, fill_aggregate,
-    floor_hour, hour_windows, reprice_events, rollup_deltas, rollup_groups, rollup_increments,
-    scan_columns, unique_events, unsigned, usage_sums, whole_hours,
+    ColumnKind, EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS, Rollup, RollupKey,
+    RollupSums, StoredColumns, UniqueEvents, count, event_usage_values, fill_aggregate, floor_day,
+    hour_windows, reprice_events, rollup_deltas, rollup_groups, rollup_increments, scan_columns,
+    unique_events, unsigned, usage_plan, usage_sums,
 };
 use super::{
     Checkpoint, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn, RepriceAudit,
@@ -118,15 +118,25 @@ impl PgStore {
     }
 }
 
-/// Adds sums (negative ones too: a reprice moving records between groups) to the hourly
-/// rollups, one statement for every group.
+/// Adds hourly sums (negative ones too: a reprice moving records between groups) to the
+/// hourly and the daily rollups, one statement per table.
 async fn add_rollups(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    groups: BTreeMap<RollupKey<'_>, RollupSums>,
+    hourly: BTreeMap<RollupKey<'_>, RollupSums>,
 ) -> Result<(), StoreError> {
-    if groups.is_empty() {
+    if hourly.is_empty() {
         return Ok(());
     }
+    let daily = Rollup::Daily.groups(hourly.clone());
+    upsert_rollups(tx, Rollup::Hourly, hourly).await?;
+    upsert_rollups(tx, Rollup::Daily, daily).await
+}
+
+async fn upsert_rollups(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    level: Rollup,
+    groups: BTreeMap<RollupKey<'_>, RollupSums>,
+) -> Result<(), StoreError> {
     let mut columns = RollupKeyColumns::default();
     let mut numbers: [Vec<i64>; ROLLUP_VALUE_COLUMNS.len()] = Default::default();
     for (key, sums) in groups {
@@ -142,7 +152,8 @@ async fn add_rollups(
             slot.push(value);
         }
     }
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(UPSERT_ROLLUPS.as_str()))
+    let statement = &UPSERT_ROLLUPS[usize::from(level == Rollup::Daily)];
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
         .bind(columns.0)
         .bind(columns.1)
         .bind(columns.2)
@@ -323,9 +334,12 @@ static COPY_COLUMNS: LazyLock<String> = LazyLock::new(|| {
         .join(", ")
 });
 
-/// Adds sums computed by the writer to the hourly rollups (the direct-`COPY` path and
-/// reprices).
-static UPSERT_ROLLUPS: LazyLock<String> = LazyLock::new(|| {
+/// Adds sums computed by the writer to the rollups (the direct-`COPY` path and reprices):
+/// the hourly table's statement, then the daily one's.
+static UPSERT_ROLLUPS: LazyLock<[String; 2]> =
+    LazyLock::new(|| Rollup::BOTH.map(upsert_rollups_statement));
+
+fn upsert_rollups_statement(level: Rollup) -> String {
     let key_types = [
         "text",
         "timestamptz",
@@ -343,13 +357,15 @@ static UPSERT_ROLLUPS: LazyLock<String> = LazyLock::new(|| {
         .map(|(i, kind)| format!("${}::{kind}[]", i + 1))
         .collect();
     format!(
-        "INSERT INTO rollups_hourly AS r ({ROLLUP_KEY_COLUMNS}, {values}) SELECT * FROM UNNEST({arrays}) \
-         ON CONFLICT ({ROLLUP_KEY_COLUMNS}) DO UPDATE SET {increments}",
+        "INSERT INTO {table} AS r ({keys}, {values}) SELECT * FROM UNNEST({arrays}) \
+         ON CONFLICT ({keys}) DO UPDATE SET {increments}",
+        table = level.table(),
+        keys = level.key_columns(),
         values = ROLLUP_VALUE_COLUMNS.join(", "),
         arrays = arrays.join(", "),
         increments = rollup_increments("r."),
     )
-});
+}
 
 /// Rollup keys as column arrays for `UNNEST`, in `RollupKey` order.
 #[derive(Default)]
@@ -365,7 +381,7 @@ struct RollupKeyColumns<'e>(
 );
 
 /// Moves the staged rows into `events` (skipping keys already there) and adds exactly
-/// the inserted ones to the hourly rollups, in one statement. Staged rows are sorted by
+/// the inserted ones to the hourly and daily rollups, in one statement. Staged rows are sorted by
 /// key, so concurrent writers take index locks in the same order; a deadlock, should one
 /// happen anyway, is retried as a transient failure.
 static INSERT_FROM_STAGING: LazyLock<String> = LazyLock::new(|| {
@@ -375,6 +391,26 @@ static INSERT_FROM_STAGING: LazyLock<String> = LazyLock::new(|| {
         .iter()
         .map(|c| format!("coalesce(sum({c}), 0)"))
         .collect();
+    // Adds the inserted rows to one rollup table; `time` is their hour or day there.
+    let roll = |time: &str| {
+        let level = if time == "hour" {
+            Rollup::Hourly
+        } else {
+            Rollup::Daily
+        };
+        format!(
+            "INSERT INTO {table} AS r ({keys}, {all_values}) \
+             SELECT project, {time}, provider, rollup_model, service_tier, batch, effort, tags, \
+                 count(*), count(*) FILTER (WHERE cost_nanos IS NULL), {sums} \
+             FROM inserted GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8 \
+             ON CONFLICT ({keys}) DO UPDATE SET {increments} RETURNING 1",
+            table = level.table(),
+            keys = level.key_columns(),
+            all_values = ROLLUP_VALUE_COLUMNS.join(", "),
+            sums = sums.join(", "),
+            increments = rollup_increments("r."),
+        )
+    };
     format!(
         "WITH inserted AS (\
             INSERT INTO events ({columns}) SELECT {columns} FROM staging_events \
@@ -382,17 +418,12 @@ static INSERT_FROM_STAGING: LazyLock<String> = LazyLock::new(|| {
             RETURNING project, id, date_trunc('hour', time, 'UTC') AS hour, provider, \
                 coalesce(resolved_model, model) AS rollup_model, service_tier, batch, \
                 coalesce(reasoning_effort, '') AS effort, tags, {values}), \
-         rolled AS (\
-            INSERT INTO rollups_hourly AS r ({ROLLUP_KEY_COLUMNS}, {all_values}) \
-            SELECT project, hour, provider, rollup_model, service_tier, batch, effort, tags, \
-                count(*), count(*) FILTER (WHERE cost_nanos IS NULL), {sums} \
-            FROM inserted GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8 \
-            ON CONFLICT ({ROLLUP_KEY_COLUMNS}) DO UPDATE SET {increments} RETURNING 1) \
+         hourly AS ({hourly}), \
+         daily AS ({daily}) \
          SELECT project, id FROM inserted",
         values = ROLLUP_VALUE_COLUMNS[2..].join(", "),
-        all_values = ROLLUP_VALUE_COLUMNS.join(", "),
-        sums = sums.join(", "),
-        increments = rollup_increments("r."),
+        hourly = roll("hour"),
+        daily = roll("date_trunc('day', hour, 'UTC')"),
     )
 });
 
@@ -635,43 +666,55 @@ impl Store for PgStore {
                     .push_bind(key.clone())
                     .push(", '')"),
                 Dimension::Tags => sql.push("tags::text"),
-                Dimension::Hour => sql.push("hour"),
+                Dimension::Hour | Dimension::Day => sql.push("slot"),
             };
             sql.push(", ");
             group_columns += 1;
         }
-        sql.push(usage_sums("::bigint"));
-        sql.push(" FROM (SELECT ");
-        let (whole_from, whole_to) = whole_hours(query.from, query.to);
-        sql.push(ROLLUP_KEY_COLUMNS)
-            .push(", ")
-            .push(ROLLUP_VALUE_COLUMNS.join(", "));
-        sql.push(" FROM rollups_hourly WHERE hour >= ")
-            .push_bind(whole_from)
-            .push(" AND hour < ")
-            .push_bind(whole_to);
+        sql.push(usage_sums("::bigint")).push(" FROM (");
+        let by_hour = query.group_by.contains(&Dimension::Hour);
+        let by_day = query.group_by.contains(&Dimension::Day);
+        let plan = usage_plan(query.from, query.to, !by_hour);
+        let mut parts = 0;
+        let mut union = |sql: &mut QueryBuilder<sqlx::Postgres>| {
+            if parts > 0 {
+                sql.push(" UNION ALL ");
+            }
+            parts += 1;
+        };
+        let values = ROLLUP_VALUE_COLUMNS.join(", ");
+        for (level, ranges) in [(Rollup::Daily, &plan.daily), (Rollup::Hourly, &plan.hourly)] {
+            for (from, to) in ranges {
+                union(&mut sql);
+                let time = level.time_column();
+                let slot = if by_day {
+                    format!("date_trunc('day', {time}, 'UTC')")
+                } else {
+                    time.to_owned()
+                };
+                sql.push(format!(
+                    "SELECT project, {slot} AS slot, provider, model, service_tier, batch, \
+                     reasoning_effort, tags, {values} FROM {} WHERE {time} >= ",
+                    level.table()
+                ))
+                .push_bind(*from)
+                .push(format!(" AND {time} < "))
+                .push_bind(*to);
+            }
+        }
         // The partial hours at either end come from the events themselves.
-        sql.push(
-            " UNION ALL SELECT project, date_trunc('hour', time, 'UTC'), provider, \
-             coalesce(resolved_model, model), service_tier, batch, coalesce(reasoning_effort, ''), tags, ",
-        )
-        .push(event_usage_values())
-        .push(" FROM events WHERE ");
-        if whole_from < whole_to {
-            sql.push("((time >= ")
-                .push_bind(query.from)
-                .push(" AND time < ")
-                .push_bind(whole_from)
-                .push(") OR (time >= ")
-                .push_bind(whole_to)
-                .push(" AND time < ")
-                .push_bind(query.to)
-                .push("))");
-        } else {
-            sql.push("time >= ")
-                .push_bind(query.from)
-                .push(" AND time < ")
-                .push_bind(query.to);
+        for (from, to) in &plan.events {
+            union(&mut sql);
+            let unit = if by_day { "day" } else { "hour" };
+            sql.push(format!(
+                "SELECT project, date_trunc('{unit}', time, 'UTC'), provider, \
+                 coalesce(resolved_model, model), service_tier, batch, \
+                 coalesce(reasoning_effort, ''), tags, {} FROM events WHERE time >= ",
+                event_usage_values()
+            ))
+            .push_bind(*from)
+            .push(" AND time < ")
+            .push_bind(*to);
         }
         sql.push(") AS usage WHERE TRUE");
         push_filter(&mut sql, &query.filter, "model");
@@ -771,11 +814,17 @@ impl Store for PgStore {
             return Ok(summary);
         }
         // Groups every record moved out of.
-        sqlx::query("DELETE FROM rollups_hourly WHERE requests = 0 AND hour >= $1 AND hour < $2")
-            .bind(floor_hour(scope.from))
+        for level in Rollup::BOTH {
+            let time = level.time_column();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {} WHERE requests = 0 AND {time} >= $1 AND {time} < $2",
+                level.table()
+            )))
+            .bind(floor_day(scope.from))
             .bind(scope.to)
             .execute(&mut *tx)
             .await?;
+        }
         sqlx::query(
             "INSERT INTO reprice_audit (at, range_from, range_to, project, records_examined,
                  records_changed, newly_priced, newly_unpriced, old_total_nanos, new_total_nanos, actor)
@@ -911,7 +960,7 @@ fn tokens_from(row: &PgRow, start: usize) -> Result<Tokens, sqlx::Error> {
 fn aggregate_from_row(row: &PgRow, group_by: &[Dimension]) -> Result<UsageAggregate, sqlx::Error> {
     let mut aggregate = UsageAggregate::default();
     for (position, dimension) in group_by.iter().enumerate() {
-        if *dimension == Dimension::Hour {
+        if matches!(dimension, Dimension::Hour | Dimension::Day) {
             aggregate.hour = Some(row.try_get(position)?);
         } else {
             aggregate.keys.push(row.try_get(position)?);

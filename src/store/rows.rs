@@ -185,9 +185,103 @@ pub(crate) type RollupKey<'e> = (
     &'e str,
 );
 
-/// The key columns of `rollups_hourly`, in `RollupKey` order.
-pub(crate) const ROLLUP_KEY_COLUMNS: &str =
-    "project, hour, provider, model, service_tier, batch, reasoning_effort, tags";
+/// The two rollup tables: the same sums by UTC hour and by UTC day, written together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rollup {
+    Hourly,
+    Daily,
+}
+
+impl Rollup {
+    pub const BOTH: [Rollup; 2] = [Rollup::Hourly, Rollup::Daily];
+
+    pub fn table(self) -> &'static str {
+        match self {
+            Rollup::Hourly => "rollups_hourly",
+            Rollup::Daily => "rollups_daily",
+        }
+    }
+
+    /// The column holding the start of the group's hour or day.
+    pub fn time_column(self) -> &'static str {
+        match self {
+            Rollup::Hourly => "hour",
+            Rollup::Daily => "day",
+        }
+    }
+
+    /// The key columns, in `RollupKey` order.
+    pub fn key_columns(self) -> String {
+        format!(
+            "project, {}, provider, model, service_tier, batch, reasoning_effort, tags",
+            self.time_column()
+        )
+    }
+
+    /// Hourly groups as this table keys them.
+    pub fn groups<'r>(
+        self,
+        hourly: BTreeMap<RollupKey<'r>, RollupSums>,
+    ) -> BTreeMap<RollupKey<'r>, RollupSums> {
+        match self {
+            Rollup::Hourly => hourly,
+            Rollup::Daily => {
+                let mut daily: BTreeMap<RollupKey<'r>, RollupSums> = BTreeMap::new();
+                for (mut key, sums) in hourly {
+                    key.1 = floor_day(key.1);
+                    daily.entry(key).or_default().add_scaled(&sums, 1);
+                }
+                daily.retain(|_, sums| *sums != RollupSums::default());
+                daily
+            }
+        }
+    }
+}
+
+/// The UTC midnight starting the day an instant falls in.
+pub(crate) fn floor_day(time: DateTime<Utc>) -> DateTime<Utc> {
+    time.duration_trunc(TimeDelta::days(1)).unwrap_or(time)
+}
+
+/// Where each part of a usage query's range is read from: whole UTC days from the daily
+/// rollups (when the query allows), whole hours from the hourly ones, the partial hours
+/// at either end from the events.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct UsagePlan {
+    pub daily: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    pub hourly: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+    pub events: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+pub(crate) fn usage_plan(from: DateTime<Utc>, to: DateTime<Utc>, use_daily: bool) -> UsagePlan {
+    let mut plan = UsagePlan::default();
+    let (whole_from, whole_to) = whole_hours(from, to);
+    if whole_from >= whole_to {
+        plan.events.push((from, to));
+        return plan;
+    }
+    plan.events = [(from, whole_from), (whole_to, to)]
+        .into_iter()
+        .filter(|(a, b)| a < b)
+        .collect();
+    let day = TimeDelta::days(1);
+    let first_day = if floor_day(whole_from) == whole_from {
+        whole_from
+    } else {
+        floor_day(whole_from) + day
+    };
+    let last_day = floor_day(whole_to);
+    if use_daily && first_day < last_day {
+        plan.daily.push((first_day, last_day));
+        plan.hourly = [(whole_from, first_day), (last_day, whole_to)]
+            .into_iter()
+            .filter(|(a, b)| a < b)
+            .collect();
+    } else {
+        plan.hourly.push((whole_from, whole_to));
+    }
+    plan
+}
 
 /// The sums of one hourly rollup group.
 #[derive(Default, Debug, Clone, PartialEq)]
@@ -362,14 +456,12 @@ pub(crate) fn whole_hours(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> (DateTime<Utc>, DateTime<Utc>) {
-    let hour = TimeDelta::hours(1);
-    let floor = |t: DateTime<Utc>| t.duration_trunc(hour).unwrap_or(t);
-    let whole_from = if floor(from) == from {
+    let whole_from = if floor_hour(from) == from {
         from
     } else {
-        floor(from) + hour
+        floor_hour(from) + TimeDelta::hours(1)
     };
-    let whole_to = floor(to);
+    let whole_to = floor_hour(to);
     (whole_from, whole_to.max(whole_from))
 }
 
@@ -597,4 +689,89 @@ pub fn hour_windows(
         start = end;
         Some(window)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_usage_range_is_split_into_days_hours_and_partial_hours() {
+        type Ranges = Vec<(&'static str, &'static str)>;
+        // (from, to, use_daily, daily, hourly, events)
+        let cases: Vec<(&str, &str, bool, Ranges, Ranges, Ranges)> = vec![
+            // Inside one hour: events only.
+            (
+                "2026-03-01T10:05:00Z",
+                "2026-03-01T10:50:00Z",
+                true,
+                vec![],
+                vec![],
+                vec![("2026-03-01T10:05:00Z", "2026-03-01T10:50:00Z")],
+            ),
+            // Whole hours inside one day: hourly only.
+            (
+                "2026-03-01T10:00:00Z",
+                "2026-03-01T18:00:00Z",
+                true,
+                vec![],
+                vec![("2026-03-01T10:00:00Z", "2026-03-01T18:00:00Z")],
+                vec![],
+            ),
+            // Several days with ragged ends: all three.
+            (
+                "2026-03-01T10:17:00Z",
+                "2026-03-04T05:45:30Z",
+                true,
+                vec![("2026-03-02T00:00:00Z", "2026-03-04T00:00:00Z")],
+                vec![
+                    ("2026-03-01T11:00:00Z", "2026-03-02T00:00:00Z"),
+                    ("2026-03-04T00:00:00Z", "2026-03-04T05:00:00Z"),
+                ],
+                vec![
+                    ("2026-03-01T10:17:00Z", "2026-03-01T11:00:00Z"),
+                    ("2026-03-04T05:00:00Z", "2026-03-04T05:45:30Z"),
+                ],
+            ),
+            // The same without daily rollups (grouped by hour).
+            (
+                "2026-03-01T10:17:00Z",
+                "2026-03-04T05:45:30Z",
+                false,
+                vec![],
+                vec![("2026-03-01T11:00:00Z", "2026-03-04T05:00:00Z")],
+                vec![
+                    ("2026-03-01T10:17:00Z", "2026-03-01T11:00:00Z"),
+                    ("2026-03-04T05:00:00Z", "2026-03-04T05:45:30Z"),
+                ],
+            ),
+            // A calendar month: daily only.
+            (
+                "2026-03-01T00:00:00Z",
+                "2026-04-01T00:00:00Z",
+                true,
+                vec![("2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z")],
+                vec![],
+                vec![],
+            ),
+        ];
+        let parse = |ranges: &Ranges| -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+            ranges.iter().map(|(a, b)| (t(a), t(b))).collect()
+        };
+        for (from, to, use_daily, daily, hourly, events) in &cases {
+            assert_eq!(
+                usage_plan(t(from), t(to), *use_daily),
+                UsagePlan {
+                    daily: parse(daily),
+                    hourly: parse(hourly),
+                    events: parse(events),
+                },
+                "{from} {to} {use_daily}"
+            );
+        }
+    }
 }

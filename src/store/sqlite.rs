@@ -21,10 +21,10 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::rows::{
-    EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_KEY_COLUMNS, ROLLUP_VALUE_COLUMNS, RollupKey,
-    RollupSums, StoredColumns, count, event_usage_values, fill_aggregate, floor_hour, hour_windows,
+    EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS, Rollup, RollupKey, RollupSums,
+    StoredColumns, count, event_usage_values, fill_aggregate, floor_day, hour_windows,
     reprice_events, rollup_deltas, rollup_groups, rollup_increments, scan_columns, unique_events,
-    unsigned, usage_sums, whole_hours,
+    unsigned, usage_plan, usage_sums,
 };
 use super::{
     Checkpoint, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn, RepriceAudit,
@@ -43,13 +43,6 @@ const ROWS_PER_INSERT: usize = 500;
 static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {
     let columns: Vec<&str> = EVENT_COLUMNS.iter().map(|(name, _)| *name).collect();
     format!("INSERT INTO events ({}) ", columns.join(", "))
-});
-
-static UPSERT_ROLLUP_TAIL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        ") ON CONFLICT ({ROLLUP_KEY_COLUMNS}) DO UPDATE SET {}",
-        rollup_increments("")
-    )
 });
 
 #[derive(Clone, Debug)]
@@ -107,32 +100,43 @@ impl SqliteStore {
     }
 }
 
-/// Adds sums (negative ones too: a reprice moving records between groups) to the hourly
-/// rollups.
+/// Adds hourly sums (negative ones too: a reprice moving records between groups) to the
+/// hourly and the daily rollups.
 async fn add_rollups(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
-    groups: BTreeMap<RollupKey<'_>, RollupSums>,
+    hourly: BTreeMap<RollupKey<'_>, RollupSums>,
 ) -> Result<(), StoreError> {
-    for (key, sums) in groups {
-        let mut upsert = QueryBuilder::<Sqlite>::new(format!(
-            "INSERT INTO rollups_hourly ({ROLLUP_KEY_COLUMNS}, {}) VALUES (",
+    let daily = Rollup::Daily.groups(hourly.clone());
+    for (level, groups) in [(Rollup::Hourly, hourly), (Rollup::Daily, daily)] {
+        let head = format!(
+            "INSERT INTO {} ({}, {}) VALUES (",
+            level.table(),
+            level.key_columns(),
             ROLLUP_VALUE_COLUMNS.join(", ")
-        ));
-        let mut values = upsert.separated(", ");
-        values
-            .push_bind(key.0.to_owned())
-            .push_bind(key.1.timestamp())
-            .push_bind(key.2.to_owned())
-            .push_bind(key.3.to_owned())
-            .push_bind(key.4.to_owned())
-            .push_bind(key.5)
-            .push_bind(key.6.to_owned())
-            .push_bind(key.7.to_owned());
-        for value in sums.values() {
-            values.push_bind(value);
+        );
+        let tail = format!(
+            ") ON CONFLICT ({}) DO UPDATE SET {}",
+            level.key_columns(),
+            rollup_increments("")
+        );
+        for (key, sums) in groups {
+            let mut upsert = QueryBuilder::<Sqlite>::new(head.as_str());
+            let mut values = upsert.separated(", ");
+            values
+                .push_bind(key.0.to_owned())
+                .push_bind(key.1.timestamp())
+                .push_bind(key.2.to_owned())
+                .push_bind(key.3.to_owned())
+                .push_bind(key.4.to_owned())
+                .push_bind(key.5)
+                .push_bind(key.6.to_owned())
+                .push_bind(key.7.to_owned());
+            for value in sums.values() {
+                values.push_bind(value);
+            }
+            upsert.push(&tail);
+            upsert.build().execute(&mut **tx).await?;
         }
-        upsert.push(&*UPSERT_ROLLUP_TAIL);
-        upsert.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -382,42 +386,55 @@ impl Store for SqliteStore {
                     .push_bind(json_path(key))
                     .push("), '')"),
                 Dimension::Tags => sql.push("tags"),
-                Dimension::Hour => sql.push("hour"),
+                Dimension::Hour | Dimension::Day => sql.push("slot"),
             };
             sql.push(", ");
         }
-        sql.push(usage_sums(""))
-            .push(" FROM (SELECT ")
-            .push(ROLLUP_KEY_COLUMNS)
-            .push(", ")
-            .push(ROLLUP_VALUE_COLUMNS.join(", "))
-            .push(" FROM rollups_hourly WHERE hour >= ");
-        let (whole_from, whole_to) = whole_hours(query.from, query.to);
-        sql.push_bind(whole_from.timestamp())
-            .push(" AND hour < ")
-            .push_bind(whole_to.timestamp());
+        sql.push(usage_sums("")).push(" FROM (");
+        let by_hour = query.group_by.contains(&Dimension::Hour);
+        let by_day = query.group_by.contains(&Dimension::Day);
+        let plan = usage_plan(query.from, query.to, !by_hour);
+        let mut parts = 0;
+        let mut union = |sql: &mut QueryBuilder<Sqlite>| {
+            if parts > 0 {
+                sql.push(" UNION ALL ");
+            }
+            parts += 1;
+        };
+        let values = ROLLUP_VALUE_COLUMNS.join(", ");
+        for (level, ranges) in [(Rollup::Daily, &plan.daily), (Rollup::Hourly, &plan.hourly)] {
+            for (from, to) in ranges {
+                union(&mut sql);
+                let time = level.time_column();
+                let slot = if by_day {
+                    format!("({time} / 86400) * 86400")
+                } else {
+                    time.to_owned()
+                };
+                sql.push(format!(
+                    "SELECT project, {slot} AS slot, provider, model, service_tier, batch, \
+                     reasoning_effort, tags, {values} FROM {} WHERE {time} >= ",
+                    level.table()
+                ))
+                .push_bind(from.timestamp())
+                .push(format!(" AND {time} < "))
+                .push_bind(to.timestamp());
+            }
+        }
         // The partial hours at either end come from the events themselves.
-        sql.push(
-            " UNION ALL SELECT project, (time / 3600000000) * 3600, provider, \
-             coalesce(resolved_model, model), service_tier, batch, coalesce(reasoning_effort, ''), tags, ",
-        )
-        .push(event_usage_values())
-        .push(" FROM events WHERE ");
-        if whole_from < whole_to {
-            sql.push("((time >= ")
-                .push_bind(micros(query.from))
-                .push(" AND time < ")
-                .push_bind(micros(whole_from))
-                .push(") OR (time >= ")
-                .push_bind(micros(whole_to))
-                .push(" AND time < ")
-                .push_bind(micros(query.to))
-                .push("))");
-        } else {
-            sql.push("time >= ")
-                .push_bind(micros(query.from))
-                .push(" AND time < ")
-                .push_bind(micros(query.to));
+        for (from, to) in &plan.events {
+            union(&mut sql);
+            let unit: i64 = if by_day { 86_400 } else { 3_600 };
+            sql.push(format!(
+                "SELECT project, (time / {}) * {unit}, provider, coalesce(resolved_model, model), \
+                 service_tier, batch, coalesce(reasoning_effort, ''), tags, {} \
+                 FROM events WHERE time >= ",
+                unit * 1_000_000,
+                event_usage_values()
+            ))
+            .push_bind(micros(*from))
+            .push(" AND time < ")
+            .push_bind(micros(*to));
         }
         sql.push(") AS usage WHERE 1 = 1");
         push_filter(&mut sql, &query.filter, "model");
@@ -520,11 +537,17 @@ impl Store for SqliteStore {
             return Ok(summary);
         }
         // Groups every record moved out of.
-        sqlx::query("DELETE FROM rollups_hourly WHERE requests = 0 AND hour >= ? AND hour < ?")
-            .bind(floor_hour(scope.from).timestamp())
+        for level in Rollup::BOTH {
+            let time = level.time_column();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {} WHERE requests = 0 AND {time} >= ? AND {time} < ?",
+                level.table()
+            )))
+            .bind(floor_day(scope.from).timestamp())
             .bind(scope.to.timestamp())
             .execute(&mut *tx)
             .await?;
+        }
         sqlx::query(
             "INSERT INTO reprice_audit (at, range_from, range_to, project, records_examined,
                  records_changed, newly_priced, newly_unpriced, old_total_nanos, new_total_nanos, actor)
@@ -668,7 +691,7 @@ fn aggregate_from_row(
 ) -> Result<UsageAggregate, sqlx::Error> {
     let mut aggregate = UsageAggregate::default();
     for (position, dimension) in group_by.iter().enumerate() {
-        if *dimension == Dimension::Hour {
+        if matches!(dimension, Dimension::Hour | Dimension::Day) {
             let hour: i64 = row.try_get(position)?;
             aggregate.hour = Utc.timestamp_opt(hour, 0).single();
         } else {

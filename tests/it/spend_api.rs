@@ -310,6 +310,24 @@ async fn every_grouping_and_filter_matches_sums_computed_from_the_records() {
             utc,
         ),
         ("hour", vec!["hour"], "", Box::new(|_| true), mid, utc),
+        // UTC days, weeks and months come from the daily rollups (plus partial days).
+        ("day", vec!["day"], "", Box::new(|_| true), mid, utc),
+        (
+            "project,week",
+            vec!["project", "week"],
+            "",
+            Box::new(|_| true),
+            mid,
+            utc,
+        ),
+        (
+            "model,month",
+            vec!["model", "month"],
+            "&tz=UTC",
+            Box::new(|_| true),
+            whole,
+            utc,
+        ),
         (
             "day",
             vec!["day"],

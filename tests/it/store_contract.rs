@@ -88,14 +88,16 @@ impl Backend {
     }
 
     /// (events, unpriced events, event cost, rollup cost, rollup requests), read with SQL
-    /// straight from the tables.
+    /// straight from the tables. The daily rollups must hold the same sums as the hourly.
     pub async fn totals(&self) -> (i64, i64, Decimal, Decimal, i64) {
         const SQL: &str = "SELECT (SELECT count(*) FROM events), \
              (SELECT count(*) FROM events WHERE cost_nanos IS NULL), \
              (SELECT CAST(coalesce(sum(cost_nanos), 0) AS BIGINT) FROM events), \
              (SELECT CAST(coalesce(sum(cost_nanos), 0) AS BIGINT) FROM rollups_hourly), \
-             (SELECT CAST(coalesce(sum(requests), 0) AS BIGINT) FROM rollups_hourly)";
-        let values: (i64, i64, i64, i64, i64) = match self {
+             (SELECT CAST(coalesce(sum(requests), 0) AS BIGINT) FROM rollups_hourly), \
+             (SELECT CAST(coalesce(sum(cost_nanos), 0) AS BIGINT) FROM rollups_daily), \
+             (SELECT CAST(coalesce(sum(requests), 0) AS BIGINT) FROM rollups_daily)";
+        let values: (i64, i64, i64, i64, i64, i64, i64) = match self {
             Backend::Sqlite { store, .. } => {
                 sqlx::query_as(SQL).fetch_one(store.pool()).await.unwrap()
             }
@@ -103,6 +105,11 @@ impl Backend {
                 sqlx::query_as(SQL).fetch_one(store.pool()).await.unwrap()
             }
         };
+        assert_eq!(
+            (values.5, values.6),
+            (values.3, values.4),
+            "daily rollups disagree with hourly ones"
+        );
         (
             values.0,
             values.1,
