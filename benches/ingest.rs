@@ -15,6 +15,9 @@ use llm_meter::daemon::Daemon;
 use llm_meter::prepare::Preparer;
 use llm_meter::pricing::{PriceBook, PriceOutcome};
 use llm_meter::usage::Format;
+
+mod common;
+use common::{drop_database, fresh_database};
 use sqlx::Connection;
 use sqlx::postgres::PgConnection;
 
@@ -38,47 +41,6 @@ pub fn record(i: u64) -> String {
         50 + (i * 104_729) % 2000,
         (i * 13) % 600,
     )
-}
-
-fn admin_url() -> String {
-    std::env::var("BENCH_DATABASE_URL")
-        .or_else(|_| std::env::var("TEST_DATABASE_URL"))
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let scheme_end = url.find("://").map_or(0, |i| i + 3);
-    let host_end = url[scheme_end..]
-        .find('/')
-        .map_or(url.len(), |i| scheme_end + i);
-    format!("{}/{}", &url[..host_end], name)
-}
-
-async fn fresh_database(name: &str) -> String {
-    let admin = admin_url();
-    let mut connection = PgConnection::connect(&admin)
-        .await
-        .expect("Postgres for the benchmark (BENCH_DATABASE_URL)");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&mut connection)
-    .await
-    .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&mut connection)
-        .await
-        .unwrap();
-    with_database(&admin, name)
-}
-
-async fn drop_database(name: &str) {
-    let mut connection = PgConnection::connect(&admin_url()).await.unwrap();
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&mut connection)
-    .await;
 }
 
 /// Peak resident memory of finished children, in MB.

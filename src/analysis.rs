@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::pricing::{PriceBook, PriceOutcome};
 use crate::spend::{ParameterError, SpendRequest, money_column};
-use crate::store::{Dimension, EventScan, Store, StoreError, UsageQuery, hour_windows};
+use crate::store::{Dimension, EventScan, Measures, Store, StoreError, UsageQuery, hour_windows};
 use crate::usage::UsageRecord;
 
 /// Savings of one project, provider and model.
@@ -97,6 +97,7 @@ pub async fn savings(
             to: request.to,
             group_by: vec![Dimension::Project, Dimension::Provider, Dimension::Model],
             filter: request.filter.clone(),
+            measures: Measures::All,
         })
         .await?;
     let mut total = SavingsRow::default();

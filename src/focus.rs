@@ -19,7 +19,7 @@ use crate::pricing::PriceBook;
 use crate::spend::{
     GroupBy, SpendRequest, TimeBucket, bucket_start_time, csv_field, next_bucket_start,
 };
-use crate::store::{Dimension, Store, StoreError, UsageQuery};
+use crate::store::{Dimension, Measures, Store, StoreError, UsageQuery};
 use crate::usage::Tokens;
 
 /// The header, FOCUS columns first, then the `x_` extensions.
@@ -118,6 +118,7 @@ pub async fn rows(store: &dyn Store, request: &SpendRequest) -> Result<Vec<Focus
                 crate::spend::time_dimension(bucket, request.tz),
             ],
             filter: request.filter.clone(),
+            measures: Measures::All,
         })
         .await?;
     let mut rows: BTreeMap<(DateTime<Utc>, Vec<String>), FocusRow> = BTreeMap::new();

@@ -16,7 +16,7 @@ use rust_decimal::Decimal;
 
 use crate::pricing::PriceOutcome;
 use crate::spend::{self, TimeBucket};
-use crate::store::{Dimension, NewEvent, Store, StoreError, UsageFilter, UsageQuery};
+use crate::store::{Dimension, Measures, NewEvent, Store, StoreError, UsageFilter, UsageQuery};
 
 /// Most distinct (project, provider, model) label sets per metric family.
 pub const MAX_USAGE_SERIES: usize = 2000;
@@ -296,6 +296,7 @@ pub async fn refresh_store_gauges(
         to,
         group_by: vec![Dimension::Project],
         filter: UsageFilter::default(),
+        measures: Measures::Spend,
     };
     let month = store.usage(&by_project(period(TimeBucket::Month))).await?;
     let day = store.usage(&by_project(period(TimeBucket::Day))).await?;

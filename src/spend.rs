@@ -16,7 +16,9 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value, json};
 
 use crate::pricing::round_money;
-use crate::store::{Dimension, Store, StoreError, UsageAggregate, UsageFilter, UsageQuery};
+use crate::store::{
+    Dimension, Measures, Store, StoreError, UsageAggregate, UsageFilter, UsageQuery,
+};
 use crate::usage::{Bucket, Tokens};
 
 /// A parameter that cannot be used; names the parameter.
@@ -288,12 +290,18 @@ pub async fn spend(store: &dyn Store, request: &SpendRequest) -> Result<SpendRep
     if let Some(bucket) = time_bucket {
         dimensions.push(time_dimension(bucket, request.tz));
     }
+    let by_token_type = request.group_by.contains(&GroupBy::TokenType);
     let aggregates = store
         .usage(&UsageQuery {
             from: request.from,
             to: request.to,
             group_by: dimensions,
             filter: request.filter.clone(),
+            measures: if by_token_type {
+                Measures::All
+            } else {
+                Measures::Spend
+            },
         })
         .await?;
     Ok(build_report(request, aggregates))

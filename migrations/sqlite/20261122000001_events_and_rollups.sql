@@ -73,11 +73,12 @@ CREATE TABLE rollups_hourly (
     cache_savings_nanos       INTEGER NOT NULL,
     batch_savings_nanos       INTEGER NOT NULL,
     PRIMARY KEY (project, hour, provider, model, service_tier, batch, reasoning_effort, tags)
-);
+) WITHOUT ROWID;
 
 CREATE INDEX rollups_hourly_hour ON rollups_hourly (hour);
 
 -- The same sums by UTC day (Unix seconds of its midnight), written with the hourly ones.
+-- Rollups are WITHOUT ROWID: stored in key order, so a range of days is one contiguous read.
 CREATE TABLE rollups_daily (
     project                   TEXT    NOT NULL,
     day                       INTEGER NOT NULL,
@@ -107,7 +108,7 @@ CREATE TABLE rollups_daily (
     cache_savings_nanos       INTEGER NOT NULL,
     batch_savings_nanos       INTEGER NOT NULL,
     PRIMARY KEY (day, project, provider, model, service_tier, batch, reasoning_effort, tags)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE dead_letters (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -173,7 +173,17 @@ pub struct UsageFilter {
     pub tags: Vec<(String, String)>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+/// Which sums a usage query computes: reading fewer columns makes it faster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Measures {
+    /// Requests, unpriced requests, tokens and cost; the other sums are zero.
+    Spend,
+    /// Every sum: also list and reported cost, per-bucket costs, savings.
+    #[default]
+    All,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct UsageQuery {
     /// Inclusive.
     pub from: DateTime<Utc>,
@@ -181,6 +191,7 @@ pub struct UsageQuery {
     pub to: DateTime<Utc>,
     pub group_by: Vec<Dimension>,
     pub filter: UsageFilter,
+    pub measures: Measures,
 }
 
 /// One group of usage. `keys` follow the query's `group_by` (the hour or day, when grouped

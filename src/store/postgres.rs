@@ -22,8 +22,8 @@ use sqlx::{QueryBuilder, Row};
 use super::rows::{
     ColumnKind, EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS, Rollup, RollupKey,
     RollupSums, StoredColumns, UniqueEvents, count, event_usage_values, fill_aggregate, floor_day,
-    hour_windows, reprice_events, rollup_deltas, rollup_groups, rollup_increments, scan_columns,
-    unique_events, unsigned, usage_plan, usage_sums,
+    hour_windows, measured_columns, reprice_events, rollup_deltas, rollup_groups,
+    rollup_increments, scan_columns, unique_events, unsigned, usage_plan, usage_sums,
 };
 use super::{
     Checkpoint, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn, RepriceAudit,
@@ -671,7 +671,8 @@ impl Store for PgStore {
             sql.push(", ");
             group_columns += 1;
         }
-        sql.push(usage_sums("::bigint")).push(" FROM (");
+        sql.push(usage_sums("::bigint", query.measures))
+            .push(" FROM (");
         let by_hour = query.group_by.contains(&Dimension::Hour);
         let by_day = query.group_by.contains(&Dimension::Day);
         let plan = usage_plan(query.from, query.to, !by_hour);
@@ -682,12 +683,12 @@ impl Store for PgStore {
             }
             parts += 1;
         };
-        let values = ROLLUP_VALUE_COLUMNS.join(", ");
+        let values = measured_columns(query.measures);
         for (level, ranges) in [(Rollup::Daily, &plan.daily), (Rollup::Hourly, &plan.hourly)] {
             for (from, to) in ranges {
                 union(&mut sql);
                 let time = level.time_column();
-                let slot = if by_day {
+                let slot = if by_day && level == Rollup::Hourly {
                     format!("date_trunc('day', {time}, 'UTC')")
                 } else {
                     time.to_owned()
@@ -710,7 +711,7 @@ impl Store for PgStore {
                 "SELECT project, date_trunc('{unit}', time, 'UTC'), provider, \
                  coalesce(resolved_model, model), service_tier, batch, \
                  coalesce(reasoning_effort, ''), tags, {} FROM events WHERE time >= ",
-                event_usage_values()
+                event_usage_values(query.measures)
             ))
             .push_bind(*from)
             .push(" AND time < ")
@@ -723,7 +724,9 @@ impl Store for PgStore {
             sql.push(" GROUP BY ").push(positions.join(", "));
             sql.push(" ORDER BY ").push(positions.join(", "));
         }
-        let rows = sql.build().fetch_all(&self.pool).await?;
+        // Unnamed statement: planned for these bounds every time. A cached generic plan
+        // cannot see how many rollup rows a range holds, and sorts them on disk.
+        let rows = sql.build().persistent(false).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| aggregate_from_row(row, &query.group_by))
             .collect::<Result<Vec<_>, sqlx::Error>>()

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use rust_decimal::Decimal;
 
-use super::{NewEvent, PriceFn, RepriceSummary, UsageAggregate};
+use super::{Measures, NewEvent, PriceFn, RepriceSummary, UsageAggregate};
 use crate::money;
 use crate::prepare::PricedRecord;
 use crate::pricing::{PriceOutcome, Priced, Unpriced};
@@ -354,28 +354,50 @@ impl RollupSums {
     }
 }
 
-/// The rollup value sums of a usage query, `coalesce(sum(column), 0)` each, with `cast`
-/// appended (Postgres sums bigints into numerics).
-pub(crate) fn usage_sums(cast: &str) -> String {
+/// Which rollup value columns a query needs: spend alone (counts, tokens, cost) or all.
+fn measured(measures: Measures) -> impl Iterator<Item = (&'static str, bool)> {
     ROLLUP_VALUE_COLUMNS
         .iter()
-        .map(|c| format!("coalesce(sum({c}), 0){cast}"))
+        .enumerate()
+        .map(move |(i, c)| (*c, measures == Measures::All || i < 9))
+}
+
+/// The rollup value sums of a usage query, `coalesce(sum(column), 0)` each, with `cast`
+/// appended (Postgres sums bigints into numerics); `0` for columns not measured, so the
+/// result always has every value column, in order.
+pub(crate) fn usage_sums(cast: &str, measures: Measures) -> String {
+    measured(measures)
+        .map(|(c, needed)| {
+            if needed {
+                format!("coalesce(sum({c}), 0){cast}")
+            } else {
+                format!("0{cast}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// One event's contribution to each rollup value column, as SQL over `events`.
-pub(crate) fn event_usage_values() -> String {
-    let mut values = vec![
-        "1".to_owned(),
-        "CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END".to_owned(),
-    ];
-    values.extend(
-        ROLLUP_VALUE_COLUMNS[2..]
-            .iter()
-            .map(|c| format!("coalesce({c}, 0)")),
-    );
-    values.join(", ")
+/// The measured value columns, as the inner parts of a usage query select them.
+pub(crate) fn measured_columns(measures: Measures) -> String {
+    measured(measures)
+        .filter(|(_, needed)| *needed)
+        .map(|(c, _)| c)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One event's contribution to each measured rollup value column, as SQL over `events`.
+pub(crate) fn event_usage_values(measures: Measures) -> String {
+    measured(measures)
+        .filter(|(_, needed)| *needed)
+        .map(|(c, _)| match c {
+            "requests" => "1".to_owned(),
+            "unpriced_requests" => "CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END".to_owned(),
+            other => format!("coalesce({other}, 0) AS {other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Fills an aggregate's sums from the values of `ROLLUP_VALUE_COLUMNS`, in that order.

@@ -23,8 +23,8 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use super::rows::{
     EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS, Rollup, RollupKey, RollupSums,
     StoredColumns, count, event_usage_values, fill_aggregate, floor_day, hour_windows,
-    reprice_events, rollup_deltas, rollup_groups, rollup_increments, scan_columns, unique_events,
-    unsigned, usage_plan, usage_sums,
+    measured_columns, reprice_events, rollup_deltas, rollup_groups, rollup_increments,
+    scan_columns, unique_events, unsigned, usage_plan, usage_sums,
 };
 use super::{
     Checkpoint, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn, RepriceAudit,
@@ -390,7 +390,7 @@ impl Store for SqliteStore {
             };
             sql.push(", ");
         }
-        sql.push(usage_sums("")).push(" FROM (");
+        sql.push(usage_sums("", query.measures)).push(" FROM (");
         let by_hour = query.group_by.contains(&Dimension::Hour);
         let by_day = query.group_by.contains(&Dimension::Day);
         let plan = usage_plan(query.from, query.to, !by_hour);
@@ -401,12 +401,12 @@ impl Store for SqliteStore {
             }
             parts += 1;
         };
-        let values = ROLLUP_VALUE_COLUMNS.join(", ");
+        let values = measured_columns(query.measures);
         for (level, ranges) in [(Rollup::Daily, &plan.daily), (Rollup::Hourly, &plan.hourly)] {
             for (from, to) in ranges {
                 union(&mut sql);
                 let time = level.time_column();
-                let slot = if by_day {
+                let slot = if by_day && level == Rollup::Hourly {
                     format!("({time} / 86400) * 86400")
                 } else {
                     time.to_owned()
@@ -430,7 +430,7 @@ impl Store for SqliteStore {
                  service_tier, batch, coalesce(reasoning_effort, ''), tags, {} \
                  FROM events WHERE time >= ",
                 unit * 1_000_000,
-                event_usage_values()
+                event_usage_values(query.measures)
             ))
             .push_bind(micros(*from))
             .push(" AND time < ")

@@ -63,6 +63,7 @@ pub async fn stored_requests(store: &dyn Store, project: &str) -> u64 {
                 projects: Some(vec![project.into()]),
                 ..UsageFilter::default()
             },
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -128,6 +128,7 @@ async fn kill_and_restart_while_writing(backend: &Backend, seed: u64) {
             to: "2026-04-02T00:00:00Z".parse().unwrap(),
             group_by: vec![],
             filter: Default::default(),
+            ..Default::default()
         })
         .await
         .unwrap();

@@ -215,6 +215,7 @@ async fn every_contract_metric_is_exposed_and_clean_under_promtool() {
                 projects: Some(vec!["search".into()]),
                 ..Default::default()
             },
+            ..Default::default()
         })
         .await
         .unwrap()[0]

@@ -63,6 +63,7 @@ async fn full_usage(store: &dyn Store) -> Vec<llm_meter::store::UsageAggregate> 
                 Dimension::Hour,
             ],
             filter: UsageFilter::default(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -163,6 +164,7 @@ async fn a_reprice_leaves_the_store_as_if_ingested_with_the_corrected_prices() {
                 to,
                 group_by: vec![Dimension::Project],
                 filter: UsageFilter::default(),
+                ..Default::default()
             })
             .await
             .unwrap();

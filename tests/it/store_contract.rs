@@ -372,6 +372,7 @@ async fn usage_queries_agree_with_sums_over_the_events() {
             to: "2026-05-01T00:00:00Z".parse().unwrap(),
             group_by: vec![Dimension::Project],
             filter: UsageFilter::default(),
+            ..Default::default()
         };
         let rows = store.usage(&everything).await.unwrap();
         let by_project: BTreeMap<String, Decimal> =
@@ -408,6 +409,7 @@ async fn usage_queries_agree_with_sums_over_the_events() {
                 to,
                 group_by: vec![],
                 filter: UsageFilter::default(),
+                ..Default::default()
             })
             .await
             .unwrap();
@@ -422,6 +424,7 @@ async fn usage_queries_agree_with_sums_over_the_events() {
                 to,
                 group_by: vec![Dimension::Hour],
                 filter: UsageFilter::default(),
+                ..Default::default()
             })
             .await
             .unwrap();
