@@ -20,9 +20,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{QueryBuilder, Row};
 
 use super::rows::{
-    ColumnKind, EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS, Rollup, RollupKey,
-    RollupSums, StoredColumns, UniqueEvents, count, event_usage_values, fill_aggregate, floor_day,
-    hour_windows, measured_columns, reprice_events, rollup_deltas, rollup_groups,
+    ColumnKind, EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS, RepriceSteps,
+    Rollup, RollupKey, RollupSums, StoredColumns, UniqueEvents, count, event_usage_values,
+    fill_aggregate, floor_day, measured_columns, reprice_windows, rollup_deltas, rollup_groups,
     rollup_increments, scan_columns, unique_events, unsigned, usage_plan, usage_sums,
 };
 use super::{
@@ -190,6 +190,24 @@ fn push_filter(sql: &mut QueryBuilder<sqlx::Postgres>, filter: &UsageFilter, mod
             .push_bind(key.clone())
             .push(" = ")
             .push_bind(value.clone());
+    }
+}
+
+/// A reprice's steps in an open transaction.
+struct Repricing<'t, 'c>(&'t mut sqlx::Transaction<'c, sqlx::Postgres>);
+
+impl RepriceSteps for Repricing<'_, '_> {
+    async fn scan(&mut self, scan: &EventScan) -> Result<Vec<PricedRecord>, StoreError> {
+        scan_events(&mut **self.0, scan).await
+    }
+
+    async fn apply(
+        &mut self,
+        old: &[EventRow<'_>],
+        new: &[EventRow<'_>],
+    ) -> Result<(), StoreError> {
+        update_pricing(self.0, new).await?;
+        add_rollups(self.0, rollup_deltas(old, new)).await
     }
 }
 
@@ -790,28 +808,7 @@ impl Store for PgStore {
             .bind(REPRICE_LOCK)
             .execute(&mut *tx)
             .await?;
-        let filter = UsageFilter {
-            projects: scope.project.clone().map(|p| vec![p]),
-            ..UsageFilter::default()
-        };
-        let mut summary = RepriceSummary::default();
-        for (from, to) in hour_windows(scope.from, scope.to) {
-            let scan = EventScan {
-                from,
-                to,
-                filter: filter.clone(),
-            };
-            let stored = scan_events(&mut *tx, &scan).await?;
-            let repriced = reprice_events(stored, price);
-            summary.absorb(&repriced.summary);
-            if scope.dry_run || repriced.new.is_empty() {
-                continue;
-            }
-            let old_rows: Vec<EventRow<'_>> = repriced.old.iter().map(EventRow::new).collect();
-            let new_rows: Vec<EventRow<'_>> = repriced.new.iter().map(EventRow::new).collect();
-            update_pricing(&mut tx, &new_rows).await?;
-            add_rollups(&mut tx, rollup_deltas(&old_rows, &new_rows)).await?;
-        }
+        let summary = reprice_windows(&mut Repricing(&mut tx), scope, price).await?;
         if scope.dry_run {
             tx.rollback().await?;
             return Ok(summary);

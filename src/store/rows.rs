@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use rust_decimal::Decimal;
 
-use super::{Measures, NewEvent, PriceFn, RepriceSummary, UsageAggregate};
+use super::{
+    EventScan, Measures, NewEvent, PriceFn, RepriceScope, RepriceSummary, StoreError,
+    UsageAggregate, UsageFilter,
+};
 use crate::money;
 use crate::prepare::PricedRecord;
 use crate::pricing::{PriceOutcome, Priced, Unpriced};
@@ -667,6 +670,44 @@ pub(crate) fn reprice_events(stored: Vec<PricedRecord>, price: &PriceFn<'_>) -> 
     repriced.summary.old_total = money::from_nanos(old_total);
     repriced.summary.new_total = money::from_nanos(new_total);
     repriced
+}
+
+/// What a backend does for a reprice, inside its transaction.
+pub(crate) trait RepriceSteps {
+    /// The stored events of one window.
+    async fn scan(&mut self, scan: &EventScan) -> Result<Vec<PricedRecord>, StoreError>;
+    /// Stores the new prices of `new` and moves the rollup sums from `old` to `new`.
+    async fn apply(&mut self, old: &[EventRow<'_>], new: &[EventRow<'_>])
+    -> Result<(), StoreError>;
+}
+
+/// Prices a scope's events again, an hour at a time; applies the changes unless a dry run.
+pub(crate) async fn reprice_windows(
+    steps: &mut impl RepriceSteps,
+    scope: &RepriceScope,
+    price: &PriceFn<'_>,
+) -> Result<RepriceSummary, StoreError> {
+    let filter = UsageFilter {
+        projects: scope.project.clone().map(|p| vec![p]),
+        ..UsageFilter::default()
+    };
+    let mut summary = RepriceSummary::default();
+    for (from, to) in hour_windows(scope.from, scope.to) {
+        let scan = EventScan {
+            from,
+            to,
+            filter: filter.clone(),
+        };
+        let repriced = reprice_events(steps.scan(&scan).await?, price);
+        summary.absorb(&repriced.summary);
+        if scope.dry_run || repriced.new.is_empty() {
+            continue;
+        }
+        let old_rows: Vec<EventRow<'_>> = repriced.old.iter().map(EventRow::new).collect();
+        let new_rows: Vec<EventRow<'_>> = repriced.new.iter().map(EventRow::new).collect();
+        steps.apply(&old_rows, &new_rows).await?;
+    }
+    Ok(summary)
 }
 
 /// How the rollups change when `old` rows are replaced by `new` ones: each group's sums

@@ -21,9 +21,9 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::rows::{
-    EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS, Rollup, RollupKey, RollupSums,
-    StoredColumns, count, event_usage_values, fill_aggregate, floor_day, hour_windows,
-    measured_columns, reprice_events, rollup_deltas, rollup_groups, rollup_increments,
+    EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS, RepriceSteps, Rollup,
+    RollupKey, RollupSums, StoredColumns, count, event_usage_values, fill_aggregate, floor_day,
+    measured_columns, reprice_windows, rollup_deltas, rollup_groups, rollup_increments,
     scan_columns, unique_events, unsigned, usage_plan, usage_sums,
 };
 use super::{
@@ -169,6 +169,24 @@ fn push_filter(sql: &mut QueryBuilder<Sqlite>, filter: &UsageFilter, model_colum
             .push_bind(json_path(key))
             .push(") = ")
             .push_bind(value.clone());
+    }
+}
+
+/// A reprice's steps in an open transaction.
+struct Repricing<'t, 'c>(&'t mut sqlx::Transaction<'c, Sqlite>);
+
+impl RepriceSteps for Repricing<'_, '_> {
+    async fn scan(&mut self, scan: &EventScan) -> Result<Vec<PricedRecord>, StoreError> {
+        scan_events(&mut **self.0, scan).await
+    }
+
+    async fn apply(
+        &mut self,
+        old: &[EventRow<'_>],
+        new: &[EventRow<'_>],
+    ) -> Result<(), StoreError> {
+        update_pricing(self.0, new).await?;
+        add_rollups(self.0, rollup_deltas(old, new)).await
     }
 }
 
@@ -469,18 +487,11 @@ impl Store for SqliteStore {
         sql.push_bind(micros(from))
             .push(" AND time < ")
             .push_bind(micros(to));
-        if let Some(projects) = projects {
-            if projects.is_empty() {
-                sql.push(" AND 0 = 1");
-            } else {
-                sql.push(" AND project IN (");
-                let mut list = sql.separated(", ");
-                for project in projects {
-                    list.push_bind(project.clone());
-                }
-                sql.push(")");
-            }
-        }
+        let filter = UsageFilter {
+            projects: projects.map(<[String]>::to_vec),
+            ..UsageFilter::default()
+        };
+        push_filter(&mut sql, &filter, "model");
         sql.push(" GROUP BY provider, model ORDER BY count(*) DESC, provider, model");
         let rows = sql.build().fetch_all(&self.pool).await?;
         rows.iter()
@@ -510,28 +521,7 @@ impl Store for SqliteStore {
     ) -> Result<RepriceSummary, StoreError> {
         // BEGIN IMMEDIATE takes the one write lock: reprices and writes never interleave.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let filter = UsageFilter {
-            projects: scope.project.clone().map(|p| vec![p]),
-            ..UsageFilter::default()
-        };
-        let mut summary = RepriceSummary::default();
-        for (from, to) in hour_windows(scope.from, scope.to) {
-            let scan = EventScan {
-                from,
-                to,
-                filter: filter.clone(),
-            };
-            let stored = scan_events(&mut *tx, &scan).await?;
-            let repriced = reprice_events(stored, price);
-            summary.absorb(&repriced.summary);
-            if scope.dry_run || repriced.new.is_empty() {
-                continue;
-            }
-            let old_rows: Vec<EventRow<'_>> = repriced.old.iter().map(EventRow::new).collect();
-            let new_rows: Vec<EventRow<'_>> = repriced.new.iter().map(EventRow::new).collect();
-            update_pricing(&mut tx, &new_rows).await?;
-            add_rollups(&mut tx, rollup_deltas(&old_rows, &new_rows)).await?;
-        }
+        let summary = reprice_windows(&mut Repricing(&mut tx), scope, price).await?;
         if scope.dry_run {
             tx.rollback().await?;
             return Ok(summary);

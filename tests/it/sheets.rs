@@ -265,4 +265,8 @@ fn the_example_config_parses_and_documents_every_section() {
         config.collectors[0].poll_interval,
         std::time::Duration::from_millis(250)
     );
+    assert_eq!(
+        config.metrics.refresh_interval,
+        std::time::Duration::from_secs(15)
+    );
 }
