@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::pricing::{PriceBook, PriceOutcome};
 use crate::spend::{ParameterError, SpendRequest, money_column};
-use crate::store::{Dimension, EventScan, Measures, Store, StoreError, UsageQuery, hour_windows};
+use crate::store::{Dimension, EventScan, Measures, Store, StoreError, UsageQuery, event_windows};
 use crate::usage::UsageRecord;
 
 /// Savings of one project, provider and model.
@@ -234,7 +234,8 @@ pub async fn what_if(
     target: &WhatIfTarget,
 ) -> Result<WhatIfReport, StoreError> {
     let mut rows: BTreeMap<(String, String), WhatIfRow> = BTreeMap::new();
-    for (from, to) in hour_windows(request.from, request.to) {
+    // Only the hours that hold usage: a long range with little in it stays cheap.
+    for (from, to) in event_windows(store, request.from, request.to, &request.filter).await? {
         let events = store
             .events(&EventScan {
                 from,

@@ -6,8 +6,10 @@
 //! flag and tag set. Every mandatory FOCUS column is present; token buckets, requests and
 //! savings follow as `x_` columns. `BilledCost`, `EffectiveCost` and `ContractedCost` are
 //! what llm-meter computed (batch, flex, cache and negotiated prices applied; nothing is
-//! prepaid, so billed and effective agree); `ListCost` is the same tokens at list price.
-//! The rows partition the range, so `BilledCost` sums to the spend total.
+//! prepaid, so billed and effective agree); `ListCost` is the same usage at published
+//! prices (cached-input and batch rates included), before negotiated discounts. The rows
+//! partition the range, so `BilledCost` sums to the spend total. Billing periods are the
+//! calendar months of the request's timezone (UTC, as providers invoice, by default).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -92,6 +94,24 @@ pub struct FocusRow {
     pub list_cost: Decimal,
     pub cache_savings: Decimal,
     pub batch_savings: Decimal,
+}
+
+/// FOCUS charge periods must sit inside one billing period (a month): hour, day and
+/// month buckets do, weeks, quarters and years would not.
+pub fn check_request(request: &SpendRequest) -> Result<(), crate::spend::ParameterError> {
+    let spans_months = request.group_by.iter().any(|g| {
+        matches!(
+            g,
+            GroupBy::Time(TimeBucket::Week | TimeBucket::Quarter | TimeBucket::Year)
+        )
+    });
+    if spans_months {
+        return Err(crate::spend::ParameterError {
+            parameter: "group_by".into(),
+            message: "format=focus takes hour, day or month charge periods".into(),
+        });
+    }
+    Ok(())
 }
 
 /// The rows of a spend request, from the store.
@@ -199,10 +219,14 @@ pub fn to_csv(rows: &[FocusRow], book: &PriceBook) -> String {
                 row.unpriced_requests
             );
         }
+        // FOCUS list cost: the published prices of what was consumed. Cached-input and
+        // batch rates are published prices, so only negotiated discounts lie between
+        // ListCost and ContractedCost; caching and batch savings are in x_ columns.
+        let list_cost = row.list_cost - row.cache_savings - row.batch_savings;
         let fields: [String; 45] = [
             cost.clone(),
             cost.clone(),
-            money(row.list_cost),
+            money(list_cost),
             cost,
             "USD".into(),
             row.provider.clone(),

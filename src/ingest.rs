@@ -19,6 +19,44 @@ use crate::prepare::Preparer;
 use crate::store::{DeadLetter, Inserted, NewEvent, Store, StoreError, WriteBatch};
 use crate::usage::ParsedUsage;
 
+/// Projects whose spend changed since the last look: what the budget engine re-evaluates.
+#[derive(Debug, Default)]
+pub struct Changes {
+    projects: std::sync::Mutex<std::collections::HashSet<String>>,
+    notify: tokio::sync::Notify,
+}
+
+impl Changes {
+    /// Notes the projects of newly stored records and wakes the waiter.
+    pub fn mark<'p>(&self, projects: impl IntoIterator<Item = &'p str>) {
+        let mut any = false;
+        if let Ok(mut set) = self.projects.lock() {
+            for project in projects {
+                any = true;
+                if !set.contains(project) {
+                    set.insert(project.to_owned());
+                }
+            }
+        }
+        if any {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Waits until something is marked.
+    pub async fn changed(&self) {
+        self.notify.notified().await;
+    }
+
+    /// The projects marked since the last call.
+    pub fn take(&self) -> std::collections::HashSet<String> {
+        self.projects
+            .lock()
+            .map(|mut set| std::mem::take(&mut *set))
+            .unwrap_or_default()
+    }
+}
+
 /// How batches are formed.
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
@@ -33,6 +71,8 @@ pub struct PipelineConfig {
     /// its previous batch before sending the next (the tailer does), so checkpoints of
     /// one file never commit out of order.
     pub writers: usize,
+    /// Told which projects each commit added records to.
+    pub changes: Option<Arc<Changes>>,
 }
 
 impl Default for PipelineConfig {
@@ -42,6 +82,7 @@ impl Default for PipelineConfig {
             max_batch_delay: Duration::from_millis(5),
             queue_depth: 64,
             writers: 2,
+            changes: None,
         }
     }
 }
@@ -189,8 +230,9 @@ async fn run_batcher(
             break;
         };
         let (store, metrics) = (store.clone(), metrics.clone());
+        let changes = config.changes.clone();
         in_flight.spawn(async move {
-            write_merged(store.as_ref(), submissions, &metrics).await;
+            write_merged(store.as_ref(), submissions, &metrics, changes.as_deref()).await;
             drop(permit);
         });
         while in_flight.try_join_next().is_some() {}
@@ -200,7 +242,12 @@ async fn run_batcher(
 }
 
 /// Writes several submissions in one transaction and answers each of them.
-async fn write_merged(store: &dyn Store, submissions: Vec<Submission>, metrics: &Metrics) {
+async fn write_merged(
+    store: &dyn Store,
+    submissions: Vec<Submission>,
+    metrics: &Metrics,
+    changes: Option<&Changes>,
+) {
     let parts: Vec<&WriteBatch> = submissions.iter().map(|s| s.batch.as_ref()).collect();
     let mut ranges = Vec::with_capacity(submissions.len());
     let mut start = 0;
@@ -218,12 +265,17 @@ async fn write_merged(store: &dyn Store, submissions: Vec<Submission>, metrics: 
     match result {
         Ok(inserted) => {
             let events = submissions.iter().flat_map(|s| s.batch.events.iter());
-            metrics.record_stored(
+            let stored = || {
                 events
+                    .clone()
                     .zip(&inserted)
                     .filter(|(_, new)| **new)
-                    .map(|(event, _)| event),
-            );
+                    .map(|(event, _)| event)
+            };
+            metrics.record_stored(stored());
+            if let Some(changes) = changes {
+                changes.mark(stored().map(|event| event.priced.record.project.as_str()));
+            }
             for (submission, range) in submissions.into_iter().zip(ranges) {
                 let part = inserted[range].to_vec();
                 let source: &str = &submission.source;

@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod api;
+pub mod budget;
 pub mod cli;
 pub mod collect;
 pub mod commands;
@@ -19,3 +20,4 @@ pub mod pricing;
 pub mod spend;
 pub mod store;
 pub mod usage;
+pub mod webhook;

@@ -45,6 +45,15 @@ pub struct Metrics {
     pub http_request_seconds: HistogramVec,
     pub project_spend_usd: GaugeVec,
     pub store_gauges_refreshed: prometheus::Gauge,
+    pub budget_spend_usd: GaugeVec,
+    pub budget_limit_usd: GaugeVec,
+    pub budget_utilization: GaugeVec,
+    pub budget_forecast_usd: GaugeVec,
+    pub alerts: IntCounterVec,
+    pub webhook_deliveries: IntCounterVec,
+    /// The label keys each store-derived gauge family shows now.
+    spend_projects: Mutex<HashSet<String>>,
+    pub(crate) budget_names: Mutex<HashSet<String>>,
     usage_series: Mutex<HashSet<(String, String, String)>>,
 }
 
@@ -166,7 +175,54 @@ impl Metrics {
                 "When the store-derived gauges were last read from the store (Unix time).",
             )
             .expect("valid metric"),
+            budget_spend_usd: GaugeVec::new(
+                Opts::new(
+                    "llm_meter_budget_spend_usd",
+                    "Spend in USD of each budget's scope over its current period, from the store.",
+                ),
+                &["budget"],
+            )
+            .expect("valid metric"),
+            budget_limit_usd: GaugeVec::new(
+                Opts::new("llm_meter_budget_limit_usd", "Each budget's limit in USD."),
+                &["budget"],
+            )
+            .expect("valid metric"),
+            budget_utilization: GaugeVec::new(
+                Opts::new(
+                    "llm_meter_budget_utilization_ratio",
+                    "Each budget's spend over its limit (1 = the limit is reached).",
+                ),
+                &["budget"],
+            )
+            .expect("valid metric"),
+            budget_forecast_usd: GaugeVec::new(
+                Opts::new(
+                    "llm_meter_budget_forecast_usd",
+                    "Each budget's spend forecast for the end of its period (absent early in a period).",
+                ),
+                &["budget"],
+            )
+            .expect("valid metric"),
+            alerts: IntCounterVec::new(
+                Opts::new(
+                    "llm_meter_alerts_total",
+                    "Budget alerts this process fired, by budget and kind (threshold, forecast).",
+                ),
+                &["budget", "kind"],
+            )
+            .expect("valid metric"),
+            webhook_deliveries: IntCounterVec::new(
+                Opts::new(
+                    "llm_meter_webhook_deliveries_total",
+                    "Webhook delivery attempts this process made, by outcome (delivered, failed, expired).",
+                ),
+                &["outcome"],
+            )
+            .expect("valid metric"),
             registry,
+            spend_projects: Mutex::new(HashSet::new()),
+            budget_names: Mutex::new(HashSet::new()),
             usage_series: Mutex::new(HashSet::new()),
         };
         for collector in [
@@ -183,6 +239,12 @@ impl Metrics {
             Box::new(metrics.http_request_seconds.clone()),
             Box::new(metrics.project_spend_usd.clone()),
             Box::new(metrics.store_gauges_refreshed.clone()),
+            Box::new(metrics.budget_spend_usd.clone()),
+            Box::new(metrics.budget_limit_usd.clone()),
+            Box::new(metrics.budget_utilization.clone()),
+            Box::new(metrics.budget_forecast_usd.clone()),
+            Box::new(metrics.alerts.clone()),
+            Box::new(metrics.webhook_deliveries.clone()),
         ] {
             metrics
                 .registry
@@ -260,6 +322,27 @@ impl Metrics {
         }
     }
 
+    /// Remembers which keys a gauge family shows now and removes the series of keys it
+    /// showed before but not now.
+    pub(crate) fn retain_series(
+        &self,
+        family: &GaugeVec,
+        shown_before: &Mutex<HashSet<String>>,
+        shown: HashSet<String>,
+        labels: impl Fn(&str) -> Vec<Vec<String>>,
+    ) {
+        let Ok(mut before) = shown_before.lock() else {
+            return;
+        };
+        for gone in before.difference(&shown) {
+            for values in labels(gone) {
+                let values: Vec<&str> = values.iter().map(String::as_str).collect();
+                let _ = family.remove_label_values(&values);
+            }
+        }
+        *before = shown;
+    }
+
     /// The model label for a label set, or `other` once the cap is reached.
     fn bounded_model(&self, project: &str, provider: &str, model: &str) -> String {
         let key = (project.to_owned(), provider.to_owned(), model.to_owned());
@@ -302,10 +385,14 @@ pub async fn refresh_store_gauges(
     let day = store.usage(&by_project(period(TimeBucket::Day))).await?;
     let today: std::collections::HashMap<&str, Decimal> =
         day.iter().map(|a| (a.keys[0].as_str(), a.cost)).collect();
-    metrics.project_spend_usd.reset();
-    for aggregate in month.iter().take(MAX_USAGE_SERIES) {
+    // The projects that spent most this month, if there are more than the cap.
+    let mut month: Vec<&crate::store::UsageAggregate> = month.iter().collect();
+    month.sort_by(|a, b| b.cost.cmp(&a.cost).then_with(|| a.keys.cmp(&b.keys)));
+    month.truncate(MAX_USAGE_SERIES);
+    let as_f64 = |amount: Decimal| f64::try_from(amount).unwrap_or(0.0);
+    let mut shown = HashSet::new();
+    for aggregate in month {
         let project = aggregate.keys[0].as_str();
-        let as_f64 = |amount: Decimal| f64::try_from(amount).unwrap_or(0.0);
         metrics
             .project_spend_usd
             .with_label_values(&[project, "month"])
@@ -314,7 +401,20 @@ pub async fn refresh_store_gauges(
             .project_spend_usd
             .with_label_values(&[project, "day"])
             .set(as_f64(today.get(project).copied().unwrap_or_default()));
+        shown.insert(project.to_owned());
     }
+    // Set first, then drop projects no longer shown: a scrape never sees a gap.
+    metrics.retain_series(
+        &metrics.project_spend_usd,
+        &metrics.spend_projects,
+        shown,
+        |project| {
+            vec![
+                vec![project.to_owned(), "month".to_owned()],
+                vec![project.to_owned(), "day".to_owned()],
+            ]
+        },
+    );
     metrics
         .store_gauges_refreshed
         .set(Utc::now().timestamp_millis() as f64 / 1000.0);

@@ -43,6 +43,8 @@ pub enum TimeBucket {
     Day,
     Week,
     Month,
+    Quarter,
+    Year,
 }
 
 /// One `group_by` entry.
@@ -71,12 +73,14 @@ impl GroupBy {
             GroupBy::Time(TimeBucket::Day) => "day".into(),
             GroupBy::Time(TimeBucket::Week) => "week".into(),
             GroupBy::Time(TimeBucket::Month) => "month".into(),
+            GroupBy::Time(TimeBucket::Quarter) => "quarter".into(),
+            GroupBy::Time(TimeBucket::Year) => "year".into(),
         }
     }
 }
 
 /// Names accepted in `group_by`, for error messages.
-pub const GROUP_BY_NAMES: &str = "project, provider, model, service_tier, batch, reasoning_effort, token_type, tag:KEY, hour, day, week, month";
+pub const GROUP_BY_NAMES: &str = "project, provider, model, service_tier, batch, reasoning_effort, token_type, tag:KEY, hour, day, week, month, quarter, year";
 
 /// Parses `group_by=project,model,tag:team,day`.
 pub fn parse_group_by(text: &str) -> Result<Vec<GroupBy>, ParameterError> {
@@ -94,6 +98,8 @@ pub fn parse_group_by(text: &str) -> Result<Vec<GroupBy>, ParameterError> {
             "day" => GroupBy::Time(TimeBucket::Day),
             "week" => GroupBy::Time(TimeBucket::Week),
             "month" => GroupBy::Time(TimeBucket::Month),
+            "quarter" => GroupBy::Time(TimeBucket::Quarter),
+            "year" => GroupBy::Time(TimeBucket::Year),
             other => match other.strip_prefix("tag:") {
                 Some(key) => GroupBy::Dimension(Dimension::Tag(check_tag_key("group_by", key)?)),
                 None => {
@@ -115,7 +121,10 @@ pub fn parse_group_by(text: &str) -> Result<Vec<GroupBy>, ParameterError> {
         .count()
         > 1
     {
-        return Err(invalid("group_by", "at most one of hour, day, week, month"));
+        return Err(invalid(
+            "group_by",
+            "at most one of hour, day, week, month, quarter, year",
+        ));
     }
     Ok(groups)
 }
@@ -203,13 +212,33 @@ impl SpendParams {
             .filter(|p| !p.is_empty())
             .map(str::to_owned)
             .collect();
+        let label = |parameter: &str, value: &str| {
+            crate::usage::check_label(parameter, value)
+                .map(|_| ())
+                .map_err(|e| match e {
+                    crate::usage::ParseError::InvalidField { reason, .. } => {
+                        invalid(parameter, reason)
+                    }
+                    other => invalid(parameter, other.to_string()),
+                })
+        };
+        for project in &projects {
+            label("project", project)?;
+        }
         if !projects.is_empty() {
             filter.projects = Some(projects);
         }
         filter.provider = self.provider.filter(|p| !p.is_empty());
         filter.model = self.model.filter(|m| !m.is_empty());
+        for (parameter, value) in [("provider", &filter.provider), ("model", &filter.model)] {
+            if let Some(value) = value {
+                label(parameter, value)?;
+            }
+        }
         for (key, value) in self.tags {
-            filter.tags.push((check_tag_key("tag", &key)?, value));
+            let key = check_tag_key("tag", &key)?;
+            label("tag", &value)?;
+            filter.tags.push((key, value));
         }
         SpendRequest::new(from, to, group_by, filter, tz)
     }
@@ -315,7 +344,15 @@ pub fn time_dimension(bucket: TimeBucket, tz: Tz) -> Dimension {
         Tz::UTC | Tz::Etc__UTC | Tz::GMT | Tz::Etc__GMT | Tz::Zulu
     );
     match bucket {
-        TimeBucket::Day | TimeBucket::Week | TimeBucket::Month if utc => Dimension::Day,
+        TimeBucket::Day
+        | TimeBucket::Week
+        | TimeBucket::Month
+        | TimeBucket::Quarter
+        | TimeBucket::Year
+            if utc =>
+        {
+            Dimension::Day
+        }
         _ => Dimension::Hour,
     }
 }
@@ -411,6 +448,10 @@ pub fn bucket_start_time(time: DateTime<Utc>, bucket: TimeBucket, tz: Tz) -> Dat
         TimeBucket::Day => date,
         TimeBucket::Week => date - Duration::days(i64::from(date.weekday().num_days_from_monday())),
         TimeBucket::Month => date.with_day(1).unwrap_or(date),
+        TimeBucket::Quarter => {
+            NaiveDate::from_ymd_opt(date.year(), (date.month0() / 3) * 3 + 1, 1).unwrap_or(date)
+        }
+        TimeBucket::Year => NaiveDate::from_ymd_opt(date.year(), 1, 1).unwrap_or(date),
     };
     local_midnight(start_date, tz).unwrap_or(local)
 }
@@ -424,15 +465,21 @@ pub fn next_bucket_start(start: DateTime<Tz>, bucket: TimeBucket, tz: Tz) -> Dat
         }
         TimeBucket::Day => date + Duration::days(1),
         TimeBucket::Week => date + Duration::days(7),
-        TimeBucket::Month => date
-            .checked_add_months(chrono::Months::new(1))
-            .unwrap_or(date + Duration::days(31)),
+        TimeBucket::Month | TimeBucket::Quarter | TimeBucket::Year => {
+            let months = match bucket {
+                TimeBucket::Month => 1,
+                TimeBucket::Quarter => 3,
+                _ => 12,
+            };
+            date.checked_add_months(chrono::Months::new(months))
+                .unwrap_or(date + Duration::days(31 * i64::from(months)))
+        }
     };
     local_midnight(next_date, tz).unwrap_or(start)
 }
 
 /// The first instant of a local date (midnight may not exist: a DST gap at 00:00).
-fn local_midnight(date: NaiveDate, tz: Tz) -> Option<DateTime<Tz>> {
+pub fn local_midnight(date: NaiveDate, tz: Tz) -> Option<DateTime<Tz>> {
     let midnight = date.and_hms_opt(0, 0, 0)?;
     tz.from_local_datetime(&midnight).earliest().or_else(|| {
         tz.from_local_datetime(&(midnight + Duration::hours(1)))

@@ -38,7 +38,8 @@ struct SpendQuery {
     /// exact: the partial hours are read from the events.
     to: Option<String>,
     /// Comma-separated: project, provider, model, service_tier, batch, reasoning_effort,
-    /// token_type, tag:KEY, and at most one of hour, day, week, month.
+    /// token_type, tag:KEY, and at most one of hour, day, week, month, quarter, year.
+    /// Default: none (one row of totals).
     group_by: Option<String>,
     /// Only these projects (repeat the parameter, or separate with commas).
     project: Option<String>,
@@ -209,6 +210,7 @@ async fn get_spend(
     )?;
     let request = request(params.spend)?;
     if format == Format::Focus {
+        crate::focus::check_request(&request).map_err(invalid)?;
         let rows = crate::focus::rows(state.store.as_ref(), &request).await?;
         return Ok(csv_response(
             crate::focus::to_csv(&rows, &state.book),

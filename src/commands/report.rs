@@ -30,6 +30,12 @@ pub async fn report(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCod
         },
         None => None,
     };
+    if matches!(args.format, ReportFormat::Focus)
+        && let Err(error) = crate::focus::check_request(&request)
+    {
+        eprintln!("error: {error}");
+        return Ok(ExitCode::from(super::EXIT_USAGE));
+    }
     if matches!(args.format, ReportFormat::Focus) && (args.savings || target.is_some()) {
         eprintln!(
             "error: --format focus exports spend; it does not apply to --savings or --what-if"

@@ -1,9 +1,11 @@
 //! The store: a domain-level trait over Postgres (production) and SQLite (the embedded
 //! default). Callers never see SQL; both backends pass one contract test suite.
 
+mod pg_budgets;
 mod postgres;
 mod rows;
 mod sqlite;
+mod sqlite_budgets;
 
 use std::sync::Arc;
 
@@ -15,7 +17,6 @@ use crate::prepare::PricedRecord;
 use crate::pricing::PriceOutcome;
 use crate::usage::{Tokens, UsageRecord};
 pub use postgres::PgStore;
-pub use rows::hour_windows;
 pub use sqlite::SqliteStore;
 
 /// Store failures, split the way callers must react to them.
@@ -259,6 +260,99 @@ pub struct RepriceAudit {
     pub summary: RepriceSummary,
 }
 
+/// A budget as stored: its spec is the JSON the daemon validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredBudget {
+    pub id: String,
+    pub name: String,
+    pub spec_json: String,
+    /// `api` or `config`.
+    pub source: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An alert: one (budget, period, threshold), fired once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertRecord {
+    pub id: String,
+    pub budget_id: String,
+    pub budget_name: String,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    /// `threshold` or `forecast`.
+    pub kind: String,
+    /// `0.8`, `usd:450` or `forecast`: unique per budget and period.
+    pub threshold_key: String,
+    pub threshold: Option<Decimal>,
+    pub spend: Decimal,
+    pub limit: Decimal,
+    pub forecast: Option<Decimal>,
+    pub fired_at: DateTime<Utc>,
+}
+
+/// Which alerts to list: newest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlertQuery {
+    pub budget_id: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub limit: u32,
+}
+
+/// A webhook delivery to write into the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewDelivery {
+    /// The `webhook-id`: the same on every attempt.
+    pub id: String,
+    pub url: String,
+    pub format: String,
+    pub secret: Option<String>,
+    pub body: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A delivery in the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    pub id: String,
+    pub alert_id: Option<String>,
+    pub url: String,
+    pub format: String,
+    pub secret: Option<String>,
+    pub body: String,
+    /// `pending`, `delivered` or `expired`.
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// One attempt at a delivery, kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeliveryAttempt {
+    pub delivery_id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub at: DateTime<Utc>,
+    pub status_code: Option<u16>,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+    /// The start of the response body.
+    pub response: Option<String>,
+}
+
+/// What happens to a delivery after an attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DeliveryOutcome {
+    Delivered,
+    Retry { at: DateTime<Utc> },
+    Expired,
+}
+
 /// A model seen without a price.
 #[derive(Clone, Debug, PartialEq)]
 pub struct UnpricedModel {
@@ -307,6 +401,51 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<RepriceSummary, StoreError>;
     /// The most recent reprices, newest first.
     async fn reprice_audits(&self, limit: u32) -> Result<Vec<RepriceAudit>, StoreError>;
+    /// Every budget, by name.
+    async fn budgets(&self) -> Result<Vec<StoredBudget>, StoreError>;
+    async fn budget(&self, id: &str) -> Result<Option<StoredBudget>, StoreError>;
+    /// Adds a budget; `Conflict` when its name is taken.
+    async fn insert_budget(&self, budget: &StoredBudget) -> Result<(), StoreError>;
+    /// Replaces a budget's name and spec; `false` when there is no such id.
+    async fn update_budget(&self, budget: &StoredBudget) -> Result<bool, StoreError>;
+    /// `false` when there is no such id. Its alerts stay.
+    async fn delete_budget(&self, id: &str) -> Result<bool, StoreError>;
+    /// Records an alert and its deliveries in one transaction, unless the alert's
+    /// (budget, period start, threshold) exists: then nothing is written and `false` returned.
+    async fn fire_alert(
+        &self,
+        alert: &AlertRecord,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool, StoreError>;
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError>;
+    /// Leases up to `limit` pending deliveries due at `now` for `lease`; a lease that runs
+    /// out (its daemon died) makes the delivery claimable again.
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Delivery>, StoreError>;
+    /// Keeps an attempt and moves its delivery on (delivered, retry later, or expired).
+    async fn finish_attempt(
+        &self,
+        attempt: &DeliveryAttempt,
+        outcome: &DeliveryOutcome,
+    ) -> Result<(), StoreError>;
+    /// The deliveries of an alert (all of them when `alert_id` is `None`), oldest first.
+    async fn deliveries(&self, alert_id: Option<&str>) -> Result<Vec<Delivery>, StoreError>;
+    async fn delivery_attempts(
+        &self,
+        delivery_id: &str,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError>;
+    /// Records that a digest ran for a period, with its deliveries; `false` (and nothing
+    /// written) when another daemon already did.
+    async fn claim_digest(
+        &self,
+        digest: &str,
+        period_start: DateTime<Utc>,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool, StoreError>;
     /// The most recent dead letters, newest first.
     async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError>;
     /// Every checkpoint of a collector.
@@ -316,6 +455,31 @@ pub trait Store: Send + Sync + 'static {
     -> Result<(), StoreError>;
     /// Which backend this is, for logs: `postgres` or `sqlite`.
     fn kind(&self) -> &'static str;
+}
+
+/// The hour-long (or shorter, at the ends) windows of `[from, to)` that hold events of
+/// `filter`, read from the hourly rollups: scans skip the empty hours.
+pub async fn event_windows(
+    store: &dyn Store,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    filter: &UsageFilter,
+) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+    let hours = store
+        .usage(&UsageQuery {
+            from,
+            to,
+            group_by: vec![Dimension::Hour],
+            filter: filter.clone(),
+            measures: Measures::Spend,
+        })
+        .await?;
+    Ok(hours
+        .iter()
+        .filter(|aggregate| aggregate.requests > 0)
+        .filter_map(|aggregate| aggregate.hour)
+        .map(|hour| (hour.max(from), (hour + chrono::TimeDelta::hours(1)).min(to)))
+        .collect())
 }
 
 /// Opens the store a URL names: `postgres://…` / `postgresql://…` or `sqlite://PATH`.

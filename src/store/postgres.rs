@@ -21,14 +21,16 @@ use sqlx::{QueryBuilder, Row};
 
 use super::rows::{
     ColumnKind, EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS, RepriceSteps,
-    Rollup, RollupKey, RollupSums, StoredColumns, UniqueEvents, count, event_usage_values,
-    fill_aggregate, floor_day, measured_columns, reprice_windows, rollup_deltas, rollup_groups,
-    rollup_increments, scan_columns, unique_events, unsigned, usage_plan, usage_sums,
+    Rollup, RollupKey, RollupSums, StoredColumns, SumStyle, UniqueEvents, count,
+    event_usage_values, fill_aggregate, floor_day, measured_columns, reprice_windows,
+    rollup_deltas, rollup_groups, rollup_increments, scan_columns, unique_events, unsigned,
+    usage_plan, usage_sums,
 };
 use super::{
-    Checkpoint, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn, RepriceAudit,
-    RepriceScope, RepriceSummary, Store, StoreError, UnpricedModel, UsageAggregate, UsageFilter,
-    UsageQuery, WriteBatch,
+    AlertQuery, AlertRecord, Checkpoint, DeadLetter, Delivery, DeliveryAttempt, DeliveryOutcome,
+    Dimension, EventScan, Inserted, NewDelivery, NewEvent, PriceFn, RepriceAudit, RepriceScope,
+    RepriceSummary, Store, StoreError, StoredBudget, UnpricedModel, UsageAggregate, UsageFilter,
+    UsageQuery, WriteBatch, event_windows,
 };
 use crate::money;
 use crate::prepare::PricedRecord;
@@ -194,20 +196,62 @@ fn push_filter(sql: &mut QueryBuilder<sqlx::Postgres>, filter: &UsageFilter, mod
 }
 
 /// A reprice's steps in an open transaction.
-struct Repricing<'t, 'c>(&'t mut sqlx::Transaction<'c, sqlx::Postgres>);
+struct Repricing<'p> {
+    pool: &'p PgPool,
+    tx: Option<sqlx::Transaction<'static, sqlx::Postgres>>,
+}
 
-impl RepriceSteps for Repricing<'_, '_> {
+impl Repricing<'_> {
+    fn tx(&mut self) -> Result<&mut sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        self.tx
+            .as_mut()
+            .ok_or_else(|| StoreError::Conflict("no reprice transaction is open".into()))
+    }
+}
+
+impl RepriceSteps for Repricing<'_> {
+    async fn begin(&mut self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(REPRICE_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        self.tx = Some(tx);
+        Ok(())
+    }
+
     async fn scan(&mut self, scan: &EventScan) -> Result<Vec<PricedRecord>, StoreError> {
-        scan_events(&mut **self.0, scan).await
+        scan_events(&mut **self.tx()?, scan).await
     }
 
     async fn apply(
         &mut self,
         old: &[EventRow<'_>],
         new: &[EventRow<'_>],
+        hour: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        update_pricing(self.0, new).await?;
-        add_rollups(self.0, rollup_deltas(old, new)).await
+        let tx = self.tx()?;
+        update_pricing(tx, new).await?;
+        add_rollups(tx, rollup_deltas(old, new)).await?;
+        // Groups every record moved out of.
+        for (level, start) in [(Rollup::Hourly, hour), (Rollup::Daily, floor_day(hour))] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {} WHERE requests = 0 AND {} = $1",
+                level.table(),
+                level.time_column()
+            )))
+            .bind(start)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> Result<(), StoreError> {
+        if let Some(tx) = self.tx.take() {
+            tx.commit().await?;
+        }
+        Ok(())
     }
 }
 
@@ -689,7 +733,7 @@ impl Store for PgStore {
             sql.push(", ");
             group_columns += 1;
         }
-        sql.push(usage_sums("::bigint", query.measures))
+        sql.push(usage_sums(SumStyle::Numeric, query.measures))
             .push(" FROM (");
         let by_hour = query.group_by.contains(&Dimension::Hour);
         let by_day = query.group_by.contains(&Dimension::Day);
@@ -726,9 +770,10 @@ impl Store for PgStore {
             union(&mut sql);
             let unit = if by_day { "day" } else { "hour" };
             sql.push(format!(
-                "SELECT project, date_trunc('{unit}', time, 'UTC'), provider, \
-                 coalesce(resolved_model, model), service_tier, batch, \
-                 coalesce(reasoning_effort, ''), tags, {} FROM events WHERE time >= ",
+                "SELECT project, date_trunc('{unit}', time, 'UTC') AS slot, provider, \
+                 coalesce(resolved_model, model) AS model, service_tier, batch, \
+                 coalesce(reasoning_effort, '') AS reasoning_effort, tags, {} \
+                 FROM events WHERE time >= ",
                 event_usage_values(query.measures)
             ))
             .push_bind(*from)
@@ -803,27 +848,18 @@ impl Store for PgStore {
         scope: &RepriceScope,
         price: &PriceFn<'_>,
     ) -> Result<RepriceSummary, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(REPRICE_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let summary = reprice_windows(&mut Repricing(&mut tx), scope, price).await?;
+        let filter = UsageFilter {
+            projects: scope.project.clone().map(|p| vec![p]),
+            ..UsageFilter::default()
+        };
+        let windows = event_windows(self, scope.from, scope.to, &filter).await?;
+        let mut steps = Repricing {
+            pool: &self.pool,
+            tx: None,
+        };
+        let summary = reprice_windows(&mut steps, windows, scope, price).await?;
         if scope.dry_run {
-            tx.rollback().await?;
             return Ok(summary);
-        }
-        // Groups every record moved out of.
-        for level in Rollup::BOTH {
-            let time = level.time_column();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {} WHERE requests = 0 AND {time} >= $1 AND {time} < $2",
-                level.table()
-            )))
-            .bind(floor_day(scope.from))
-            .bind(scope.to)
-            .execute(&mut *tx)
-            .await?;
         }
         sqlx::query(
             "INSERT INTO reprice_audit (at, range_from, range_to, project, records_examined,
@@ -840,9 +876,8 @@ impl Store for PgStore {
         .bind(money::to_nanos(summary.old_total))
         .bind(money::to_nanos(summary.new_total))
         .bind(&scope.actor)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(summary)
     }
 
@@ -878,6 +913,75 @@ impl Store for PgStore {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
+    }
+
+    async fn budgets(&self) -> Result<Vec<StoredBudget>, StoreError> {
+        self.pg_budgets().await
+    }
+
+    async fn budget(&self, id: &str) -> Result<Option<StoredBudget>, StoreError> {
+        self.pg_budget(id).await
+    }
+
+    async fn insert_budget(&self, budget: &StoredBudget) -> Result<(), StoreError> {
+        self.pg_insert_budget(budget).await
+    }
+
+    async fn update_budget(&self, budget: &StoredBudget) -> Result<bool, StoreError> {
+        self.pg_update_budget(budget).await
+    }
+
+    async fn delete_budget(&self, id: &str) -> Result<bool, StoreError> {
+        self.pg_delete_budget(id).await
+    }
+
+    async fn fire_alert(
+        &self,
+        alert: &AlertRecord,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool, StoreError> {
+        self.pg_fire_alert(alert, deliveries).await
+    }
+
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
+        self.pg_alerts(query).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.pg_claim_deliveries(now, limit, lease).await
+    }
+
+    async fn finish_attempt(
+        &self,
+        attempt: &DeliveryAttempt,
+        outcome: &DeliveryOutcome,
+    ) -> Result<(), StoreError> {
+        self.pg_finish_attempt(attempt, outcome).await
+    }
+
+    async fn deliveries(&self, alert_id: Option<&str>) -> Result<Vec<Delivery>, StoreError> {
+        self.pg_deliveries(alert_id).await
+    }
+
+    async fn delivery_attempts(
+        &self,
+        delivery_id: &str,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        self.pg_delivery_attempts(delivery_id).await
+    }
+
+    async fn claim_digest(
+        &self,
+        digest: &str,
+        period_start: DateTime<Utc>,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool, StoreError> {
+        self.pg_claim_digest(digest, period_start, deliveries).await
     }
 
     async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
@@ -966,9 +1070,10 @@ fn aggregate_from_row(row: &PgRow, group_by: &[Dimension]) -> Result<UsageAggreg
             aggregate.keys.push(row.try_get(position)?);
         }
     }
-    let mut values = [0i64; 19];
+    let mut values = [0i128; 19];
     for (i, slot) in values.iter_mut().enumerate() {
-        *slot = row.try_get(group_by.len() + i)?;
+        let sum: rust_decimal::Decimal = row.try_get(group_by.len() + i)?;
+        *slot = rust_decimal::prelude::ToPrimitive::to_i128(&sum).unwrap_or_default();
     }
     fill_aggregate(&mut aggregate, &values);
     Ok(aggregate)

@@ -365,17 +365,38 @@ fn measured(measures: Measures) -> impl Iterator<Item = (&'static str, bool)> {
         .map(move |(i, c)| (*c, measures == Measures::All || i < 9))
 }
 
-/// The rollup value sums of a usage query, `coalesce(sum(column), 0)` each, with `cast`
-/// appended (Postgres sums bigints into numerics); `0` for columns not measured, so the
-/// result always has every value column, in order.
-pub(crate) fn usage_sums(cast: &str, measures: Measures) -> String {
+/// How a backend sums rollup values without overflow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SumStyle {
+    /// Postgres: the sum of a bigint is an exact numeric.
+    Numeric,
+    /// SQLite sums in 64 bits: pico-dollar columns (which pass 2^63 at $9.2M) are summed
+    /// as two parts, millionths of a dollar and the rest.
+    SplitPicos,
+}
+
+/// What divides a pico-dollar column into its two summed parts (`SumStyle::SplitPicos`).
+pub(crate) const PICOS_SPLIT: i64 = 1_000_000;
+
+/// The per-bucket cost columns, which hold pico-dollars.
+pub(crate) fn is_picos_column(index: usize) -> bool {
+    (11..17).contains(&index)
+}
+
+/// The rollup value sums of a usage query, in `ROLLUP_VALUE_COLUMNS` order (two columns
+/// each for pico-dollars with `SplitPicos`); zero for columns not measured.
+pub(crate) fn usage_sums(style: SumStyle, measures: Measures) -> String {
     measured(measures)
-        .map(|(c, needed)| {
-            if needed {
-                format!("coalesce(sum({c}), 0){cast}")
-            } else {
-                format!("0{cast}")
-            }
+        .enumerate()
+        .map(|(i, (c, needed))| match (style, needed) {
+            (SumStyle::Numeric, true) => format!("coalesce(sum({c}), 0)::numeric"),
+            (SumStyle::Numeric, false) => "0::numeric".to_owned(),
+            (SumStyle::SplitPicos, true) if is_picos_column(i) => format!(
+                "coalesce(sum({c} / {PICOS_SPLIT}), 0), coalesce(sum({c} % {PICOS_SPLIT}), 0)"
+            ),
+            (SumStyle::SplitPicos, false) if is_picos_column(i) => "0, 0".to_owned(),
+            (SumStyle::SplitPicos, true) => format!("coalesce(sum({c}), 0)"),
+            (SumStyle::SplitPicos, false) => "0".to_owned(),
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -395,8 +416,11 @@ pub(crate) fn event_usage_values(measures: Measures) -> String {
     measured(measures)
         .filter(|(_, needed)| *needed)
         .map(|(c, _)| match c {
-            "requests" => "1".to_owned(),
-            "unpriced_requests" => "CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END".to_owned(),
+            // Named: when the events come first in the UNION, they name its columns.
+            "requests" => "1 AS requests".to_owned(),
+            "unpriced_requests" => {
+                "CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END AS unpriced_requests".to_owned()
+            }
             other => format!("coalesce({other}, 0) AS {other}"),
         })
         .collect::<Vec<_>>()
@@ -404,25 +428,27 @@ pub(crate) fn event_usage_values(measures: Measures) -> String {
 }
 
 /// Fills an aggregate's sums from the values of `ROLLUP_VALUE_COLUMNS`, in that order.
-pub(crate) fn fill_aggregate(aggregate: &mut UsageAggregate, values: &[i64; 19]) {
-    aggregate.requests = unsigned(values[0]);
-    aggregate.unpriced_requests = unsigned(values[1]);
+pub(crate) fn fill_aggregate(aggregate: &mut UsageAggregate, values: &[i128; 19]) {
+    let count = |value: i128| u64::try_from(value).unwrap_or(0);
+    let nanos = |value: i128| Decimal::from_i128_with_scale(value, 9).normalize();
+    aggregate.requests = count(values[0]);
+    aggregate.unpriced_requests = count(values[1]);
     aggregate.tokens = Tokens {
-        input: unsigned(values[2]),
-        cached_input: unsigned(values[3]),
-        cache_write_5m: unsigned(values[4]),
-        cache_write_1h: unsigned(values[5]),
-        output: unsigned(values[6]),
-        reasoning: unsigned(values[7]),
+        input: count(values[2]),
+        cached_input: count(values[3]),
+        cache_write_5m: count(values[4]),
+        cache_write_1h: count(values[5]),
+        output: count(values[6]),
+        reasoning: count(values[7]),
     };
-    aggregate.cost = money::from_nanos(values[8]);
-    aggregate.list_cost = money::from_nanos(values[9]);
-    aggregate.reported_cost = money::from_nanos(values[10]);
+    aggregate.cost = nanos(values[8]);
+    aggregate.list_cost = nanos(values[9]);
+    aggregate.reported_cost = nanos(values[10]);
     for (slot, picos) in aggregate.bucket_costs.iter_mut().zip(&values[11..17]) {
-        *slot = money::from_picos(*picos);
+        *slot = Decimal::from_i128_with_scale(*picos, 12).normalize();
     }
-    aggregate.cache_savings = money::from_nanos(values[17]);
-    aggregate.batch_savings = money::from_nanos(values[18]);
+    aggregate.cache_savings = nanos(values[17]);
+    aggregate.batch_savings = nanos(values[18]);
 }
 
 /// `SET column = column + excluded.column` for every rollup value column.
@@ -462,8 +488,10 @@ pub(crate) fn rollup_groups<'r, 'e: 'r>(
         sums.cost_nanos += row.cost_nanos.unwrap_or(0);
         sums.list_cost_nanos += row.list_cost_nanos.unwrap_or(0);
         sums.reported_cost_nanos += row.reported_cost_nanos.unwrap_or(0);
+        // A group's bucket shares pass 2^63 pico-dollars ($9.2M) only with over $9.2M of
+        // one token type in one group and day: saturate rather than wrap.
         for (slot, value) in sums.bucket_picos.iter_mut().zip(row.bucket_picos) {
-            *slot += value;
+            *slot = slot.saturating_add(value);
         }
         sums.cache_savings_nanos += row.cache_savings_nanos;
         sums.batch_savings_nanos += row.batch_savings_nanos;
@@ -672,18 +700,29 @@ pub(crate) fn reprice_events(stored: Vec<PricedRecord>, price: &PriceFn<'_>) -> 
     repriced
 }
 
-/// What a backend does for a reprice, inside its transaction.
+/// What a backend does for a reprice. Each window (within one hour) is repriced in its
+/// own transaction, holding the reprice lock: ingest is never held up for long, and two
+/// reprices never move the same sums twice (the second reads what the first wrote).
 pub(crate) trait RepriceSteps {
-    /// The stored events of one window.
+    /// Opens a window's transaction and takes the reprice lock.
+    async fn begin(&mut self) -> Result<(), StoreError>;
+    /// The stored events of the window.
     async fn scan(&mut self, scan: &EventScan) -> Result<Vec<PricedRecord>, StoreError>;
-    /// Stores the new prices of `new` and moves the rollup sums from `old` to `new`.
-    async fn apply(&mut self, old: &[EventRow<'_>], new: &[EventRow<'_>])
-    -> Result<(), StoreError>;
+    /// Stores the new prices of `new`, moves the rollup sums from `old` to `new`, and
+    /// deletes the window's hourly and daily groups left empty.
+    async fn apply(
+        &mut self,
+        old: &[EventRow<'_>],
+        new: &[EventRow<'_>],
+        hour: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn commit(&mut self) -> Result<(), StoreError>;
 }
 
-/// Prices a scope's events again, an hour at a time; applies the changes unless a dry run.
+/// Prices the events of each window again; applies the changes unless a dry run.
 pub(crate) async fn reprice_windows(
     steps: &mut impl RepriceSteps,
+    windows: Vec<(DateTime<Utc>, DateTime<Utc>)>,
     scope: &RepriceScope,
     price: &PriceFn<'_>,
 ) -> Result<RepriceSummary, StoreError> {
@@ -692,7 +731,8 @@ pub(crate) async fn reprice_windows(
         ..UsageFilter::default()
     };
     let mut summary = RepriceSummary::default();
-    for (from, to) in hour_windows(scope.from, scope.to) {
+    for (from, to) in windows {
+        steps.begin().await?;
         let scan = EventScan {
             from,
             to,
@@ -700,12 +740,12 @@ pub(crate) async fn reprice_windows(
         };
         let repriced = reprice_events(steps.scan(&scan).await?, price);
         summary.absorb(&repriced.summary);
-        if scope.dry_run || repriced.new.is_empty() {
-            continue;
+        if !scope.dry_run && !repriced.new.is_empty() {
+            let old_rows: Vec<EventRow<'_>> = repriced.old.iter().map(EventRow::new).collect();
+            let new_rows: Vec<EventRow<'_>> = repriced.new.iter().map(EventRow::new).collect();
+            steps.apply(&old_rows, &new_rows, floor_hour(from)).await?;
         }
-        let old_rows: Vec<EventRow<'_>> = repriced.old.iter().map(EventRow::new).collect();
-        let new_rows: Vec<EventRow<'_>> = repriced.new.iter().map(EventRow::new).collect();
-        steps.apply(&old_rows, &new_rows).await?;
+        steps.commit().await?;
     }
     Ok(summary)
 }
@@ -733,25 +773,6 @@ impl RepriceSummary {
         self.old_total += other.old_total;
         self.new_total += other.new_total;
     }
-}
-
-/// Hour-long windows covering `[from, to)`, the unit stores are scanned in.
-pub fn hour_windows(
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> {
-    let hour = TimeDelta::hours(1);
-    let mut start = from;
-    std::iter::from_fn(move || {
-        if start >= to {
-            return None;
-        }
-        let floor = start.duration_trunc(hour).unwrap_or(start);
-        let end = (floor + hour).min(to);
-        let window = (start, end);
-        start = end;
-        Some(window)
-    })
 }
 
 #[cfg(test)]

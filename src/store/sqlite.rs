@@ -21,15 +21,17 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::rows::{
-    EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS, RepriceSteps, Rollup,
-    RollupKey, RollupSums, StoredColumns, count, event_usage_values, fill_aggregate, floor_day,
-    measured_columns, reprice_windows, rollup_deltas, rollup_groups, rollup_increments,
-    scan_columns, unique_events, unsigned, usage_plan, usage_sums,
+    EVENT_COLUMNS, EventRow, PICOS_SPLIT, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS, RepriceSteps,
+    Rollup, RollupKey, RollupSums, StoredColumns, SumStyle, count, event_usage_values,
+    fill_aggregate, floor_day, is_picos_column, measured_columns, reprice_windows, rollup_deltas,
+    rollup_groups, rollup_increments, scan_columns, unique_events, unsigned, usage_plan,
+    usage_sums,
 };
 use super::{
-    Checkpoint, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn, RepriceAudit,
-    RepriceScope, RepriceSummary, Store, StoreError, UnpricedModel, UsageAggregate, UsageFilter,
-    UsageQuery, WriteBatch,
+    AlertQuery, AlertRecord, Checkpoint, DeadLetter, Delivery, DeliveryAttempt, DeliveryOutcome,
+    Dimension, EventScan, Inserted, NewDelivery, NewEvent, PriceFn, RepriceAudit, RepriceScope,
+    RepriceSummary, Store, StoreError, StoredBudget, UnpricedModel, UsageAggregate, UsageFilter,
+    UsageQuery, WriteBatch, event_windows,
 };
 use crate::money;
 use crate::prepare::PricedRecord;
@@ -173,20 +175,64 @@ fn push_filter(sql: &mut QueryBuilder<Sqlite>, filter: &UsageFilter, model_colum
 }
 
 /// A reprice's steps in an open transaction.
-struct Repricing<'t, 'c>(&'t mut sqlx::Transaction<'c, Sqlite>);
+struct Repricing<'p> {
+    pool: &'p SqlitePool,
+    dry_run: bool,
+    tx: Option<sqlx::Transaction<'static, Sqlite>>,
+}
 
-impl RepriceSteps for Repricing<'_, '_> {
+impl Repricing<'_> {
+    fn tx(&mut self) -> Result<&mut sqlx::Transaction<'static, Sqlite>, StoreError> {
+        self.tx
+            .as_mut()
+            .ok_or_else(|| StoreError::Conflict("no reprice transaction is open".into()))
+    }
+}
+
+impl RepriceSteps for Repricing<'_> {
+    async fn begin(&mut self) -> Result<(), StoreError> {
+        // BEGIN IMMEDIATE takes the one write lock: a window and a write never interleave.
+        let begin = if self.dry_run {
+            "BEGIN"
+        } else {
+            "BEGIN IMMEDIATE"
+        };
+        self.tx = Some(self.pool.begin_with(begin).await?);
+        Ok(())
+    }
+
     async fn scan(&mut self, scan: &EventScan) -> Result<Vec<PricedRecord>, StoreError> {
-        scan_events(&mut **self.0, scan).await
+        scan_events(&mut **self.tx()?, scan).await
     }
 
     async fn apply(
         &mut self,
         old: &[EventRow<'_>],
         new: &[EventRow<'_>],
+        hour: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        update_pricing(self.0, new).await?;
-        add_rollups(self.0, rollup_deltas(old, new)).await
+        let tx = self.tx()?;
+        update_pricing(tx, new).await?;
+        add_rollups(tx, rollup_deltas(old, new)).await?;
+        // Groups every record moved out of.
+        for (level, start) in [(Rollup::Hourly, hour), (Rollup::Daily, floor_day(hour))] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {} WHERE requests = 0 AND {} = ?",
+                level.table(),
+                level.time_column()
+            )))
+            .bind(start.timestamp())
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self) -> Result<(), StoreError> {
+        if let Some(tx) = self.tx.take() {
+            tx.commit().await?;
+        }
+        Ok(())
     }
 }
 
@@ -280,11 +326,11 @@ async fn update_pricing(
     Ok(())
 }
 
-fn micros(time: DateTime<Utc>) -> i64 {
+pub(super) fn micros(time: DateTime<Utc>) -> i64 {
     time.timestamp_micros()
 }
 
-fn from_micros(value: i64) -> DateTime<Utc> {
+pub(super) fn from_micros(value: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(value).single().unwrap_or_default()
 }
 
@@ -408,7 +454,8 @@ impl Store for SqliteStore {
             };
             sql.push(", ");
         }
-        sql.push(usage_sums("", query.measures)).push(" FROM (");
+        sql.push(usage_sums(SumStyle::SplitPicos, query.measures))
+            .push(" FROM (");
         let by_hour = query.group_by.contains(&Dimension::Hour);
         let by_day = query.group_by.contains(&Dimension::Day);
         let plan = usage_plan(query.from, query.to, !by_hour);
@@ -444,8 +491,9 @@ impl Store for SqliteStore {
             union(&mut sql);
             let unit: i64 = if by_day { 86_400 } else { 3_600 };
             sql.push(format!(
-                "SELECT project, (time / {}) * {unit}, provider, coalesce(resolved_model, model), \
-                 service_tier, batch, coalesce(reasoning_effort, ''), tags, {} \
+                "SELECT project, (time / {}) * {unit} AS slot, provider, \
+                 coalesce(resolved_model, model) AS model, service_tier, batch, \
+                 coalesce(reasoning_effort, '') AS reasoning_effort, tags, {} \
                  FROM events WHERE time >= ",
                 unit * 1_000_000,
                 event_usage_values(query.measures)
@@ -519,24 +567,19 @@ impl Store for SqliteStore {
         scope: &RepriceScope,
         price: &PriceFn<'_>,
     ) -> Result<RepriceSummary, StoreError> {
-        // BEGIN IMMEDIATE takes the one write lock: reprices and writes never interleave.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let summary = reprice_windows(&mut Repricing(&mut tx), scope, price).await?;
+        let filter = UsageFilter {
+            projects: scope.project.clone().map(|p| vec![p]),
+            ..UsageFilter::default()
+        };
+        let windows = event_windows(self, scope.from, scope.to, &filter).await?;
+        let mut steps = Repricing {
+            pool: &self.pool,
+            dry_run: scope.dry_run,
+            tx: None,
+        };
+        let summary = reprice_windows(&mut steps, windows, scope, price).await?;
         if scope.dry_run {
-            tx.rollback().await?;
             return Ok(summary);
-        }
-        // Groups every record moved out of.
-        for level in Rollup::BOTH {
-            let time = level.time_column();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {} WHERE requests = 0 AND {time} >= ? AND {time} < ?",
-                level.table()
-            )))
-            .bind(floor_day(scope.from).timestamp())
-            .bind(scope.to.timestamp())
-            .execute(&mut *tx)
-            .await?;
         }
         sqlx::query(
             "INSERT INTO reprice_audit (at, range_from, range_to, project, records_examined,
@@ -554,9 +597,8 @@ impl Store for SqliteStore {
         .bind(money::to_nanos(summary.old_total))
         .bind(money::to_nanos(summary.new_total))
         .bind(&scope.actor)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(summary)
     }
 
@@ -592,6 +634,76 @@ impl Store for SqliteStore {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
+    }
+
+    async fn budgets(&self) -> Result<Vec<StoredBudget>, StoreError> {
+        self.sqlite_budgets().await
+    }
+
+    async fn budget(&self, id: &str) -> Result<Option<StoredBudget>, StoreError> {
+        self.sqlite_budget(id).await
+    }
+
+    async fn insert_budget(&self, budget: &StoredBudget) -> Result<(), StoreError> {
+        self.sqlite_insert_budget(budget).await
+    }
+
+    async fn update_budget(&self, budget: &StoredBudget) -> Result<bool, StoreError> {
+        self.sqlite_update_budget(budget).await
+    }
+
+    async fn delete_budget(&self, id: &str) -> Result<bool, StoreError> {
+        self.sqlite_delete_budget(id).await
+    }
+
+    async fn fire_alert(
+        &self,
+        alert: &AlertRecord,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool, StoreError> {
+        self.sqlite_fire_alert(alert, deliveries).await
+    }
+
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
+        self.sqlite_alerts(query).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.sqlite_claim_deliveries(now, limit, lease).await
+    }
+
+    async fn finish_attempt(
+        &self,
+        attempt: &DeliveryAttempt,
+        outcome: &DeliveryOutcome,
+    ) -> Result<(), StoreError> {
+        self.sqlite_finish_attempt(attempt, outcome).await
+    }
+
+    async fn deliveries(&self, alert_id: Option<&str>) -> Result<Vec<Delivery>, StoreError> {
+        self.sqlite_deliveries(alert_id).await
+    }
+
+    async fn delivery_attempts(
+        &self,
+        delivery_id: &str,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        self.sqlite_delivery_attempts(delivery_id).await
+    }
+
+    async fn claim_digest(
+        &self,
+        digest: &str,
+        period_start: DateTime<Utc>,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool, StoreError> {
+        self.sqlite_claim_digest(digest, period_start, deliveries)
+            .await
     }
 
     async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
@@ -688,9 +800,17 @@ fn aggregate_from_row(
             aggregate.keys.push(row.try_get(position)?);
         }
     }
-    let mut values = [0i64; 19];
+    let mut values = [0i128; 19];
+    let mut column = group_by.len();
     for (i, slot) in values.iter_mut().enumerate() {
-        *slot = row.try_get(group_by.len() + i)?;
+        let value: i64 = row.try_get(column)?;
+        column += 1;
+        *slot = i128::from(value);
+        if is_picos_column(i) {
+            let rest: i64 = row.try_get(column)?;
+            column += 1;
+            *slot = *slot * i128::from(PICOS_SPLIT) + i128::from(rest);
+        }
     }
     fill_aggregate(&mut aggregate, &values);
     Ok(aggregate)

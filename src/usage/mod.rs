@@ -287,7 +287,9 @@ pub fn normalise(
             field: "id".into(),
             reason: "missing".into(),
         })?,
-        time: parsed.time.unwrap_or(defaults.now),
+        // Stores keep microseconds: truncate here, so the hour a record is rolled up in is
+        // the hour its stored time falls in.
+        time: truncate_to_micros(parsed.time.unwrap_or(defaults.now)),
         project,
         provider,
         model,
@@ -358,6 +360,12 @@ pub fn normalise_effort(effort: &str) -> String {
         "x-high" | "extra_high" | "extra-high" => "xhigh".to_owned(),
         _ => lower,
     }
+}
+
+fn truncate_to_micros(time: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::DurationRound;
+    time.duration_trunc(chrono::TimeDelta::microseconds(1))
+        .unwrap_or(time)
 }
 
 #[cfg(test)]

@@ -568,13 +568,16 @@ async fn csv_and_focus_exports_carry_the_same_money() {
     );
     assert_eq!(sum("BilledCost").normalize(), total);
     assert_eq!(sum("EffectiveCost").normalize(), total);
+    // ListCost: published prices (cache and batch rates included), before negotiated
+    // discounts; with no project overrides here, the cost itself.
     let list: Decimal = records
         .iter()
         .filter_map(|r| match &r.price {
-            PriceOutcome::Priced(p) => Some(p.list_cost),
+            PriceOutcome::Priced(p) => Some(p.list_cost - p.cache_savings - p.batch_savings),
             PriceOutcome::Unpriced(_) => None,
         })
         .sum();
+    assert_eq!(list.normalize(), total);
     assert_eq!(sum("ListCost").normalize(), list.normalize());
     let input: u64 = records.iter().map(|r| r.tokens.input).sum();
     assert_eq!(
@@ -645,7 +648,10 @@ async fn bad_parameters_get_a_400_that_names_them() {
         ("/v1/spend?tz=Mars/Olympus", "tz"),
         ("/v1/spend?tag.bad%20key=x", "tag"),
         ("/v1/spend?format=xlsx", "format"),
+        ("/v1/spend?format=focus&group_by=week", "group_by"),
         ("/v1/spend?projects=a", "projects"),
+        ("/v1/spend?project=a%00b", "project"),
+        ("/v1/spend?tag.team=x%01", "tag"),
         ("/v1/savings?format=focus", "format"),
         ("/v1/whatif?from=2026-01-01", "model"),
         ("/v1/whatif?model=no-such-model-zz&provider=openai", "model"),

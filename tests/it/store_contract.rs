@@ -11,7 +11,8 @@ use llm_meter::metrics::Metrics;
 use llm_meter::prepare::Preparer;
 use llm_meter::pricing::{PriceBook, PriceOutcome};
 use llm_meter::store::{
-    Checkpoint, Dimension, PgStore, SqliteStore, Store, UsageFilter, UsageQuery, WriteBatch,
+    Checkpoint, Dimension, Measures, PgStore, SqliteStore, Store, UsageFilter, UsageQuery,
+    WriteBatch,
 };
 use llm_meter::usage::Format;
 use rust_decimal::Decimal;
@@ -389,35 +390,72 @@ async fn usage_queries_agree_with_sums_over_the_events() {
             "{at}"
         );
 
-        // A window with mid-hour bounds: rollups for whole hours, events for the ends.
-        let from: chrono::DateTime<chrono::Utc> = "2026-04-01T10:17:30Z".parse().unwrap();
-        let to: chrono::DateTime<chrono::Utc> = "2026-04-02T03:41:05Z".parse().unwrap();
-        let window: Vec<String> = lines
-            .iter()
-            .filter(|line| {
-                let value: serde_json::Value = serde_json::from_str(line).unwrap();
-                let time: chrono::DateTime<chrono::Utc> =
-                    value["time"].as_str().unwrap().parse().unwrap();
-                time >= from && time < to
-            })
-            .cloned()
-            .collect();
-        let want_window = expected(&book, &window);
-        let rows = store
+        // Windows with mid-hour bounds: daily rollups for whole days, hourly ones for
+        // whole hours, events for the ends; also windows with no whole hour at all.
+        for (from, to) in [
+            ("2026-04-01T10:17:30Z", "2026-04-02T03:41:05Z"),
+            ("2026-03-31T10:05:00Z", "2026-04-02T11:30:00Z"),
+            ("2026-04-01T10:05:00Z", "2026-04-01T10:55:00Z"),
+            ("2026-04-01T10:05:00Z", "2026-04-01T11:30:00Z"),
+        ] {
+            let from: chrono::DateTime<chrono::Utc> = from.parse().unwrap();
+            let to: chrono::DateTime<chrono::Utc> = to.parse().unwrap();
+            let window: Vec<String> = lines
+                .iter()
+                .filter(|line| {
+                    let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                    let time: chrono::DateTime<chrono::Utc> =
+                        value["time"].as_str().unwrap().parse().unwrap();
+                    time >= from && time < to
+                })
+                .cloned()
+                .collect();
+            let want_window = expected(&book, &window);
+            for (group_by, measures) in [
+                (vec![], Measures::All),
+                (
+                    vec![Dimension::Model, Dimension::ReasoningEffort],
+                    Measures::Spend,
+                ),
+                (vec![Dimension::Day], Measures::All),
+                (
+                    vec![Dimension::Hour, Dimension::Tag("team".into())],
+                    Measures::Spend,
+                ),
+            ] {
+                let rows = store
+                    .usage(&UsageQuery {
+                        from,
+                        to,
+                        group_by: group_by.clone(),
+                        filter: UsageFilter::default(),
+                        measures,
+                    })
+                    .await
+                    .unwrap_or_else(|e| panic!("{at} {from} {to} {group_by:?}: {e}"));
+                let requests: u64 = rows.iter().map(|r| r.requests).sum();
+                let cost: Decimal = rows.iter().map(|r| r.cost).sum();
+                assert_eq!(
+                    requests, want_window.requests,
+                    "{at} {from} {to} {group_by:?}"
+                );
+                assert_eq!(cost, want_window.cost, "{at} {from} {to} {group_by:?}");
+            }
+        }
+        // Grouped by hour: every hour's start, in order, summing to the window's cost.
+        let (from, to): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) = (
+            "2026-04-01T10:17:30Z".parse().unwrap(),
+            "2026-04-02T03:41:05Z".parse().unwrap(),
+        );
+        let window_cost = store
             .usage(&UsageQuery {
                 from,
                 to,
-                group_by: vec![],
-                filter: UsageFilter::default(),
                 ..Default::default()
             })
             .await
-            .unwrap();
-        assert_eq!(rows.len(), 1, "{at}");
-        assert_eq!(rows[0].requests, want_window.requests, "{at}");
-        assert_eq!(rows[0].cost, want_window.cost, "{at}");
-
-        // Grouped by hour: every hour's start, in order, summing to the same.
+            .unwrap()[0]
+            .cost;
         let hours = store
             .usage(&UsageQuery {
                 from,
@@ -431,7 +469,7 @@ async fn usage_queries_agree_with_sums_over_the_events() {
         assert!(hours.windows(2).all(|w| w[0].hour < w[1].hour), "{at}");
         assert_eq!(
             hours.iter().map(|h| h.cost).sum::<Decimal>(),
-            want_window.cost,
+            window_cost,
             "{at}"
         );
         assert_eq!(
@@ -614,4 +652,49 @@ async fn an_unreachable_store_is_reported_as_transient() {
         .ping()
         .await
         .expect("reconnects once the database is back");
+}
+
+#[tokio::test]
+async fn sums_past_nine_million_dollars_do_not_overflow() {
+    // 60 records of 1e9 output tokens on gpt-5.2-pro ($168/M), one a day: $10.08M, more
+    // than 2^63 pico-dollars in the output bucket (each day's rollup stays under it).
+    let book = book();
+    let first = chrono::DateTime::parse_from_rfc3339("2026-02-01T10:00:00Z").unwrap();
+    let lines: Vec<String> = (0..60)
+        .map(|i| {
+            format!(
+                r#"{{"id":"big-{i}","time":"{}","project":"p","provider":"openai","model":"gpt-5.2-pro","tokens":{{"input":1,"output":1000000000}}}}"#,
+                (first + chrono::Duration::days(i)).to_rfc3339()
+            )
+        })
+        .collect();
+    let want = expected(&book, &lines);
+    assert!(want.cost > Decimal::from(9_300_000));
+    for backend in Backend::both().await {
+        let store = backend.store();
+        store.write(&[&intake_batch(&book, &lines)]).await.unwrap();
+        for (from, to) in [
+            ("2026-01-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+            ("2026-02-01T10:00:30Z", "2026-06-01T00:00:00Z"),
+        ] {
+            let rows = store
+                .usage(&UsageQuery {
+                    from: from.parse().unwrap(),
+                    to: to.parse().unwrap(),
+                    measures: Measures::All,
+                    ..Default::default()
+                })
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", backend.name()));
+            let output = rows[0].bucket_costs
+                [llm_meter::pricing::bucket_position(llm_meter::usage::Bucket::Output)];
+            if from.starts_with("2026-01") {
+                assert_eq!(rows[0].cost, want.cost, "{}", backend.name());
+                assert_eq!(output, Decimal::from(60 * 168_000), "{}", backend.name());
+            } else {
+                // The first record (at 10:00:00) is outside.
+                assert_eq!(output, Decimal::from(59 * 168_000), "{}", backend.name());
+            }
+        }
+    }
 }
