@@ -54,6 +54,15 @@ pub struct Config {
     pub collectors: Vec<crate::collect::CollectorConfig>,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Budgets declared here are created, or updated by name, when `serve` starts.
+    #[serde(default)]
+    pub budgets: Vec<crate::budget::BudgetSpec>,
+    #[serde(default)]
+    pub digests: Vec<crate::budget::engine::DigestSpec>,
+    #[serde(default)]
+    pub alerts: crate::budget::engine::AlertsConfig,
+    #[serde(default)]
+    pub webhooks: crate::webhook::WebhookConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -133,6 +142,16 @@ impl fmt::Debug for Config {
             .field("pricing", &self.pricing)
             .field("collectors", &self.collectors)
             .field("metrics", &self.metrics)
+            .field(
+                "budgets",
+                &self.budgets.iter().map(|b| &b.name).collect::<Vec<_>>(),
+            )
+            .field(
+                "digests",
+                &self.digests.iter().map(|d| &d.name).collect::<Vec<_>>(),
+            )
+            .field("alerts", &self.alerts)
+            .field("webhooks", &self.webhooks)
             .finish()
     }
 }
@@ -197,6 +216,44 @@ impl Config {
             })?;
         if self.metrics.refresh_interval.is_zero() {
             return Err("metrics.refresh_interval must be above zero".into());
+        }
+        if self.alerts.evaluate_interval.is_zero() {
+            return Err("alerts.evaluate_interval must be above zero".into());
+        }
+        let guard = crate::webhook::TargetGuard::new(&self.webhooks.allow)?;
+        let mut budget_names = std::collections::HashSet::new();
+        for spec in &self.budgets {
+            let at = format!("budget {:?}", spec.name);
+            let budget = crate::budget::Budget::new(String::new(), spec.clone())
+                .map_err(|e| format!("{at}: {e}"))?;
+            for webhook in &budget.spec.webhooks {
+                guard
+                    .check_url(&webhook.url)
+                    .map_err(|e| format!("{at}: webhook {}: {e}", webhook.url))?;
+            }
+            if !budget_names.insert(budget.spec.name.clone()) {
+                return Err(format!("two budgets are named {:?}", spec.name));
+            }
+        }
+        let mut digest_names = std::collections::HashSet::new();
+        for digest in &self.digests {
+            let at = format!("digest {:?}", digest.name);
+            crate::budget::Period::from_spec(&crate::budget::PeriodSpec::Cron {
+                cron: digest.cron.clone(),
+            })
+            .map_err(|e| format!("{at}: {e}"))?;
+            digest.timezone.parse::<chrono_tz::Tz>().map_err(|_| {
+                format!(
+                    "{at}: timezone {:?} is not an IANA timezone",
+                    digest.timezone
+                )
+            })?;
+            guard
+                .check_url(&digest.webhook.url)
+                .map_err(|e| format!("{at}: webhook: {e}"))?;
+            if !digest_names.insert(digest.name.clone()) {
+                return Err(format!("two digests are named {:?}", digest.name));
+            }
         }
         let mut names = std::collections::HashSet::new();
         for collector in &self.collectors {

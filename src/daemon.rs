@@ -7,16 +7,18 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState, Limits};
+use crate::budget::engine::Engine;
 use crate::collect::Collector;
 use crate::config::Config;
-use crate::ingest::{Pipeline, PipelineConfig};
+use crate::ingest::{Changes, Pipeline, PipelineConfig};
 use crate::metrics::Metrics;
 use crate::store::{self, Store};
 use crate::usage::DEFAULT_PROJECT;
+use crate::webhook::{Deliverer, TargetGuard};
 
 pub struct Daemon {
     pub addr: SocketAddr,
@@ -54,8 +56,30 @@ impl Daemon {
     ) -> anyhow::Result<Daemon> {
         let book = Arc::new(config.price_book()?);
         let metrics = Arc::new(Metrics::new());
-        let (pipeline, batcher) =
-            Pipeline::start(store.clone(), PipelineConfig::default(), metrics.clone());
+        let changes = Arc::new(Changes::default());
+        let (pipeline, batcher) = Pipeline::start(
+            store.clone(),
+            PipelineConfig {
+                changes: Some(changes.clone()),
+                ..PipelineConfig::default()
+            },
+            metrics.clone(),
+        );
+        let guard = Arc::new(TargetGuard::new(&config.webhooks.allow).map_err(anyhow::Error::msg)?);
+        let wake_deliveries = Arc::new(Notify::new());
+        let engine = Arc::new(
+            Engine::new(
+                store.clone(),
+                metrics.clone(),
+                changes,
+                wake_deliveries.clone(),
+                config.alerts.clone(),
+                config.webhooks.expire_after,
+                &config.digests,
+            )
+            .map_err(anyhow::Error::msg)?,
+        );
+        upsert_config_budgets(store.as_ref(), &config.budgets).await?;
         let state = AppState {
             store: store.clone(),
             pipeline,
@@ -63,9 +87,23 @@ impl Daemon {
             metrics: metrics.clone(),
             default_project: Arc::from(DEFAULT_PROJECT),
             limits: Limits::default(),
+            budgets: engine.clone(),
+            guard: guard.clone(),
         };
         let addr = listener.local_addr()?;
         let (stop_collectors, collectors_stop) = watch::channel(false);
+        let deliverer = Arc::new(Deliverer {
+            store: store.clone(),
+            metrics: metrics.clone(),
+            client: crate::webhook::client(guard, config.webhooks.timeout),
+            guard: state.guard.clone(),
+            config: config.webhooks.clone(),
+            wake: wake_deliveries,
+        });
+        let background = vec![
+            tokio::spawn(engine.run(collectors_stop.clone())),
+            tokio::spawn(deliverer.run(collectors_stop.clone())),
+        ];
         let mut collectors = Vec::new();
         for collector_config in &config.collectors {
             let collector = Collector::new(
@@ -95,6 +133,9 @@ impl Daemon {
                     let _ = collector.await;
                 }
                 let _ = gauges.await;
+                for task in background {
+                    let _ = task.await;
+                }
             };
             api::serve(listener, state, stopping).await?;
             // The router (and its pipeline handles) is gone: the batcher drains and ends.
@@ -126,6 +167,59 @@ impl Daemon {
         tracing::info!("Shutting down.");
         self.stop().await
     }
+}
+
+/// Creates the budgets the config declares, or updates those of the same name.
+async fn upsert_config_budgets(
+    store: &dyn Store,
+    specs: &[crate::budget::BudgetSpec],
+) -> anyhow::Result<()> {
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let stored = store.budgets().await?;
+    let now = chrono::Utc::now();
+    for spec in specs {
+        let spec_json = serde_json::to_string(spec)?;
+        match stored.iter().find(|b| b.name == spec.name) {
+            Some(existing) => {
+                store
+                    .update_budget(&crate::store::StoredBudget {
+                        spec_json,
+                        source: "config".into(),
+                        updated_at: now,
+                        ..existing.clone()
+                    })
+                    .await?;
+            }
+            None => {
+                let inserted = store
+                    .insert_budget(&crate::store::StoredBudget {
+                        id: crate::budget::new_budget_id(),
+                        name: spec.name.clone(),
+                        spec_json: spec_json.clone(),
+                        source: "config".into(),
+                        created_at: now,
+                        updated_at: now,
+                    })
+                    .await;
+                match inserted {
+                    Ok(()) => {}
+                    // Another replica starting at the same moment created it first.
+                    Err(crate::store::StoreError::Conflict(_)) => {}
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        }
+        if spec
+            .webhooks
+            .iter()
+            .any(|w| w.format == crate::budget::WebhookFormat::Json && w.secret.is_none())
+        {
+            tracing::warn!(message = "A JSON webhook of a configured budget has no secret: its deliveries are not signed.", budget = %spec.name);
+        }
+    }
+    Ok(())
 }
 
 /// Keeps the store-derived gauges fresh until `stop` turns true. A failed refresh keeps

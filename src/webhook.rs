@@ -341,11 +341,29 @@ impl Deliverer {
             .inspect_err(
                 |error| tracing::warn!(message = "Cannot read the webhook outbox.", %error),
             )?;
+        let mut due = due;
+        // UPDATE … RETURNING hands rows back in no particular order.
+        due.sort_by(|a, b| {
+            (a.next_attempt_at, a.created_at, &a.id).cmp(&(b.next_attempt_at, b.created_at, &b.id))
+        });
         let count = due.len();
-        let mut attempts = tokio::task::JoinSet::new();
+        // One target's deliveries go one after another, in the order they were written
+        // (alerts in threshold order); different targets in parallel.
+        let mut by_target: Vec<(String, Vec<Delivery>)> = Vec::new();
         for delivery in due {
+            match by_target.iter_mut().find(|(url, _)| *url == delivery.url) {
+                Some((_, queue)) => queue.push(delivery),
+                None => by_target.push((delivery.url.clone(), vec![delivery])),
+            }
+        }
+        let mut attempts = tokio::task::JoinSet::new();
+        for (_, queue) in by_target {
             let deliverer = self.clone();
-            attempts.spawn(async move { deliverer.attempt(delivery).await });
+            attempts.spawn(async move {
+                for delivery in queue {
+                    deliverer.attempt(delivery).await;
+                }
+            });
         }
         while attempts.join_next().await.is_some() {}
         Ok(count)

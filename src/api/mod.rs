@@ -1,6 +1,7 @@
 //! The HTTP API: one module per resource, merged here; one error type that becomes a
 //! `{"error":{"code","message"}}` response with the right status.
 
+mod budgets;
 mod health;
 mod openapi;
 mod spend;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub default_project: Arc<str>,
     pub limits: Limits,
+    pub budgets: Arc<crate::budget::engine::Engine>,
+    pub guard: Arc<crate::webhook::TargetGuard>,
 }
 
 /// Every route, with the OpenAPI document they make up.
@@ -63,6 +66,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(usage::router())
         .merge(traces::router())
         .merge(spend::router())
+        .merge(budgets::router())
         .merge(openapi::router())
         .split_for_parts()
 }

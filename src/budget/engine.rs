@@ -114,6 +114,8 @@ pub struct Engine {
     statuses: RwLock<HashMap<String, BudgetStatus>>,
     /// (budget, period start, threshold key) known to be recorded: skip the write.
     fired: Mutex<HashSet<(String, DateTime<Utc>, String)>>,
+    /// One evaluation at a time in this process, so alerts are written in threshold order.
+    evaluating: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
@@ -150,6 +152,7 @@ impl Engine {
             digests,
             statuses: RwLock::new(HashMap::new()),
             fired: Mutex::new(HashSet::new()),
+            evaluating: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -246,6 +249,7 @@ impl Engine {
         budget: &Budget,
         now: DateTime<Utc>,
     ) -> Result<BudgetStatus, StoreError> {
+        let _one_at_a_time = self.evaluating.lock().await;
         let status = self.status(budget, now).await?;
         for level in crossed(&budget.levels, status.spend) {
             self.fire(budget, &status, Some(level)).await?;

@@ -217,7 +217,7 @@ impl PgStore {
                  SELECT id FROM deliveries
                  WHERE status = 'pending' AND next_attempt_at <= $1
                    AND (leased_until IS NULL OR leased_until <= $1)
-                 ORDER BY next_attempt_at LIMIT $3
+                 ORDER BY next_attempt_at, created_at, id LIMIT $3
                  FOR UPDATE SKIP LOCKED)
              RETURNING {DELIVERY_COLUMNS}"
         )))

@@ -224,7 +224,7 @@ impl SqliteStore {
                  SELECT id FROM deliveries
                  WHERE status = 'pending' AND next_attempt_at <= ?1
                    AND (leased_until IS NULL OR leased_until <= ?1)
-                 ORDER BY next_attempt_at LIMIT ?3
+                 ORDER BY next_attempt_at, created_at, id LIMIT ?3
                  )
              RETURNING {DELIVERY_COLUMNS}"
         )))

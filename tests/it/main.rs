@@ -1,6 +1,7 @@
 //! One integration-test binary (compiled and linked once), one module per area.
 
 mod backfill;
+mod budgets;
 mod cli_cost;
 mod collector;
 mod e2e_kill;

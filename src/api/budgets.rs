@@ -1,0 +1,536 @@
+//! Budgets: `POST|GET /v1/budgets`, `GET|PUT|DELETE /v1/budgets/{id}`,
+//! `GET /v1/budgets/{id}/status`, `GET /v1/budgets/check`, `GET /v1/alerts`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiError, AppState};
+use crate::budget::engine::{BudgetStatus, parse_stored};
+use crate::budget::{Budget, BudgetSpec, FieldError, WebhookFormat, new_budget_id, parse_spec};
+use crate::store::{AlertQuery, AlertRecord, StoreError, StoredBudget};
+
+pub(super) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_budget, list_budgets))
+        .routes(routes!(get_budget, replace_budget, delete_budget))
+        .routes(routes!(budget_status))
+        .routes(routes!(check_budgets))
+        .routes(routes!(list_alerts))
+}
+
+/// A budget as the API shows it: its id, spec (webhook secrets masked, except in the
+/// answer that created them) and where it came from.
+#[derive(Serialize, utoipa::ToSchema)]
+struct BudgetView {
+    id: String,
+    #[serde(flatten)]
+    spec: BudgetSpec,
+    /// `api` or `config` (declared in the config file, updated at each start).
+    source: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct BudgetList {
+    budgets: Vec<BudgetView>,
+}
+
+fn view(stored: &StoredBudget, spec: BudgetSpec, reveal_secrets: bool) -> BudgetView {
+    let mut spec = spec;
+    if !reveal_secrets {
+        for webhook in &mut spec.webhooks {
+            if webhook.secret.is_some() {
+                webhook.secret = Some("whsec_********".into());
+            }
+        }
+    }
+    BudgetView {
+        id: stored.id.clone(),
+        spec,
+        source: stored.source.clone(),
+        created_at: stored.created_at,
+        updated_at: stored.updated_at,
+    }
+}
+
+fn invalid(error: FieldError) -> ApiError {
+    ApiError::bad_request("invalid_budget", error.to_string())
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no budget {id:?}"),
+    )
+}
+
+impl From<crate::budget::FieldError> for ApiError {
+    fn from(error: FieldError) -> Self {
+        invalid(error)
+    }
+}
+
+/// Reads and checks a budget body: fields, webhook targets; generates missing secrets of
+/// JSON webhooks, keeping those of `previous` webhooks with the same URL.
+fn checked_spec(
+    state: &AppState,
+    body: &[u8],
+    previous: Option<&BudgetSpec>,
+) -> Result<Budget, ApiError> {
+    let mut spec = parse_spec(body)?;
+    for (index, webhook) in spec.webhooks.iter_mut().enumerate() {
+        state
+            .guard
+            .check_url(&webhook.url)
+            .map_err(|message| FieldError {
+                field: format!("webhooks[{index}].url"),
+                message,
+            })?;
+        if webhook.format == WebhookFormat::Json && webhook.secret.is_none() {
+            let kept = previous.and_then(|p| {
+                p.webhooks
+                    .iter()
+                    .find(|w| w.url == webhook.url)
+                    .and_then(|w| w.secret.clone())
+            });
+            webhook.secret = Some(kept.unwrap_or_else(crate::webhook::new_secret));
+        }
+    }
+    Ok(Budget::new(String::new(), spec)?)
+}
+
+fn conflict(error: StoreError, name: &str) -> ApiError {
+    match error {
+        StoreError::Conflict(_) => ApiError::new(
+            StatusCode::CONFLICT,
+            "name_taken",
+            format!("a budget is already named {name:?}"),
+        ),
+        other => other.into(),
+    }
+}
+
+/// Evaluates a budget now, so thresholds it starts over fire at once.
+async fn evaluate_now(state: &AppState, id: &str) {
+    let Ok(Some(stored)) = state.store.budget(id).await else {
+        return;
+    };
+    if let Ok(budget) = parse_stored(&stored)
+        && let Err(error) = state.budgets.evaluate(&budget, Utc::now()).await
+    {
+        tracing::warn!(message = "Evaluating a new budget failed.", budget = %budget.spec.name, %error);
+    }
+}
+
+/// Create a budget.
+///
+/// Webhook secrets are generated for `json` webhooks that give none, and shown in this
+/// answer only. A budget whose period is already over a threshold alerts at once.
+#[utoipa::path(
+    post,
+    path = "/v1/budgets",
+    tag = "budgets",
+    request_body = BudgetSpec,
+    responses(
+        (status = 201, description = "Created", body = BudgetView),
+        (status = 400, description = "A field is invalid; the message names it", body = super::openapi::ErrorBody),
+        (status = 409, description = "The name is taken", body = super::openapi::ErrorBody)
+    )
+)]
+async fn create_budget(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<BudgetView>), ApiError> {
+    let budget = checked_spec(&state, &body?, None)?;
+    let now = Utc::now();
+    let stored = StoredBudget {
+        id: new_budget_id(),
+        name: budget.spec.name.clone(),
+        spec_json: serde_json::to_string(&budget.spec)
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+        source: "api".into(),
+        created_at: now,
+        updated_at: now,
+    };
+    state
+        .store
+        .insert_budget(&stored)
+        .await
+        .map_err(|e| conflict(e, &stored.name))?;
+    evaluate_now(&state, &stored.id).await;
+    Ok((StatusCode::CREATED, Json(view(&stored, budget.spec, true))))
+}
+
+/// Every budget.
+#[utoipa::path(
+    get,
+    path = "/v1/budgets",
+    tag = "budgets",
+    responses((status = 200, description = "Budgets, by name", body = BudgetList))
+)]
+async fn list_budgets(State(state): State<AppState>) -> Result<Json<BudgetList>, ApiError> {
+    let budgets = state
+        .store
+        .budgets()
+        .await?
+        .iter()
+        .filter_map(|stored| {
+            let spec: BudgetSpec = serde_json::from_str(&stored.spec_json).ok()?;
+            Some(view(stored, spec, false))
+        })
+        .collect();
+    Ok(Json(BudgetList { budgets }))
+}
+
+async fn stored_budget(state: &AppState, id: &str) -> Result<(StoredBudget, BudgetSpec), ApiError> {
+    let stored = state.store.budget(id).await?.ok_or_else(|| not_found(id))?;
+    let spec = serde_json::from_str(&stored.spec_json)
+        .map_err(|e| ApiError::internal(format!("stored budget {id}: {e}")))?;
+    Ok((stored, spec))
+}
+
+/// One budget.
+#[utoipa::path(
+    get,
+    path = "/v1/budgets/{id}",
+    tag = "budgets",
+    params(("id" = String, Path, description = "The budget's id")),
+    responses(
+        (status = 200, description = "The budget", body = BudgetView),
+        (status = 404, description = "No such budget", body = super::openapi::ErrorBody)
+    )
+)]
+async fn get_budget(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<BudgetView>, ApiError> {
+    let (stored, spec) = stored_budget(&state, &id).await?;
+    Ok(Json(view(&stored, spec, false)))
+}
+
+/// Replace a budget. Secrets of webhooks whose URL is unchanged are kept when not given.
+#[utoipa::path(
+    put,
+    path = "/v1/budgets/{id}",
+    tag = "budgets",
+    params(("id" = String, Path, description = "The budget's id")),
+    request_body = BudgetSpec,
+    responses(
+        (status = 200, description = "Replaced", body = BudgetView),
+        (status = 400, description = "A field is invalid", body = super::openapi::ErrorBody),
+        (status = 404, description = "No such budget", body = super::openapi::ErrorBody),
+        (status = 409, description = "The name is taken", body = super::openapi::ErrorBody)
+    )
+)]
+async fn replace_budget(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<BudgetView>, ApiError> {
+    let (stored, previous) = stored_budget(&state, &id).await?;
+    let budget = checked_spec(&state, &body?, Some(&previous))?;
+    let updated = StoredBudget {
+        name: budget.spec.name.clone(),
+        spec_json: serde_json::to_string(&budget.spec)
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+        source: "api".into(),
+        updated_at: Utc::now(),
+        ..stored
+    };
+    if !state
+        .store
+        .update_budget(&updated)
+        .await
+        .map_err(|e| conflict(e, &updated.name))?
+    {
+        return Err(not_found(&id));
+    }
+    evaluate_now(&state, &id).await;
+    Ok(Json(view(&updated, budget.spec, false)))
+}
+
+/// Delete a budget. Its alert history stays.
+#[utoipa::path(
+    delete,
+    path = "/v1/budgets/{id}",
+    tag = "budgets",
+    params(("id" = String, Path, description = "The budget's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such budget", body = super::openapi::ErrorBody)
+    )
+)]
+async fn delete_budget(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.store.delete_budget(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&id))
+    }
+}
+
+/// An alert as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+struct AlertView {
+    id: String,
+    budget_id: String,
+    budget: String,
+    /// `threshold` or `forecast`.
+    kind: String,
+    /// `0.8`, `usd:450` or `forecast`.
+    threshold: String,
+    threshold_usd: Option<String>,
+    period_start: DateTime<Utc>,
+    period_end: DateTime<Utc>,
+    spend_usd: String,
+    limit_usd: String,
+    forecast_usd: Option<String>,
+    fired_at: DateTime<Utc>,
+    deliveries: Vec<DeliveryView>,
+}
+
+/// Where an alert's webhooks stand.
+#[derive(Serialize, utoipa::ToSchema)]
+struct DeliveryView {
+    id: String,
+    /// The target's host (the URL may carry a token).
+    host: String,
+    /// `pending`, `delivered` or `expired`.
+    status: String,
+    attempts: u32,
+    last_error: Option<String>,
+    delivered_at: Option<DateTime<Utc>>,
+}
+
+async fn alert_views(
+    state: &AppState,
+    alerts: Vec<AlertRecord>,
+) -> Result<Vec<AlertView>, ApiError> {
+    let mut views = Vec::with_capacity(alerts.len());
+    for alert in alerts {
+        let deliveries = state
+            .store
+            .deliveries(Some(&alert.id))
+            .await?
+            .into_iter()
+            .map(|d| DeliveryView {
+                host: reqwest::Url::parse(&d.url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                id: d.id,
+                status: d.status,
+                attempts: d.attempts,
+                last_error: d.last_error,
+                delivered_at: d.delivered_at,
+            })
+            .collect();
+        let usd = |amount: rust_decimal::Decimal| amount.normalize().to_string();
+        views.push(AlertView {
+            id: alert.id,
+            budget_id: alert.budget_id,
+            budget: alert.budget_name,
+            kind: alert.kind,
+            threshold: alert.threshold_key,
+            threshold_usd: alert.threshold.map(usd),
+            period_start: alert.period_start,
+            period_end: alert.period_end,
+            spend_usd: usd(alert.spend),
+            limit_usd: usd(alert.limit),
+            forecast_usd: alert.forecast.map(usd),
+            fired_at: alert.fired_at,
+            deliveries,
+        });
+    }
+    Ok(views)
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct StatusAnswer {
+    #[serde(flatten)]
+    status: BudgetStatus,
+    /// The forecast method, for people.
+    forecast_method: &'static str,
+    /// Alerts fired in the current period, newest first.
+    alerts: Vec<AlertView>,
+}
+
+const FORECAST_METHOD: &str = "spend so far plus the trailing rate (spend over the last 7 days of the period, or all of it if shorter, per second) times the time left; none before a tenth of the period or a day has passed";
+
+/// A budget's current period, spend, limit, utilization, forecast and alerts.
+#[utoipa::path(
+    get,
+    path = "/v1/budgets/{id}/status",
+    tag = "budgets",
+    params(("id" = String, Path, description = "The budget's id")),
+    responses(
+        (status = 200, description = "Status now", body = StatusAnswer),
+        (status = 404, description = "No such budget", body = super::openapi::ErrorBody)
+    )
+)]
+async fn budget_status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<StatusAnswer>, ApiError> {
+    let (stored, _) = stored_budget(&state, &id).await?;
+    let budget = parse_stored(&stored).map_err(ApiError::internal)?;
+    let status = state.budgets.status(&budget, Utc::now()).await?;
+    let alerts = state
+        .store
+        .alerts(&AlertQuery {
+            budget_id: Some(id),
+            from: None,
+            to: None,
+            limit: 1000,
+        })
+        .await?
+        .into_iter()
+        .filter(|a| a.period_start == status.period_start)
+        .collect();
+    Ok(Json(StatusAnswer {
+        status,
+        forecast_method: FORECAST_METHOD,
+        alerts: alert_views(&state, alerts).await?,
+    }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct CheckAnswer {
+    /// False when a hard budget covering the project (and model) has reached its limit.
+    allowed: bool,
+    budgets: Vec<BudgetStatus>,
+}
+
+/// May a project (and model) spend now? For a proxy that blocks requests over hard
+/// budgets. Answers from the statuses of the last evaluation (seconds old at most after
+/// ingest, `[alerts] evaluate_interval` at worst).
+#[utoipa::path(
+    get,
+    path = "/v1/budgets/check",
+    tag = "budgets",
+    params(
+        ("project" = String, Query, description = "The project about to spend"),
+        ("model" = Option<String>, Query, description = "The model it will use (the sheet's id)")
+    ),
+    responses(
+        (status = 200, description = "Whether to allow, and the budgets that cover it", body = CheckAnswer),
+        (status = 400, description = "No project", body = super::openapi::ErrorBody)
+    )
+)]
+async fn check_budgets(
+    State(state): State<AppState>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Result<Json<CheckAnswer>, ApiError> {
+    let Query(params) =
+        query.map_err(|r| ApiError::bad_request("invalid_parameter", r.body_text()))?;
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !["project", "model"].contains(&k.as_str()))
+    {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("invalid {unknown}: unknown parameter"),
+        ));
+    }
+    let project = params
+        .get("project")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::bad_request("invalid_parameter", "invalid project: required"))?;
+    let model = params.get("model").map(String::as_str);
+    let cached = state.budgets.cached_statuses();
+    let now = Utc::now();
+    let mut statuses = Vec::new();
+    for budget in state.budgets.budgets().await? {
+        if !budget.may_cover(project, model) {
+            continue;
+        }
+        let status = match cached.get(&budget.id) {
+            Some(status) if status.period_end > now => status.clone(),
+            _ => state.budgets.evaluate(&budget, now).await?,
+        };
+        statuses.push(status);
+    }
+    let allowed = !statuses.iter().any(|s| s.hard && s.exceeded);
+    Ok(Json(CheckAnswer {
+        allowed,
+        budgets: statuses,
+    }))
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct AlertList {
+    alerts: Vec<AlertView>,
+}
+
+/// Alert history, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/alerts",
+    tag = "budgets",
+    params(
+        ("budget" = Option<String>, Query, description = "Only this budget's (its id)"),
+        ("from" = Option<String>, Query, description = "Fired at or after (RFC 3339)"),
+        ("to" = Option<String>, Query, description = "Fired before (RFC 3339)"),
+        ("limit" = Option<u32>, Query, description = "At most this many (default 100, at most 1000)")
+    ),
+    responses(
+        (status = 200, description = "Alerts", body = AlertList),
+        (status = 400, description = "A parameter is invalid", body = super::openapi::ErrorBody)
+    )
+)]
+async fn list_alerts(
+    State(state): State<AppState>,
+    query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
+) -> Result<Json<AlertList>, ApiError> {
+    let Query(params) =
+        query.map_err(|r| ApiError::bad_request("invalid_parameter", r.body_text()))?;
+    let bad = |parameter: &str, message: String| {
+        ApiError::bad_request(
+            "invalid_parameter",
+            format!("invalid {parameter}: {message}"),
+        )
+    };
+    let mut query = AlertQuery {
+        limit: 100,
+        ..AlertQuery::default()
+    };
+    for (name, value) in &params {
+        match name.as_str() {
+            "budget" => query.budget_id = Some(value.clone()),
+            "from" | "to" => {
+                let time =
+                    crate::spend::parse_time(name, value).map_err(|e| bad(name, e.message))?;
+                if name == "from" {
+                    query.from = Some(time);
+                } else {
+                    query.to = Some(time);
+                }
+            }
+            "limit" => {
+                query.limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| bad("limit", "a number from 1 to 1000".into()))?;
+            }
+            other => return Err(bad(other, "unknown parameter".into())),
+        }
+    }
+    let alerts = state.store.alerts(&query).await?;
+    Ok(Json(AlertList {
+        alerts: alert_views(&state, alerts).await?,
+    }))
+}
