@@ -161,7 +161,10 @@ impl Engine {
         let mut ticks = tokio::time::interval(self.config.evaluate_interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // The timer first: a steady stream of commits never starves the periodic
+            // evaluation (and digests), and the one at startup runs before any other.
             let touched = tokio::select! {
+                biased;
                 _ = ticks.tick() => None,
                 _ = self.changes.changed() => {
                     tokio::time::sleep(self.config.debounce).await;

@@ -73,7 +73,8 @@ impl From<sqlx::Error> for StoreError {
                     || code == "40001"
                 {
                     StoreError::Unavailable(error)
-                } else if code == "23505" {
+                } else if matches!(code.as_ref(), "23505" | "2067" | "1555") {
+                    // Unique violations: Postgres, SQLite (UNIQUE, PRIMARY KEY).
                     StoreError::Conflict(db.message().to_owned())
                 } else {
                     StoreError::Other(error)

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::{binary, book};
 use crate::http_ingest::TestServer;
+use crate::metrics::{promtool_check, sample, scrape_until};
 use crate::pg::TestDb;
 use crate::store_contract::{intake_batch, pg_store};
 
@@ -298,6 +299,33 @@ async fn thresholds_fire_once_each_with_a_signed_payload() {
             assert_eq!(delivery["attempts"], 1);
         }
     }
+    // The same state in /metrics, clean under promtool.
+    let series = |name: &str| format!(r#"{name}{{budget="search-monthly"}}"#);
+    let metrics = scrape_until(&server, |body| {
+        sample(body, &series("llm_meter_budget_spend_usd")) == Some(11.0)
+            && sample(
+                body,
+                r#"llm_meter_webhook_deliveries_total{outcome="delivered"}"#,
+            ) == Some(8.0)
+    })
+    .await;
+    assert_eq!(
+        sample(&metrics, &series("llm_meter_budget_limit_usd")),
+        Some(10.0)
+    );
+    assert_eq!(
+        sample(&metrics, &series("llm_meter_budget_utilization_ratio")),
+        Some(1.1)
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"llm_meter_alerts_total{budget="search-monthly",kind="threshold"}"#
+        ),
+        Some(4.0)
+    );
+    promtool_check(&metrics);
+
     // A later evaluation fires nothing again.
     server.daemon.stop().await.unwrap();
     assert_eq!(receiver.received().len(), 8);
@@ -614,4 +642,118 @@ async fn two_serve_processes_on_one_database_deliver_each_threshold_once() {
     .await
     .unwrap();
     assert_eq!(alerts.len(), 4);
+}
+
+/// A record costing `dollars` at `time`.
+fn record_at(id: &str, project: &str, dollars: u64, time: chrono::DateTime<Utc>) -> String {
+    format!(
+        r#"{{"id":"{id}","time":"{}","project":"{project}","provider":"anthropic","model":"claude-haiku-4-5","tokens":{{"input":{}}}}}"#,
+        time.to_rfc3339(),
+        dollars * 1_000_000
+    )
+}
+
+#[tokio::test]
+async fn a_daily_digest_reports_yesterday_once_across_restarts() {
+    let db = TestDb::new().await;
+    let receiver = Receiver::start(0).await;
+    let today = Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let yesterday = today - chrono::Duration::days(1);
+    // Yesterday: search $3 + $4, ads $2. Before yesterday and today: not in the digest.
+    let store = pg_store(&db).await;
+    let lines = [
+        record_at("d1", "search", 3, yesterday + chrono::Duration::hours(1)),
+        record_at("d2", "search", 4, today - chrono::Duration::seconds(1)),
+        record_at("d3", "ads", 2, yesterday),
+        record_at("d4", "ads", 50, yesterday - chrono::Duration::seconds(1)),
+        record_at("d5", "ads", 70, today),
+    ];
+    let batch = intake_batch(&book(), &lines);
+    llm_meter::store::Store::write(store.as_ref(), &[&batch])
+        .await
+        .unwrap();
+
+    // A budget too, so that an alert shows when the second daemon's loop has run.
+    let mut config = Config::from_toml(&format!(
+        r#"
+[webhooks]
+allow = ["127.0.0.1"]
+poll_interval = "50ms"
+[alerts]
+debounce = "10ms"
+evaluate_interval = "1h"
+[[digests]]
+name = "daily"
+cron = "0 0 0 * * *"
+webhook = {{ url = "{url}/digest", secret = "{SECRET}" }}
+[[budgets]]
+name = "ads-daily"
+project = "ads"
+limit_usd = "1000"
+period = "day"
+thresholds = [{{ usd = "100" }}]
+webhooks = [{{ url = "{url}/alert", secret = "{SECRET}" }}]
+"#,
+        url = receiver.url
+    ))
+    .unwrap();
+    config.database_url = Some(db.url.clone());
+    // The first evaluation at startup sends the digest of the day that ended at midnight.
+    let server = TestServer::start_with(config.clone()).await;
+    let got = receiver
+        .wait_for("the digest", |r| r.iter().any(|r| r.path == "/digest"))
+        .await;
+    let digest = got.iter().find(|r| r.path == "/digest").unwrap();
+    assert!(signature_is_valid(digest));
+    let body: Value = serde_json::from_str(&digest.body).unwrap();
+    assert_eq!(body["type"], "spend.digest");
+    assert_eq!(body["digest"], "daily");
+    assert_eq!(
+        body["period_start"].as_str().unwrap(),
+        yesterday.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    );
+    assert_eq!(
+        body["period_end"].as_str().unwrap(),
+        today.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    );
+    assert_eq!(body["total_usd"], "9");
+    let mut rows: Vec<(String, String, u64)> = body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["project"].as_str().unwrap().to_owned(),
+                r["cost_usd"].as_str().unwrap().to_owned(),
+                r["requests"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            ("ads".into(), "2".into(), 1),
+            ("search".into(), "7".into(), 2)
+        ]
+    );
+
+    // A restart does not send the same digest again. The loop evaluates at startup before
+    // it looks at commits, so once the alert below arrives, that evaluation has run.
+    server.daemon.stop().await.unwrap();
+    let server = TestServer::start_with(config).await;
+    let (status, _) = server
+        .post("/v1/usage", "application/x-ndjson", record("r1", "ads", 40))
+        .await;
+    assert_eq!(status, 200);
+    let got = receiver
+        .wait_for("the alert", |r| r.iter().any(|r| r.path == "/alert"))
+        .await;
+    server.daemon.stop().await.unwrap();
+    let digests = got.iter().filter(|r| r.path == "/digest").count();
+    assert_eq!(digests, 1, "{got:#?}");
 }

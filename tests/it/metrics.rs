@@ -41,7 +41,7 @@ async fn scrape(server: &TestServer) -> String {
 }
 
 /// Scrapes until `ready` holds (the gauges refresh on an interval; the tailer polls).
-async fn scrape_until(server: &TestServer, ready: impl Fn(&str) -> bool) -> String {
+pub async fn scrape_until(server: &TestServer, ready: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let body = scrape(server).await;
@@ -57,13 +57,13 @@ async fn scrape_until(server: &TestServer, ready: impl Fn(&str) -> bool) -> Stri
 }
 
 /// The value of one sample line, by its exact name and labels.
-fn sample(body: &str, series: &str) -> Option<f64> {
+pub fn sample(body: &str, series: &str) -> Option<f64> {
     body.lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
         .map(|value| value.trim().parse().unwrap())
 }
 
-fn promtool_check(body: &str) {
+pub fn promtool_check(body: &str) {
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

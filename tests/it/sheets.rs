@@ -269,4 +269,16 @@ fn the_example_config_parses_and_documents_every_section() {
         config.metrics.refresh_interval,
         std::time::Duration::from_secs(15)
     );
+    assert_eq!(config.budgets.len(), 1);
+    assert_eq!(config.budgets[0].webhooks.len(), 2);
+    assert_eq!(config.digests.len(), 1);
+    assert_eq!(config.webhooks.allow.len(), 2);
+    assert_eq!(
+        config.alerts.debounce,
+        std::time::Duration::from_millis(100)
+    );
+    for budget in &config.budgets {
+        llm_meter::budget::Budget::new(String::new(), budget.clone())
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
 }

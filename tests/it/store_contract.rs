@@ -698,3 +698,190 @@ async fn sums_past_nine_million_dollars_do_not_overflow() {
         }
     }
 }
+
+#[tokio::test]
+async fn alerts_are_recorded_once_and_deliveries_leased_retried_and_finished() {
+    use chrono::DurationRound;
+    use llm_meter::store::{
+        AlertQuery, AlertRecord, DeliveryAttempt, DeliveryOutcome, NewDelivery, StoreError,
+        StoredBudget,
+    };
+    // Stores keep microseconds.
+    let now = chrono::Utc::now()
+        .duration_trunc(chrono::Duration::microseconds(1))
+        .unwrap();
+    let hour = chrono::Duration::hours(1);
+    for backend in Backend::both().await {
+        let at = backend.name();
+        let store = backend.store();
+        let budget = StoredBudget {
+            id: "bud_1".into(),
+            name: "b".into(),
+            spec_json: r#"{"name":"b","limit_usd":"1","period":"day"}"#.into(),
+            source: "api".into(),
+            created_at: now,
+            updated_at: now,
+        };
+        store.insert_budget(&budget).await.unwrap();
+        let taken = store
+            .insert_budget(&StoredBudget {
+                id: "bud_2".into(),
+                ..budget.clone()
+            })
+            .await;
+        assert!(
+            matches!(taken, Err(StoreError::Conflict(_))),
+            "{at}: {taken:?}"
+        );
+        let stored = store.budgets().await.unwrap();
+        assert_eq!(stored.len(), 1, "{at}");
+        let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+        assert_eq!(json(&stored[0].spec_json), json(&budget.spec_json), "{at}");
+        assert_eq!(
+            StoredBudget {
+                spec_json: budget.spec_json.clone(),
+                ..stored[0].clone()
+            },
+            budget,
+            "{at}"
+        );
+
+        let alert = |id: &str| AlertRecord {
+            id: id.into(),
+            budget_id: "bud_1".into(),
+            budget_name: "b".into(),
+            period_start: now - hour,
+            period_end: now + hour,
+            kind: "threshold".into(),
+            threshold_key: "0.5".into(),
+            threshold: Some(Decimal::new(5, 1)),
+            spend: Decimal::new(7, 1),
+            limit: Decimal::ONE,
+            forecast: None,
+            fired_at: now,
+        };
+        let delivery = |id: &str| NewDelivery {
+            id: id.into(),
+            url: "https://hooks.example.com/x".into(),
+            format: "json".into(),
+            secret: None,
+            body: "{}".into(),
+            expires_at: now + hour,
+        };
+        // The same (budget, period, threshold) twice: the second writes nothing.
+        assert!(
+            store
+                .fire_alert(&alert("a1"), &[delivery("m1")])
+                .await
+                .unwrap(),
+            "{at}"
+        );
+        assert!(
+            !store
+                .fire_alert(&alert("a2"), &[delivery("m2")])
+                .await
+                .unwrap(),
+            "{at}"
+        );
+        let alerts = store
+            .alerts(&AlertQuery {
+                limit: 10,
+                ..AlertQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(alerts, [alert("a1")], "{at}");
+        assert_eq!(store.deliveries(None).await.unwrap().len(), 1, "{at}");
+
+        // Leased once: a second claim within the lease gets nothing.
+        let lease = Duration::from_secs(60);
+        let claimed = store.claim_deliveries(now, 10, lease).await.unwrap();
+        assert_eq!(claimed.len(), 1, "{at}");
+        assert!(
+            store
+                .claim_deliveries(now, 10, lease)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{at}"
+        );
+        // A failed attempt schedules a retry; after the lease it is due again.
+        let attempt = |n: u32, code: u16| DeliveryAttempt {
+            delivery_id: "m1".into(),
+            attempt: n,
+            at: now,
+            status_code: Some(code),
+            duration_ms: 12,
+            error: (code != 200).then(|| format!("HTTP {code}")),
+            response: Some("r".into()),
+        };
+        let retry_at = now + chrono::Duration::seconds(30);
+        store
+            .finish_attempt(&attempt(1, 500), &DeliveryOutcome::Retry { at: retry_at })
+            .await
+            .unwrap();
+        assert!(
+            store
+                .claim_deliveries(now, 10, lease)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{at}: not due yet"
+        );
+        let again = store.claim_deliveries(retry_at, 10, lease).await.unwrap();
+        assert_eq!(again.len(), 1, "{at}");
+        assert_eq!(again[0].attempts, 1, "{at}");
+        store
+            .finish_attempt(&attempt(2, 200), &DeliveryOutcome::Delivered)
+            .await
+            .unwrap();
+        let done = store.deliveries(Some("a1")).await.unwrap();
+        assert_eq!(
+            (done[0].status.as_str(), done[0].attempts),
+            ("delivered", 2),
+            "{at}"
+        );
+        assert!(
+            store
+                .claim_deliveries(now + hour, 10, lease)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{at}"
+        );
+        let attempts = store.delivery_attempts("m1").await.unwrap();
+        assert_eq!(attempts, [attempt(1, 500), attempt(2, 200)], "{at}");
+
+        // A digest period is claimed once, with its delivery.
+        assert!(
+            store
+                .claim_digest("weekly", now, &[delivery("m3")])
+                .await
+                .unwrap(),
+            "{at}"
+        );
+        assert!(
+            !store
+                .claim_digest("weekly", now, &[delivery("m4")])
+                .await
+                .unwrap(),
+            "{at}"
+        );
+        assert_eq!(store.deliveries(None).await.unwrap().len(), 2, "{at}");
+
+        assert!(store.delete_budget("bud_1").await.unwrap(), "{at}");
+        assert!(!store.delete_budget("bud_1").await.unwrap(), "{at}");
+        assert_eq!(
+            store
+                .alerts(&AlertQuery {
+                    limit: 10,
+                    ..AlertQuery::default()
+                })
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "{at}: history stays"
+        );
+    }
+}
