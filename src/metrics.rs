@@ -35,6 +35,7 @@ pub struct Metrics {
     pub cost_usd: CounterVec,
     pub tokens: IntCounterVec,
     pub requests: IntCounterVec,
+    pub batch_requests: IntCounterVec,
     pub unpriced_requests: IntCounterVec,
     pub ingest_records: IntCounterVec,
     pub ingest_batch_seconds: HistogramVec,
@@ -44,6 +45,7 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_request_seconds: HistogramVec,
     pub project_spend_usd: GaugeVec,
+    pub project_savings_usd: GaugeVec,
     pub store_gauges_refreshed: prometheus::Gauge,
     pub budget_spend_usd: GaugeVec,
     pub budget_limit_usd: GaugeVec,
@@ -53,6 +55,7 @@ pub struct Metrics {
     pub webhook_deliveries: IntCounterVec,
     /// The label keys each store-derived gauge family shows now.
     spend_projects: Mutex<HashSet<String>>,
+    savings_projects: Mutex<HashSet<String>>,
     pub(crate) budget_names: Mutex<HashSet<String>>,
     usage_series: Mutex<HashSet<(String, String, String)>>,
 }
@@ -88,6 +91,14 @@ impl Metrics {
                 Opts::new(
                     "llm_meter_requests_total",
                     "Usage records (LLM requests) this process stored.",
+                ),
+                &usage,
+            )
+            .expect("valid metric"),
+            batch_requests: IntCounterVec::new(
+                Opts::new(
+                    "llm_meter_batch_requests_total",
+                    "Stored usage records sent through a batch API or the flex tier (discounted rates).",
                 ),
                 &usage,
             )
@@ -170,6 +181,14 @@ impl Metrics {
                 &["project", "period"],
             )
             .expect("valid metric"),
+            project_savings_usd: GaugeVec::new(
+                Opts::new(
+                    "llm_meter_project_savings_usd",
+                    "What prompt caching (kind=cache; negative when cache writes cost more than reads saved) and batch or flex pricing (kind=batch) took off list price per project, period to date, read from the store.",
+                ),
+                &["project", "period", "kind"],
+            )
+            .expect("valid metric"),
             store_gauges_refreshed: prometheus::Gauge::new(
                 "llm_meter_store_gauges_refreshed_timestamp_seconds",
                 "When the store-derived gauges were last read from the store (Unix time).",
@@ -222,6 +241,7 @@ impl Metrics {
             .expect("valid metric"),
             registry,
             spend_projects: Mutex::new(HashSet::new()),
+            savings_projects: Mutex::new(HashSet::new()),
             budget_names: Mutex::new(HashSet::new()),
             usage_series: Mutex::new(HashSet::new()),
         };
@@ -229,6 +249,7 @@ impl Metrics {
             Box::new(metrics.cost_usd.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(metrics.tokens.clone()),
             Box::new(metrics.requests.clone()),
+            Box::new(metrics.batch_requests.clone()),
             Box::new(metrics.unpriced_requests.clone()),
             Box::new(metrics.ingest_records.clone()),
             Box::new(metrics.ingest_batch_seconds.clone()),
@@ -238,6 +259,7 @@ impl Metrics {
             Box::new(metrics.http_requests.clone()),
             Box::new(metrics.http_request_seconds.clone()),
             Box::new(metrics.project_spend_usd.clone()),
+            Box::new(metrics.project_savings_usd.clone()),
             Box::new(metrics.store_gauges_refreshed.clone()),
             Box::new(metrics.budget_spend_usd.clone()),
             Box::new(metrics.budget_limit_usd.clone()),
@@ -272,6 +294,7 @@ impl Metrics {
         #[derive(Default)]
         struct Sums {
             requests: u64,
+            batch: u64,
             unpriced: u64,
             tokens: [u64; 6],
             cost: f64,
@@ -288,6 +311,9 @@ impl Metrics {
                 .entry((record.project.as_str(), record.provider.as_str(), model))
                 .or_default();
             sums.requests += 1;
+            if record.batch || record.service_tier == "flex" {
+                sums.batch += 1;
+            }
             for (slot, (_, count)) in sums.tokens.iter_mut().zip(record.tokens.iter()) {
                 *slot += count;
             }
@@ -310,6 +336,11 @@ impl Metrics {
                         .with_label_values(&[project, provider, model.as_str(), bucket.as_str()])
                         .inc_by(count);
                 }
+            }
+            if sums.batch > 0 {
+                self.batch_requests
+                    .with_label_values(&labels)
+                    .inc_by(sums.batch);
             }
             if sums.requests > sums.unpriced {
                 self.cost_usd.with_label_values(&labels).inc_by(sums.cost);
@@ -379,12 +410,13 @@ pub async fn refresh_store_gauges(
         to,
         group_by: vec![Dimension::Project],
         filter: UsageFilter::default(),
-        measures: Measures::Spend,
+        // Spend and savings.
+        measures: Measures::All,
     };
     let month = store.usage(&by_project(period(TimeBucket::Month))).await?;
     let day = store.usage(&by_project(period(TimeBucket::Day))).await?;
-    let today: std::collections::HashMap<&str, Decimal> =
-        day.iter().map(|a| (a.keys[0].as_str(), a.cost)).collect();
+    let today: std::collections::HashMap<&str, &crate::store::UsageAggregate> =
+        day.iter().map(|a| (a.keys[0].as_str(), a)).collect();
     // The projects that spent most this month, if there are more than the cap.
     let mut month: Vec<&crate::store::UsageAggregate> = month.iter().collect();
     month.sort_by(|a, b| b.cost.cmp(&a.cost).then_with(|| a.keys.cmp(&b.keys)));
@@ -397,13 +429,39 @@ pub async fn refresh_store_gauges(
             .project_spend_usd
             .with_label_values(&[project, "month"])
             .set(as_f64(aggregate.cost));
+        let day = today.get(project);
         metrics
             .project_spend_usd
             .with_label_values(&[project, "day"])
-            .set(as_f64(today.get(project).copied().unwrap_or_default()));
+            .set(as_f64(day.map_or(Decimal::ZERO, |a| a.cost)));
+        for (period, aggregate) in [("month", Some(aggregate)), ("day", day.copied())] {
+            for (kind, saved) in [
+                ("cache", aggregate.map(|a| a.cache_savings)),
+                ("batch", aggregate.map(|a| a.batch_savings)),
+            ] {
+                metrics
+                    .project_savings_usd
+                    .with_label_values(&[project, period, kind])
+                    .set(as_f64(saved.unwrap_or_default()));
+            }
+        }
         shown.insert(project.to_owned());
     }
     // Set first, then drop projects no longer shown: a scrape never sees a gap.
+    metrics.retain_series(
+        &metrics.project_savings_usd,
+        &metrics.savings_projects,
+        shown.clone(),
+        |project| {
+            let mut series = Vec::new();
+            for period in ["month", "day"] {
+                for kind in ["cache", "batch"] {
+                    series.push(vec![project.to_owned(), period.to_owned(), kind.to_owned()]);
+                }
+            }
+            series
+        },
+    );
     metrics.retain_series(
         &metrics.project_spend_usd,
         &metrics.spend_projects,

@@ -4,6 +4,7 @@ mod backfill;
 mod budgets;
 mod cli_cost;
 mod collector;
+mod dashboards;
 mod e2e_kill;
 mod garbage;
 mod helpers;

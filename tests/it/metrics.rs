@@ -149,6 +149,7 @@ async fn every_contract_metric_is_exposed_and_clean_under_promtool() {
         "llm_meter_ingest_batch_seconds",
         "llm_meter_collector_lag_bytes",
         "llm_meter_project_spend_usd",
+        "llm_meter_project_savings_usd",
         "llm_meter_http_requests_total",
         "llm_meter_http_request_seconds",
     ] {

@@ -885,3 +885,73 @@ async fn alerts_are_recorded_once_and_deliveries_leased_retried_and_finished() {
         );
     }
 }
+
+#[tokio::test]
+async fn finance_views_sum_the_rollups_exactly_per_utc_month() {
+    let book = book();
+    // The same generated usage, some of it moved from April 1 to March 31.
+    let lines: Vec<String> = generated_lines("fv", 0..600)
+        .into_iter()
+        .enumerate()
+        .map(|(i, line)| {
+            if i % 2 == 0 {
+                line.replace("2026-04-01", "2026-03-31")
+            } else {
+                line
+            }
+        })
+        .collect();
+    let (march, april): (Vec<String>, Vec<String>) = lines
+        .iter()
+        .cloned()
+        .partition(|l| l.contains("2026-03-31"));
+    let expected_by_month = [expected(&book, &march), expected(&book, &april)];
+    const SQL: &str = "SELECT project, CAST(sum(cost_nanos) AS BIGINT), \
+         CAST(sum(requests) AS BIGINT) \
+         FROM finance_spend_monthly GROUP BY month, project ORDER BY month, project";
+    const EXACT: &str = "SELECT CAST(cost_usd AS TEXT), CAST(cost_nanos AS BIGINT) \
+         FROM finance_spend_daily";
+    for backend in Backend::both().await {
+        let at = backend.name();
+        let batch = intake_batch(&book, &lines);
+        backend.store().write(&[&batch]).await.unwrap();
+        type Row = (String, i64, i64);
+        let (rows, exact): (Vec<Row>, Vec<(String, i64)>) = match &backend {
+            Backend::Sqlite { store, .. } => (
+                sqlx::query_as(SQL).fetch_all(store.pool()).await.unwrap(),
+                sqlx::query_as(EXACT).fetch_all(store.pool()).await.unwrap(),
+            ),
+            Backend::Postgres { store, .. } => (
+                sqlx::query_as(SQL).fetch_all(store.pool()).await.unwrap(),
+                sqlx::query_as(EXACT).fetch_all(store.pool()).await.unwrap(),
+            ),
+        };
+        // Three projects in each of the two months, March first.
+        assert_eq!(rows.len(), 6, "{at}: {rows:?}");
+        for (month, expected) in rows.chunks(3).zip(&expected_by_month) {
+            let got: BTreeMap<String, Decimal> = month
+                .iter()
+                .map(|(project, nanos, _)| (project.clone(), llm_meter::money::from_nanos(*nanos)))
+                .collect();
+            let want: BTreeMap<String, Decimal> = expected
+                .cost_by_project
+                .iter()
+                .map(|(p, c)| (p.clone(), *c))
+                .collect();
+            assert_eq!(got, want, "{at}");
+            let requests: i64 = month.iter().map(|r| r.2).sum();
+            assert_eq!(requests as u64, expected.requests, "{at}");
+        }
+        // The decimal column is the nano-dollar sum, every digit.
+        assert!(!exact.is_empty());
+        for (text, nanos) in exact {
+            let value: Decimal = text.parse().unwrap();
+            assert_eq!(value, llm_meter::money::from_nanos(nanos), "{at}: {text}");
+            assert_eq!(
+                text.split('.').nth(1).map(str::len),
+                Some(9),
+                "{at}: {text}"
+            );
+        }
+    }
+}
