@@ -193,8 +193,13 @@ pub enum TokenCommand {
         project: Vec<String>,
         #[arg(long, value_name = "N")]
         name: Option<String>,
+        /// Expire after this long (`90d`, `12h`).
         #[arg(long, value_name = "DURATION")]
         expires: Option<String>,
+        /// Store nothing: print a `[[tokens]]` entry (with the token's hash) for the config
+        /// file, then the token.
+        #[arg(long)]
+        for_config: bool,
     },
     /// List tokens (never their secrets).
     List,

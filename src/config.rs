@@ -63,6 +63,11 @@ pub struct Config {
     pub alerts: crate::budget::engine::AlertsConfig,
     #[serde(default)]
     pub webhooks: crate::webhook::WebhookConfig,
+    /// API tokens given by hash (`[[tokens]]`), beside those `token create` stores.
+    #[serde(default)]
+    pub tokens: Vec<crate::auth::ConfigToken>,
+    #[serde(default)]
+    pub limits: crate::api::Limits,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -100,6 +105,9 @@ pub struct ServerConfig {
     /// Listen address, `127.0.0.1:7464` by default.
     #[serde(default)]
     pub listen: Option<String>,
+    /// Serve `GET /metrics` without a token, for a Prometheus that cannot send one.
+    #[serde(default)]
+    pub metrics_open: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]

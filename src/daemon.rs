@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::api::{self, AppState, Limits};
+use crate::api::{self, AppState};
 use crate::budget::engine::Engine;
 use crate::collect::Collector;
 use crate::config::Config;
@@ -80,15 +80,20 @@ impl Daemon {
             .map_err(anyhow::Error::msg)?,
         );
         upsert_config_budgets(store.as_ref(), &config.budgets).await?;
+        let auth = crate::auth::Authenticator::new(store.clone(), &config.tokens)
+            .map_err(anyhow::Error::msg)?;
         let state = AppState {
             store: store.clone(),
             pipeline,
             book,
             metrics: metrics.clone(),
             default_project: Arc::from(DEFAULT_PROJECT),
-            limits: Limits::default(),
+            limits: config.limits.clone(),
             budgets: engine.clone(),
             guard: guard.clone(),
+            auth: Arc::new(auth),
+            rate_limiter: Arc::new(api::rate_limiter(&config.limits)),
+            metrics_open: config.server.metrics_open,
         };
         let addr = listener.local_addr()?;
         let (stop_collectors, collectors_stop) = watch::channel(false);

@@ -303,6 +303,9 @@ async fn write_merged(
 pub struct Rejection {
     pub index: usize,
     pub error: String,
+    /// Refused because the caller's token may not write its project (not a bad record).
+    #[serde(skip)]
+    pub forbidden: bool,
 }
 
 /// The prepare stage for one request, file chunk or span batch: turns texts (or parsed
@@ -314,6 +317,8 @@ pub struct Intake<'b> {
     now: DateTime<Utc>,
     pub batch: WriteBatch,
     pub rejections: Vec<Rejection>,
+    /// The projects records may be written to; `None`: any.
+    allowed_projects: Option<Arc<std::collections::BTreeSet<String>>>,
 }
 
 impl<'b> Intake<'b> {
@@ -325,7 +330,36 @@ impl<'b> Intake<'b> {
             now,
             batch: WriteBatch::default(),
             rejections: Vec::new(),
+            allowed_projects: None,
         }
+    }
+
+    /// Refuses records of other projects (an ingest token's scope). They are answered
+    /// as rejections but not kept as dead letters: nothing of them is stored.
+    pub fn with_allowed_projects(
+        mut self,
+        projects: Option<Arc<std::collections::BTreeSet<String>>>,
+    ) -> Self {
+        self.allowed_projects = projects;
+        self
+    }
+
+    fn accept(&mut self, index: usize, priced: crate::prepare::PricedRecord) {
+        let project = &priced.record.project;
+        if let Some(allowed) = &self.allowed_projects
+            && !allowed.contains(project)
+        {
+            self.rejections.push(Rejection {
+                index,
+                error: format!("this token may not write to project {project:?}"),
+                forbidden: true,
+            });
+            return;
+        }
+        self.batch.events.push(NewEvent {
+            priced,
+            source: self.source.clone(),
+        });
     }
 
     /// Names where dead letters came from in more detail than the source kind
@@ -338,10 +372,7 @@ impl<'b> Intake<'b> {
     /// Parses, normalises and prices one record's text; a failure becomes a dead letter.
     pub fn add_text(&mut self, index: usize, text: &str) {
         match self.preparer.prepare(text, self.now) {
-            Ok(priced) => self.batch.events.push(NewEvent {
-                priced,
-                source: self.source.clone(),
-            }),
+            Ok(priced) => self.accept(index, priced),
             Err(error) => self.reject(index, error.code(), &error.to_string(), text),
         }
     }
@@ -366,10 +397,7 @@ impl<'b> Intake<'b> {
     /// Adds a record that was parsed elsewhere (OTLP spans).
     pub fn add_parsed(&mut self, index: usize, parsed: ParsedUsage, original: &str) {
         match self.preparer.prepare_parsed(parsed, self.now) {
-            Ok(priced) => self.batch.events.push(NewEvent {
-                priced,
-                source: self.source.clone(),
-            }),
+            Ok(priced) => self.accept(index, priced),
             Err(error) => self.reject(index, error.code(), &error.to_string(), original),
         }
     }
@@ -386,6 +414,7 @@ impl<'b> Intake<'b> {
         self.rejections.push(Rejection {
             index,
             error: reason.to_owned(),
+            forbidden: false,
         });
     }
 

@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod api;
+pub mod auth;
 pub mod budget;
 pub mod cli;
 pub mod collect;

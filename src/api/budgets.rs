@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -14,6 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, AppState};
+use crate::auth::Principal;
 use crate::budget::engine::{BudgetStatus, parse_stored};
 use crate::budget::{Budget, BudgetSpec, FieldError, WebhookFormat, new_budget_id, parse_spec};
 use crate::store::{AlertQuery, AlertRecord, StoreError, StoredBudget};
@@ -179,7 +180,10 @@ async fn create_budget(
     tag = "budgets",
     responses((status = 200, description = "Budgets, by name", body = BudgetList))
 )]
-async fn list_budgets(State(state): State<AppState>) -> Result<Json<BudgetList>, ApiError> {
+async fn list_budgets(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<BudgetList>, ApiError> {
     let budgets = state
         .store
         .budgets()
@@ -187,16 +191,53 @@ async fn list_budgets(State(state): State<AppState>) -> Result<Json<BudgetList>,
         .iter()
         .filter_map(|stored| {
             let spec: BudgetSpec = serde_json::from_str(&stored.spec_json).ok()?;
-            Some(view(stored, spec, false))
+            visible(&principal, &spec).then(|| view(stored, spec, false))
         })
         .collect();
     Ok(Json(BudgetList { budgets }))
 }
 
-async fn stored_budget(state: &AppState, id: &str) -> Result<(StoredBudget, BudgetSpec), ApiError> {
+/// Whether a principal may see a budget: one scoped to projects sees the budgets of
+/// those projects only (not the ones that span every project).
+fn visible(principal: &Principal, spec: &BudgetSpec) -> bool {
+    principal.projects.is_none()
+        || spec
+            .project
+            .as_deref()
+            .is_some_and(|p| principal.may_access(p))
+}
+
+/// Whether a path or parameter could be a budget id at all (what `new_budget_id` makes):
+/// anything else is looked up nowhere.
+fn is_budget_id(id: &str) -> bool {
+    id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn hidden_budget(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden_project",
+        format!("this token may not see budget {id}: it is not one of its projects'"),
+    )
+}
+
+async fn stored_budget(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<(StoredBudget, BudgetSpec), ApiError> {
+    if !is_budget_id(id) {
+        return Err(not_found(id));
+    }
     let stored = state.store.budget(id).await?.ok_or_else(|| not_found(id))?;
-    let spec = serde_json::from_str(&stored.spec_json)
+    let spec: BudgetSpec = serde_json::from_str(&stored.spec_json)
         .map_err(|e| ApiError::internal(format!("stored budget {id}: {e}")))?;
+    if !visible(principal, &spec) {
+        return Err(hidden_budget(id));
+    }
     Ok((stored, spec))
 }
 
@@ -213,9 +254,10 @@ async fn stored_budget(state: &AppState, id: &str) -> Result<(StoredBudget, Budg
 )]
 async fn get_budget(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<BudgetView>, ApiError> {
-    let (stored, spec) = stored_budget(&state, &id).await?;
+    let (stored, spec) = stored_budget(&state, &principal, &id).await?;
     Ok(Json(view(&stored, spec, false)))
 }
 
@@ -238,7 +280,7 @@ async fn replace_budget(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<BudgetView>, ApiError> {
-    let (stored, previous) = stored_budget(&state, &id).await?;
+    let (stored, previous) = stored_budget(&state, &Principal::open(), &id).await?;
     let budget = checked_spec(&state, &body?, Some(&previous))?;
     let updated = StoredBudget {
         name: budget.spec.name.clone(),
@@ -275,7 +317,7 @@ async fn delete_budget(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.store.delete_budget(&id).await? {
+    if is_budget_id(&id) && state.store.delete_budget(&id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&id))
@@ -383,9 +425,10 @@ const FORECAST_METHOD: &str = "spend so far plus the trailing rate (spend over t
 )]
 async fn budget_status(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<StatusAnswer>, ApiError> {
-    let (stored, _) = stored_budget(&state, &id).await?;
+    let (stored, _) = stored_budget(&state, &principal, &id).await?;
     let budget = parse_stored(&stored).map_err(ApiError::internal)?;
     let status = state.budgets.status(&budget, Utc::now()).await?;
     let alerts = state
@@ -432,6 +475,7 @@ struct CheckAnswer {
 )]
 async fn check_budgets(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Result<Json<CheckAnswer>, ApiError> {
     let Query(params) =
@@ -449,6 +493,9 @@ async fn check_budgets(
         .get("project")
         .filter(|p| !p.is_empty())
         .ok_or_else(|| ApiError::bad_request("invalid_parameter", "invalid project: required"))?;
+    if !principal.may_access(project) {
+        return Err(crate::auth::ForbiddenProject(project.clone()).into());
+    }
     let model = params.get("model").map(String::as_str);
     let cached = state.budgets.cached_statuses();
     let now = Utc::now();
@@ -493,6 +540,7 @@ struct AlertList {
 )]
 async fn list_alerts(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     query: Result<Query<BTreeMap<String, String>>, QueryRejection>,
 ) -> Result<Json<AlertList>, ApiError> {
     let Query(params) =
@@ -509,7 +557,8 @@ async fn list_alerts(
     };
     for (name, value) in &params {
         match name.as_str() {
-            "budget" => query.budget_id = Some(value.clone()),
+            "budget" if is_budget_id(value) => query.budget_id = Some(value.clone()),
+            "budget" => return Err(bad("budget", "not a budget id".into())),
             "from" | "to" => {
                 let time =
                     crate::spend::parse_time(name, value).map_err(|e| bad(name, e.message))?;
@@ -529,7 +578,27 @@ async fn list_alerts(
             other => return Err(bad(other, "unknown parameter".into())),
         }
     }
-    let alerts = state.store.alerts(&query).await?;
+    let mut alerts = state.store.alerts(&query).await?;
+    if principal.projects.is_some() {
+        // A scoped reader sees the alerts of the budgets it sees.
+        let seen: std::collections::HashSet<String> = state
+            .store
+            .budgets()
+            .await?
+            .into_iter()
+            .filter(|stored| {
+                serde_json::from_str::<BudgetSpec>(&stored.spec_json)
+                    .is_ok_and(|spec| visible(&principal, &spec))
+            })
+            .map(|stored| stored.id)
+            .collect();
+        if let Some(id) = &query.budget_id
+            && !seen.contains(id)
+        {
+            return Err(hidden_budget(id));
+        }
+        alerts.retain(|alert| seen.contains(&alert.budget_id));
+    }
     Ok(Json(AlertList {
         alerts: alert_views(&state, alerts).await?,
     }))

@@ -25,15 +25,23 @@ use crate::metrics::Metrics;
 use crate::pricing::PriceBook;
 use crate::store::{Store, StoreError};
 
-/// Request limits.
-#[derive(Clone, Debug)]
+/// Request limits: `[limits]` in the config.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest request body, in bytes (413 above it).
     pub max_body_bytes: usize,
-    /// Most records in one request.
+    /// Most records in one request (413 above it).
     pub max_records_per_request: usize,
-    /// How long a request may take, reading the body included.
+    /// How long a request may take, reading the body included (408 after it): slow
+    /// clients cannot hold a connection's worth of memory for long.
+    #[serde(with = "crate::config::duration_text")]
     pub request_timeout: Duration,
+    /// Sustained requests per second per token (per client address without tokens);
+    /// above it, 429 with `Retry-After`.
+    pub requests_per_second: u32,
+    /// Requests a token may make at once above the sustained rate.
+    pub burst: u32,
 }
 
 impl Default for Limits {
@@ -42,8 +50,20 @@ impl Default for Limits {
             max_body_bytes: 10 * 1024 * 1024,
             max_records_per_request: 100_000,
             request_timeout: Duration::from_secs(30),
+            requests_per_second: 200,
+            burst: 400,
         }
     }
+}
+
+/// Requests per token (or per client address when no token is needed).
+pub type RateLimiter = governor::DefaultKeyedRateLimiter<String>;
+
+pub fn rate_limiter(limits: &Limits) -> RateLimiter {
+    let per_second = std::num::NonZeroU32::new(limits.requests_per_second.max(1))
+        .unwrap_or(std::num::NonZeroU32::MIN);
+    let burst = std::num::NonZeroU32::new(limits.burst.max(1)).unwrap_or(std::num::NonZeroU32::MIN);
+    governor::RateLimiter::keyed(governor::Quota::per_second(per_second).allow_burst(burst))
 }
 
 /// What handlers share.
@@ -57,6 +77,10 @@ pub struct AppState {
     pub limits: Limits,
     pub budgets: Arc<crate::budget::engine::Engine>,
     pub guard: Arc<crate::webhook::TargetGuard>,
+    pub auth: Arc<crate::auth::Authenticator>,
+    pub rate_limiter: Arc<RateLimiter>,
+    /// `GET /metrics` without a token (`[server] metrics_open`).
+    pub metrics_open: bool,
 }
 
 /// Every route, with the OpenAPI document they make up.
@@ -79,6 +103,7 @@ pub fn router(state: AppState) -> Router {
     routes
         .layer(axum::Extension(document))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -96,9 +121,101 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// Who may call what: checks the bearer token and its role, applies the rate limit, and
+/// hands the handlers a [`Principal`](crate::auth::Principal) for project scopes.
+async fn authorize(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    let route = route.as_deref().unwrap_or("unmatched");
+    let open_route =
+        matches!(route, "/healthz" | "/readyz") || (route == "/metrics" && state.metrics_open);
+    if open_route {
+        return Ok(next.run(request).await);
+    }
+    let bearer = match request.headers().get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?,
+        ),
+    };
+    let principal = match state.auth.authenticate(bearer, chrono::Utc::now()).await {
+        Ok(principal) => principal,
+        Err(crate::auth::AuthError::Store(error)) => return Err(error.into()),
+        Err(error) => return Err(unauthorized(&error.to_string())),
+    };
+    let key = match &principal.token_id {
+        Some(id) => id.clone(),
+        None => request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip().to_string())
+            .unwrap_or_else(|| "open".to_owned()),
+    };
+    if let Err(not_until) = state.rate_limiter.check_key(&key) {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        let mut response = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "more than {} requests per second; retry after the Retry-After header's seconds",
+                state.limits.requests_per_second
+            ),
+        )
+        .into_response();
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        return Ok(response);
+    }
+    let method = request.method().as_str().to_owned();
+    if !crate::auth::role_allows(principal.role, &method, route) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "a {} token may not call {method} {route}",
+                principal.role.as_str()
+            ),
+        ));
+    }
+    request.extensions_mut().insert(principal);
+    Ok(next.run(request).await)
+}
+
+fn unauthorized(message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+}
+
+impl From<crate::auth::ForbiddenProject> for ApiError {
+    fn from(error: crate::auth::ForbiddenProject) -> Self {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_project",
+            error.to_string(),
+        )
+    }
 }
 
 /// Counts requests by route template (never the raw path: bounded labels).
@@ -207,6 +324,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

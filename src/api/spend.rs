@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeZone, Utc};
@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use super::{ApiError, AppState};
 use crate::analysis::{self, WhatIfTarget};
+use crate::auth::Principal;
 use crate::spend::{self, ParameterError, SpendParams, SpendRequest};
 use crate::usage::Tokens;
 
@@ -65,7 +66,9 @@ struct QueryParams {
 }
 
 impl QueryParams {
+    /// Reads the parameters and narrows `project` to what `principal` may see.
     fn parse(
+        principal: &Principal,
         query: Result<Query<Vec<(String, String)>>, QueryRejection>,
         extra_names: &[&str],
     ) -> Result<QueryParams, ApiError> {
@@ -100,6 +103,7 @@ impl QueryParams {
                 },
             }
         }
+        params.spend.projects = principal.scope(std::mem::take(&mut params.spend.projects))?;
         Ok(params)
     }
 
@@ -199,10 +203,11 @@ fn request(params: SpendParams) -> Result<SpendRequest, ApiError> {
 )]
 async fn get_spend(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(query, &[])?;
+    let params = QueryParams::parse(&principal, query, &[])?;
     let format = negotiate(
         params.format.as_deref(),
         &headers,
@@ -258,9 +263,10 @@ struct UnpricedEntry {
 )]
 async fn get_unpriced(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<UnpricedAnswer>, ApiError> {
-    let params = QueryParams::parse(query, &[])?;
+    let params = QueryParams::parse(&principal, query, &[])?;
     let mut spend = params.spend;
     spend
         .from
@@ -323,10 +329,11 @@ async fn get_unpriced(
 )]
 async fn get_savings(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(query, &[])?;
+    let params = QueryParams::parse(&principal, query, &[])?;
     let format = negotiate(
         params.format.as_deref(),
         &headers,
@@ -371,10 +378,11 @@ async fn get_savings(
 )]
 async fn get_what_if(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(query, &["from_provider", "from_model"])?;
+    let params = QueryParams::parse(&principal, query, &["from_provider", "from_model"])?;
     let format = negotiate(
         params.format.as_deref(),
         &headers,

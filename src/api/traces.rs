@@ -48,6 +48,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
 )]
 async fn post_traces(
     State(state): State<AppState>,
+    axum::extract::Extension(principal): axum::extract::Extension<crate::auth::Principal>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -83,7 +84,8 @@ async fn post_traces(
     };
     let (spans, _) = otlp::usage_spans(&request);
     let preparer = Preparer::new(&state.book, Format::Auto, state.default_project.as_ref());
-    let mut intake = Intake::new(preparer, "otlp", Utc::now());
+    let mut intake =
+        Intake::new(preparer, "otlp", Utc::now()).with_allowed_projects(principal.projects);
     for span in spans {
         match span.result {
             Ok(parsed) => intake.add_parsed(span.index, parsed, &span.summary),

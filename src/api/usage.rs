@@ -8,8 +8,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use chrono::Utc;
 use serde::Serialize;
@@ -19,6 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, AppState};
+use crate::auth::Principal;
 use crate::ingest::{Intake, Rejection};
 use crate::prepare::Preparer;
 use crate::usage::Format;
@@ -70,6 +71,7 @@ enum Records<'b> {
 )]
 async fn post_usage(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<UsageAnswer>), ApiError> {
@@ -102,7 +104,8 @@ async fn post_usage(
         Format::Auto
     };
     let preparer = Preparer::new(&state.book, format, state.default_project.as_ref());
-    let mut intake = Intake::new(preparer, "http", Utc::now());
+    let mut intake =
+        Intake::new(preparer, "http", Utc::now()).with_allowed_projects(principal.projects);
     match &records {
         Records::One(record) => intake.add_text(0, record),
         Records::Many(many) => {
@@ -113,6 +116,13 @@ async fn post_usage(
     }
     let (batch, rejected) = intake.take();
     if let (Records::One(_), Some(rejection)) = (&records, rejected.first()) {
+        if rejection.forbidden {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden_project",
+                rejection.error.clone(),
+            ));
+        }
         // Keep the dead letter even though the request fails.
         state.pipeline.write(batch, "http").await?;
         return Err(ApiError::bad_request("rejected", rejection.error.clone()));

@@ -6,6 +6,7 @@ pub mod pricing;
 pub mod report;
 pub mod reprice;
 pub mod serve;
+pub mod token;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, IsTerminal, Write};
@@ -34,7 +35,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => runtime()?.block_on(report::report(&config, args)),
         Command::Migrate => runtime()?.block_on(serve::migrate(&config)),
         Command::Reprice(args) => runtime()?.block_on(reprice::reprice(&config, args)),
-        Command::Token(_) => not_yet("token"),
+        Command::Token(command) => runtime()?.block_on(token::run(&config, command)),
     }
 }
 
@@ -42,11 +43,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
-}
-
-fn not_yet(command: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("llm-meter {command}: not yet implemented");
-    Ok(ExitCode::from(EXIT_USAGE))
 }
 
 /// Parses `--format`, or explains the accepted names.

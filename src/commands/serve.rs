@@ -13,16 +13,28 @@ use crate::daemon::Daemon;
 pub async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let listen = args.listen.as_deref().unwrap_or(config.listen());
     let addr = resolve(listen).await?;
-    if !addr.ip().is_loopback() && !args.insecure_no_auth {
+    let tokens_required = {
+        let url = config.database_url();
+        let store = crate::store::connect(url)
+            .await
+            .with_context(|| format!("cannot open the store {}", crate::config::redact_url(url)))?;
+        store.migrate().await.context("cannot migrate the store")?;
+        !config.tokens.is_empty() || store.any_active_token(chrono::Utc::now()).await?
+    };
+    if tokens_required {
+        tracing::info!("API tokens are required (Authorization: Bearer …).");
+    } else if !addr.ip().is_loopback() && !args.insecure_no_auth {
         eprintln!(
             "error: refusing to listen on {addr}: no API token is configured, so the API would \
-             be open to the network. Listen on a loopback address (127.0.0.1:7464), or pass \
-             --insecure-no-auth if that is really what you want."
+             be open to the network. Create one (llm-meter token create --role admin), listen \
+             on a loopback address (127.0.0.1:7464), or pass --insecure-no-auth if that is \
+             really what you want."
         );
         return Ok(ExitCode::FAILURE);
-    }
-    if addr.ip().is_loopback() {
-        tracing::warn!("No API token is configured: the API is open to local clients.");
+    } else if addr.ip().is_loopback() {
+        tracing::warn!(
+            "No API token is configured: the API is open to local clients. Create one with `llm-meter token create --role admin`."
+        );
     } else {
         tracing::warn!(
             "No API token is configured and --insecure-no-auth was given: the API is open to the network."

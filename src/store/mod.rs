@@ -2,10 +2,12 @@
 //! default). Callers never see SQL; both backends pass one contract test suite.
 
 mod pg_budgets;
+mod pg_tokens;
 mod postgres;
 mod rows;
 mod sqlite;
 mod sqlite_budgets;
+mod sqlite_tokens;
 
 use std::sync::Arc;
 
@@ -273,6 +275,22 @@ pub struct StoredBudget {
     pub updated_at: DateTime<Utc>,
 }
 
+/// An API token as stored: never the token, only its hash.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredToken {
+    pub id: String,
+    pub name: String,
+    /// `admin`, `ingest` or `read`.
+    pub role: String,
+    /// Empty: every project.
+    pub projects: Vec<String>,
+    /// Hex SHA-256 of the whole token.
+    pub hash: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
 /// An alert: one (budget, period, threshold), fired once.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AlertRecord {
@@ -454,6 +472,16 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets a collector's checkpoint for a file (deleted and fully read).
     async fn delete_checkpoint(&self, collector: &str, fingerprint: &str)
     -> Result<(), StoreError>;
+    /// Adds a token; `Conflict` when its id is taken.
+    async fn insert_token(&self, token: &StoredToken) -> Result<(), StoreError>;
+    /// Every token, revoked ones too, oldest first.
+    async fn tokens(&self) -> Result<Vec<StoredToken>, StoreError>;
+    async fn token(&self, id: &str) -> Result<Option<StoredToken>, StoreError>;
+    /// `false` when there is no such token or it was already revoked.
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Whether any token is neither revoked nor expired at `now`: then every request
+    /// needs one.
+    async fn any_active_token(&self, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Which backend this is, for logs: `postgres` or `sqlite`.
     fn kind(&self) -> &'static str;
 }

@@ -1027,6 +1027,26 @@ impl Store for PgStore {
             .map_err(StoreError::from)
     }
 
+    async fn insert_token(&self, token: &super::StoredToken) -> Result<(), StoreError> {
+        self.pg_insert_token(token).await
+    }
+
+    async fn tokens(&self) -> Result<Vec<super::StoredToken>, StoreError> {
+        self.pg_tokens().await
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<super::StoredToken>, StoreError> {
+        self.pg_token(id).await
+    }
+
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.pg_revoke_token(id, at).await
+    }
+
+    async fn any_active_token(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.pg_any_active_token(now).await
+    }
+
     async fn delete_checkpoint(
         &self,
         collector: &str,

@@ -748,6 +748,26 @@ impl Store for SqliteStore {
             .map_err(StoreError::from)
     }
 
+    async fn insert_token(&self, token: &super::StoredToken) -> Result<(), StoreError> {
+        self.sqlite_insert_token(token).await
+    }
+
+    async fn tokens(&self) -> Result<Vec<super::StoredToken>, StoreError> {
+        self.sqlite_tokens().await
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<super::StoredToken>, StoreError> {
+        self.sqlite_token(id).await
+    }
+
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.sqlite_revoke_token(id, at).await
+    }
+
+    async fn any_active_token(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        self.sqlite_any_active_token(now).await
+    }
+
     async fn delete_checkpoint(
         &self,
         collector: &str,

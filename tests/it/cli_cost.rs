@@ -180,10 +180,3 @@ fn pricing_check_validates_the_sheets_and_resolves_names() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
 }
-
-#[test]
-fn commands_of_later_issues_say_so_and_exit_2() {
-    let output = binary().args(["token", "list"]).output().unwrap();
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("not yet implemented"));
-}

@@ -1,5 +1,6 @@
 //! One integration-test binary (compiled and linked once), one module per area.
 
+mod auth;
 mod backfill;
 mod budgets;
 mod cli_cost;
@@ -8,6 +9,7 @@ mod dashboards;
 mod e2e_kill;
 mod garbage;
 mod helpers;
+mod hostile;
 mod http_ingest;
 mod metrics;
 mod openapi;

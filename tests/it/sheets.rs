@@ -270,6 +270,9 @@ fn the_example_config_parses_and_documents_every_section() {
         std::time::Duration::from_secs(15)
     );
     assert_eq!(config.budgets.len(), 1);
+    assert_eq!(config.tokens.len(), 1);
+    config.tokens[0].to_stored().unwrap();
+    assert_eq!(config.limits.requests_per_second, 200);
     assert_eq!(config.budgets[0].webhooks.len(), 2);
     assert_eq!(config.digests.len(), 1);
     assert_eq!(config.webhooks.allow.len(), 2);

@@ -1,0 +1,90 @@
+//! API tokens in Postgres.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use super::{PgStore, StoreError, StoredToken};
+
+const TOKEN_COLUMNS: &str =
+    "id, name, role, projects::text, hash, created_at, expires_at, revoked_at";
+
+fn token_from(row: &PgRow) -> Result<StoredToken, sqlx::Error> {
+    let projects: String = row.try_get(3)?;
+    Ok(StoredToken {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        role: row.try_get(2)?,
+        projects: serde_json::from_str(&projects).map_err(|e| sqlx::Error::Decode(e.into()))?,
+        hash: row.try_get(4)?,
+        created_at: row.try_get(5)?,
+        expires_at: row.try_get(6)?,
+        revoked_at: row.try_get(7)?,
+    })
+}
+
+impl PgStore {
+    pub(super) async fn pg_insert_token(&self, token: &StoredToken) -> Result<(), StoreError> {
+        let projects = serde_json::to_string(&token.projects).unwrap_or_else(|_| "[]".into());
+        sqlx::query(
+            "INSERT INTO api_tokens (id, name, role, projects, hash, created_at, expires_at, revoked_at)
+             VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)",
+        )
+        .bind(&token.id)
+        .bind(&token.name)
+        .bind(&token.role)
+        .bind(projects)
+        .bind(&token.hash)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .bind(token.revoked_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn pg_tokens(&self) -> Result<Vec<StoredToken>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id"
+        )))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(token_from).collect::<Result<_, _>>()?)
+    }
+
+    pub(super) async fn pg_token(&self, id: &str) -> Result<Option<StoredToken>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(token_from).transpose()?)
+    }
+
+    pub(super) async fn pg_revoke_token(
+        &self,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(super) async fn pg_any_active_token(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let (active,): (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM api_tokens
+             WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1))",
+        )
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(active)
+    }
+}
