@@ -273,6 +273,10 @@ impl Metrics {
                 .register(collector)
                 .expect("unique metric names");
         }
+        // Every outcome at 0 from the start, so the first failure shows in a rate.
+        for outcome in ["delivered", "failed", "expired"] {
+            metrics.webhook_deliveries.with_label_values(&[outcome]);
+        }
         metrics
     }
 

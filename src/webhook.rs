@@ -205,18 +205,34 @@ fn is_public(ip: IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b)) // shared address space
                 || (a == 198 && (b == 18 || b == 19)) // benchmarking
+                || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
                 || a >= 240)
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let segments = v6.segments();
+            let embedded = |high: u16, low: u16| {
+                IpAddr::V4(std::net::Ipv4Addr::from(
+                    (u32::from(high) << 16) | u32::from(low),
+                ))
+            };
+            // Addresses that carry an IPv4 address reach it: judge that one.
+            if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                return is_public(embedded(segments[6], segments[7])); // NAT64
+            }
+            if segments[0] == 0x2002 {
+                return is_public(embedded(segments[1], segments[2])); // 6to4
+            }
+            let first = segments[0];
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
+                || segments[..6] == [0; 6] // IPv4-compatible (deprecated)
                 || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80) // link-local
+                || (first & 0xffc0) == 0xfe80 // link-local
+                || (first & 0xffc0) == 0xfec0) // site-local (deprecated)
         }
     }
 }
@@ -254,10 +270,13 @@ impl reqwest::dns::Resolve for GuardedResolver {
 /// only within the same host.
 pub fn client(guard: Arc<TargetGuard>, timeout: Duration) -> reqwest::Client {
     let redirects = reqwest::redirect::Policy::custom(|attempt| {
-        let same_host = attempt
-            .previous()
-            .first()
-            .is_some_and(|first| first.host_str() == attempt.url().host_str());
+        // Same scheme, host and port: no downgrade to http, no hop to another service.
+        let same_host = attempt.previous().first().is_some_and(|first| {
+            let next = attempt.url();
+            first.scheme() == next.scheme()
+                && first.host_str() == next.host_str()
+                && first.port_or_known_default() == next.port_or_known_default()
+        });
         if same_host && attempt.previous().len() < 5 {
             attempt.follow()
         } else {
@@ -265,6 +284,9 @@ pub fn client(guard: Arc<TargetGuard>, timeout: Duration) -> reqwest::Client {
         }
     });
     reqwest::Client::builder()
+        // A proxy would resolve the target itself, past the guard: none, whatever the
+        // environment's HTTP(S)_PROXY says.
+        .no_proxy()
         .dns_resolver(Arc::new(GuardedResolver(guard)))
         .redirect(redirects)
         .timeout(timeout)
@@ -333,10 +355,13 @@ impl Deliverer {
 
     /// Attempts every delivery due now (up to a batch); how many were attempted.
     pub async fn deliver_due(self: &Arc<Self>) -> Result<usize, crate::store::StoreError> {
-        let lease = self.config.timeout * 3 + Duration::from_secs(5);
+        // One target's claimed rows are sent one after another: the lease covers all of
+        // them timing out, so no other daemon takes one over while it is still queued here.
+        const CLAIM: u32 = 8;
+        let lease = (self.config.timeout + Duration::from_secs(1)) * CLAIM + Duration::from_secs(5);
         let due = self
             .store
-            .claim_deliveries(Utc::now(), 16, lease)
+            .claim_deliveries(Utc::now(), CLAIM, lease)
             .await
             .inspect_err(
                 |error| tracing::warn!(message = "Cannot read the webhook outbox.", %error),
@@ -462,7 +487,16 @@ async fn send(
     let response = request.send().await.map_err(|e| describe(&e))?;
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.text().await.unwrap_or_default();
+    // Keep the start of the answer for the attempt log; never read more than that.
+    let mut response = response;
+    let mut body = Vec::new();
+    while body.len() < RESPONSE_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    let body = String::from_utf8_lossy(&body);
     Ok((
         status,
         headers,
@@ -515,6 +549,13 @@ mod tests {
             "http://[::ffff:127.0.0.1]/",
             "http://0.0.0.0/",
             "http://100.64.0.1/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[2002:a00:1::]/",
+            "http://[::127.0.0.1]/",
+            "http://[fec0::1]/",
+            "http://192.0.0.170/",
+            "http://2130706433/",
+            "http://0x7f.1/",
             "http://localhost:8080/",
             "ftp://example.com/",
         ] {
@@ -524,6 +565,7 @@ mod tests {
             "https://hooks.slack.com/services/x",
             "http://8.8.8.8/",
             "https://[2001:4860::8888]/",
+            "http://[64:ff9b::808:808]/",
         ] {
             assert!(guard.check_url(url).is_ok(), "{url}");
         }

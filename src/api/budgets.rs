@@ -46,12 +46,16 @@ struct BudgetList {
     budgets: Vec<BudgetView>,
 }
 
+/// How a secret is shown after its budget was created. Sent back (a GET body PUT as it
+/// is), it means "keep the secret".
+const MASKED_SECRET: &str = "whsec_********";
+
 fn view(stored: &StoredBudget, spec: BudgetSpec, reveal_secrets: bool) -> BudgetView {
     let mut spec = spec;
     if !reveal_secrets {
         for webhook in &mut spec.webhooks {
             if webhook.secret.is_some() {
-                webhook.secret = Some("whsec_********".into());
+                webhook.secret = Some(MASKED_SECRET.into());
             }
         }
     }
@@ -98,6 +102,9 @@ fn checked_spec(
                 field: format!("webhooks[{index}].url"),
                 message,
             })?;
+        if webhook.secret.as_deref() == Some(MASKED_SECRET) {
+            webhook.secret = None;
+        }
         if webhook.format == WebhookFormat::Json && webhook.secret.is_none() {
             let kept = previous.and_then(|p| {
                 p.webhooks
@@ -386,7 +393,11 @@ async fn alert_views(
             budget_id: alert.budget_id,
             budget: alert.budget_name,
             kind: alert.kind,
-            threshold: alert.threshold_key,
+            // `0.8@400` is stored (the fraction and the amount it meant); `0.8` is shown.
+            threshold: match alert.threshold_key.split_once('@') {
+                Some((fraction, _)) => fraction.to_owned(),
+                None => alert.threshold_key,
+            },
             threshold_usd: alert.threshold.map(usd),
             period_start: alert.period_start,
             period_end: alert.period_end,
@@ -482,7 +493,7 @@ async fn check_budgets(
         query.map_err(|r| ApiError::bad_request("invalid_parameter", r.body_text()))?;
     if let Some(unknown) = params
         .keys()
-        .find(|k| !["project", "model"].contains(&k.as_str()))
+        .find(|k| !["project", "provider", "model"].contains(&k.as_str()))
     {
         return Err(ApiError::bad_request(
             "invalid_parameter",
@@ -496,12 +507,24 @@ async fn check_budgets(
     if !principal.may_access(project) {
         return Err(crate::auth::ForbiddenProject(project.clone()).into());
     }
-    let model = params.get("model").map(String::as_str);
+    // The model as budgets name it (the sheet's id), whatever spelling the caller uses:
+    // `gpt-5.2-2025-12-11` and `openai/gpt-5.2` count toward a `gpt-5.2` budget.
+    let mut provider = params.get("provider").cloned();
+    let mut model = params.get("model").cloned();
+    if let Some(name) = &model {
+        let inferred = provider.clone().or_else(|| state.book.infer_provider(name));
+        if let Some(resolved) = inferred.and_then(|p| state.book.resolve(&p, name)) {
+            provider = Some(resolved.model.provider.clone());
+            model = Some(resolved.model.id.clone());
+        }
+    }
     let cached = state.budgets.cached_statuses();
     let now = Utc::now();
     let mut statuses = Vec::new();
     for budget in state.budgets.budgets().await? {
-        if !budget.may_cover(project, model) {
+        if !budget.may_cover(project, provider.as_deref(), model.as_deref())
+            || !visible(&principal, &budget.spec)
+        {
             continue;
         }
         let status = match cached.get(&budget.id) {

@@ -54,6 +54,10 @@ impl Default for AlertsConfig {
     }
 }
 
+/// How long after a period ends its thresholds are still checked, for records that arrive
+/// late.
+const LATE_GRACE: chrono::Duration = chrono::Duration::hours(1);
+
 /// `[[digests]]` in the config: last period's spend per project and model, sent at each
 /// fire time of a cron expression.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -233,17 +237,20 @@ impl Engine {
                 statuses.retain(|id, _| ids.contains(id.as_str()));
             }
         }
+        // One budget failing does not keep the others from being evaluated.
+        let mut first_error = None;
         for budget in &budgets {
             let relevant = touched.is_none_or(|projects| {
                 projects
                     .iter()
-                    .any(|project| budget.may_cover(project, None))
+                    .any(|project| budget.may_cover(project, None, None))
             });
-            if relevant {
-                self.evaluate(budget, now).await?;
+            if relevant && let Err(error) = self.evaluate(budget, now).await {
+                tracing::warn!(message = "Budget evaluation failed.", budget = %budget.spec.name, %error);
+                first_error.get_or_insert(error);
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Evaluates one budget: its status now, and the alerts it owes.
@@ -254,6 +261,16 @@ impl Engine {
     ) -> Result<BudgetStatus, StoreError> {
         let _one_at_a_time = self.evaluating.lock().await;
         let status = self.status(budget, now).await?;
+        if now - status.period_start < LATE_GRACE && status.period_start > DateTime::UNIX_EPOCH {
+            // Records of the period that just ended may still be arriving (a commit just
+            // before the boundary, collector lag): its thresholds are checked a while longer.
+            let previous = self
+                .status(budget, status.period_start - chrono::Duration::seconds(1))
+                .await?;
+            for level in crossed(&budget.levels, previous.spend) {
+                self.fire(budget, &previous, Some(level)).await?;
+            }
+        }
         for level in crossed(&budget.levels, status.spend) {
             self.fire(budget, &status, Some(level)).await?;
         }
@@ -263,6 +280,11 @@ impl Engine {
         let name = [budget.spec.name.as_str()];
         let gauge = |amount: Decimal| amount.to_f64().unwrap_or_default();
         let metrics = &self.metrics;
+        // The alert counters exist at 0 from the first evaluation, so a rate or increase
+        // sees the first alert too.
+        for kind in ["threshold", "forecast"] {
+            metrics.alerts.with_label_values(&[name[0], kind]);
+        }
         metrics
             .budget_spend_usd
             .with_label_values(&name)
@@ -361,7 +383,13 @@ impl Engine {
         status: &BudgetStatus,
         level: Option<&Level>,
     ) -> Result<(), StoreError> {
-        let key = level.map_or_else(|| "forecast".to_owned(), |l| l.key.clone());
+        // A fraction's key carries the amount it stood for: raise the limit mid-period and
+        // the new 80% and 100% alert again; an unchanged budget never does twice.
+        let key = match level {
+            None => "forecast".to_owned(),
+            Some(l) if l.fraction.is_some() => format!("{}@{}", l.key, l.amount.normalize()),
+            Some(l) => l.key.clone(),
+        };
         let marker = (budget.id.clone(), status.period_start, key.clone());
         if self.fired.lock().is_ok_and(|fired| fired.contains(&marker)) {
             return Ok(());

@@ -276,14 +276,17 @@ impl Budget {
         self.period.at(now, self.tz)
     }
 
-    /// Whether a record of `project` (and `model`, when known) may count toward this
-    /// budget: no given attribute contradicts its scope.
-    pub fn may_cover(&self, project: &str, model: Option<&str>) -> bool {
+    /// Whether a record of `project` (and `provider` and `model`, when known) may count
+    /// toward this budget: no given attribute contradicts its scope. Tags are not known
+    /// here, so a tag-scoped budget may cover any record of its project.
+    pub fn may_cover(&self, project: &str, provider: Option<&str>, model: Option<&str>) -> bool {
+        let agrees = |scope: Option<&str>, given: Option<&str>| match (scope, given) {
+            (Some(scope), Some(given)) => scope == given,
+            _ => true,
+        };
         self.spec.project.as_deref().is_none_or(|p| p == project)
-            && match (self.spec.model.as_deref(), model) {
-                (Some(scope), Some(model)) => scope == model,
-                _ => true,
-            }
+            && agrees(self.spec.provider.as_deref(), provider)
+            && agrees(self.spec.model.as_deref(), model)
     }
 }
 

@@ -325,10 +325,14 @@ fn may_cover_reads_the_scope() {
     let b = budget(
         r#"{"name":"b","limit_usd":"1","period":"day","project":"search","model":"gpt-5.2"}"#,
     );
-    assert!(b.may_cover("search", Some("gpt-5.2")));
-    assert!(b.may_cover("search", None));
-    assert!(!b.may_cover("search", Some("gpt-5-mini")));
-    assert!(!b.may_cover("ads", Some("gpt-5.2")));
+    assert!(b.may_cover("search", None, Some("gpt-5.2")));
+    assert!(b.may_cover("search", None, None));
+    assert!(!b.may_cover("search", None, Some("gpt-5-mini")));
+    assert!(!b.may_cover("ads", None, Some("gpt-5.2")));
     let all = budget(r#"{"name":"all","limit_usd":"1","period":"day"}"#);
-    assert!(all.may_cover("anything", Some("any")));
+    assert!(all.may_cover("anything", Some("openai"), Some("any")));
+    let anthropic = budget(r#"{"name":"a","limit_usd":"1","period":"day","provider":"anthropic"}"#);
+    assert!(anthropic.may_cover("search", Some("anthropic"), None));
+    assert!(anthropic.may_cover("search", None, None));
+    assert!(!anthropic.may_cover("search", Some("openai"), Some("gpt-5.2")));
 }

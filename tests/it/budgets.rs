@@ -388,6 +388,19 @@ async fn a_budget_created_over_a_threshold_alerts_and_a_hard_one_blocks() {
     )
     .await;
     assert_eq!(shown["webhooks"][0]["secret"], "whsec_********");
+    // What GET shows can be PUT back as it is: the masked secret means "keep it".
+    let mut same = shown.clone();
+    for field in ["id", "source", "created_at", "updated_at"] {
+        same.as_object_mut().unwrap().remove(field);
+    }
+    let (status, answer) = request(
+        &server,
+        reqwest::Method::PUT,
+        &format!("/v1/budgets/{id}"),
+        Some(same),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
 
     let got = receiver
         .wait_for("both thresholds at once", |r| r.len() >= 2)
@@ -756,4 +769,106 @@ webhooks = [{{ url = "{url}/alert", secret = "{SECRET}" }}]
     server.daemon.stop().await.unwrap();
     let digests = got.iter().filter(|r| r.path == "/digest").count();
     assert_eq!(digests, 1, "{got:#?}");
+}
+
+#[tokio::test]
+async fn a_crossing_committed_at_the_period_boundary_still_alerts_for_its_period() {
+    use llm_meter::budget::engine::{AlertsConfig, Engine};
+    for backend in crate::store_contract::Backend::both().await {
+        let store = backend.store();
+        let engine = Engine::new(
+            store.clone(),
+            Arc::new(llm_meter::metrics::Metrics::new()),
+            Arc::new(llm_meter::ingest::Changes::default()),
+            Arc::new(tokio::sync::Notify::new()),
+            AlertsConfig::default(),
+            Duration::from_secs(3600),
+            &[],
+        )
+        .unwrap();
+        let spec = llm_meter::budget::parse_spec(
+            br#"{"name":"daily","project":"p","limit_usd":"10","period":"day","thresholds":[1]}"#,
+        )
+        .unwrap();
+        let budget = llm_meter::budget::Budget::new("bud_boundary".into(), spec).unwrap();
+        let midnight = chrono::DateTime::parse_from_rfc3339("2026-05-02T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        // $12 in the last second of May 1, evaluated just after midnight (the debounce).
+        let line = r#"{"id":"late","time":"2026-05-01T23:59:59.9Z","project":"p","provider":"anthropic","model":"claude-haiku-4-5","tokens":{"input":12000000}}"#.to_owned();
+        let batch = intake_batch(&book(), &[line]);
+        store.write(&[&batch]).await.unwrap();
+        let status = engine
+            .evaluate(&budget, midnight + chrono::Duration::milliseconds(100))
+            .await
+            .unwrap();
+        assert_eq!(
+            status.spend.to_string(),
+            "0",
+            "{}: the new day",
+            backend.name()
+        );
+        // An hour later the old day is closed: nothing more, and nothing twice.
+        engine
+            .evaluate(&budget, midnight + chrono::Duration::minutes(90))
+            .await
+            .unwrap();
+        let alerts = store
+            .alerts(&llm_meter::store::AlertQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(alerts.len(), 1, "{}: {alerts:?}", backend.name());
+        assert_eq!(alerts[0].period_start, midnight - chrono::Duration::days(1));
+        assert_eq!(alerts[0].spend.to_string(), "12");
+    }
+}
+
+#[tokio::test]
+async fn raising_the_limit_mid_period_lets_its_fractions_alert_again_once() {
+    use llm_meter::budget::engine::{AlertsConfig, Engine};
+    let backend = crate::store_contract::Backend::sqlite().await;
+    let store = backend.store();
+    let engine = Engine::new(
+        store.clone(),
+        Arc::new(llm_meter::metrics::Metrics::new()),
+        Arc::new(llm_meter::ingest::Changes::default()),
+        Arc::new(tokio::sync::Notify::new()),
+        AlertsConfig::default(),
+        Duration::from_secs(3600),
+        &[],
+    )
+    .unwrap();
+    let budget = |limit: &str| {
+        let spec = llm_meter::budget::parse_spec(
+            format!(r#"{{"name":"m","project":"p","limit_usd":"{limit}","period":"month","thresholds":[1]}}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        llm_meter::budget::Budget::new("bud_raise".into(), spec).unwrap()
+    };
+    let now = Utc::now();
+    let spend = |id: &str, dollars: u64| intake_batch(&book(), &[record(id, "p", dollars)]);
+    let count = || async {
+        store
+            .alerts(&llm_meter::store::AlertQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .len()
+    };
+    store.write(&[&spend("r1", 12)]).await.unwrap();
+    engine.evaluate(&budget("10"), now).await.unwrap();
+    assert_eq!(count().await, 1);
+    // Raised to $20: 100% is now $20, not reached yet; then reached, once.
+    engine.evaluate(&budget("20"), now).await.unwrap();
+    assert_eq!(count().await, 1);
+    store.write(&[&spend("r2", 10)]).await.unwrap();
+    engine.evaluate(&budget("20"), now).await.unwrap();
+    engine.evaluate(&budget("20"), now).await.unwrap();
+    assert_eq!(count().await, 2);
 }

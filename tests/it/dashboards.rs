@@ -653,16 +653,19 @@ async fn every_finance_query_runs_on_postgres_and_monthly_totals_equal_the_spend
         .iter()
         .find(|v| v["name"] == "project")
         .unwrap();
-    let projects: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(
-        variable["query"].as_str().unwrap().to_owned(),
-    ))
+    let (from, to) = (months[0], now + chrono::Duration::minutes(1));
+    let projects: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(expand_sql(
+        variable["query"].as_str().unwrap(),
+        from,
+        to,
+        &[],
+    )))
     .fetch_all(&pool)
     .await
     .unwrap();
     let projects: Vec<String> = projects.into_iter().map(|(p,)| p).collect();
     assert_eq!(projects, ["ads", "search"]);
 
-    let (from, to) = (months[0], now + chrono::Duration::minutes(1));
     let mut checked = 0;
     for (title, sql) in queries(&dashboard, "rawSql") {
         let sql = expand_sql(sql, from, to, &projects);
