@@ -646,3 +646,51 @@ fn serve_refuses_a_public_address_without_tokens() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn requests_past_the_rate_limit_get_429_with_retry_after() {
+    let db = TestDb::new().await;
+    let store = pg_store(&db).await;
+    let now = Utc::now();
+    let (first, stored) = auth::generate(Role::Read, vec![], "one".into(), None, now);
+    store.insert_token(&stored).await.unwrap();
+    let (second, stored) = auth::generate(Role::Read, vec![], "two".into(), None, now);
+    store.insert_token(&stored).await.unwrap();
+    let mut config = Config::from_toml("[limits]\nrequests_per_second = 1\nburst = 3\n").unwrap();
+    config.database_url = Some(db.url.clone());
+    let server = TestServer::start_with(config).await;
+    let get = |token: &str, path: &str| {
+        server
+            .client
+            .get(format!("{}{path}", server.base))
+            .bearer_auth(token.to_owned())
+            .send()
+    };
+    // The burst, then a refusal that says when to come back.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get(&first, "/v1/budgets").await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    let refused = get(&first, "/v1/budgets").await.unwrap();
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited");
+    // Per token: another token is not held back; health is never limited.
+    assert_eq!(get(&second, "/v1/budgets").await.unwrap().status(), 200);
+    for _ in 0..5 {
+        let health = server
+            .client
+            .get(format!("{}/healthz", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200);
+    }
+}

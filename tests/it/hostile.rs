@@ -283,3 +283,32 @@ async fn garbage_at_every_endpoint_never_gets_a_5xx() {
         .await;
     assert_eq!((status, &answer["accepted"]), (200, &Value::from(1)));
 }
+
+#[tokio::test]
+async fn a_client_that_stops_sending_its_body_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let db = TestDb::new().await;
+    let mut config =
+        llm_meter::config::Config::from_toml("[limits]\nrequest_timeout = \"300ms\"\n").unwrap();
+    config.database_url = Some(db.url.clone());
+    let server = TestServer::start_with(config).await;
+    let addr = server.base.strip_prefix("http://").unwrap();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Headers promise 1,000 bytes; ten arrive, then nothing.
+    stream
+        .write_all(
+            b"POST /v1/usage HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              content-length: 1000\r\n\r\n{\"id\":\"sl",
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("the daemon answers instead of waiting forever")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
