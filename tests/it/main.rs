@@ -11,6 +11,7 @@ mod garbage;
 mod helpers;
 mod hostile;
 mod http_ingest;
+mod insights;
 mod metrics;
 mod openapi;
 mod parse_errors;
