@@ -36,6 +36,7 @@ pub struct Metrics {
     pub tokens: IntCounterVec,
     pub requests: IntCounterVec,
     pub batch_requests: IntCounterVec,
+    pub request_cost_usd: HistogramVec,
     pub unpriced_requests: IntCounterVec,
     pub ingest_records: IntCounterVec,
     pub ingest_batch_seconds: HistogramVec,
@@ -101,6 +102,17 @@ impl Metrics {
                     "Stored usage records sent through a batch API or the flex tier (discounted rates).",
                 ),
                 &usage,
+            )
+            .expect("valid metric"),
+            request_cost_usd: HistogramVec::new(
+                prometheus::HistogramOpts::new(
+                    "llm_meter_request_cost_usd",
+                    "Cost in USD of each priced request this process stored.",
+                )
+                .buckets(vec![
+                    0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0,
+                ]),
+                &["provider", "model"],
             )
             .expect("valid metric"),
             unpriced_requests: IntCounterVec::new(
@@ -250,6 +262,7 @@ impl Metrics {
             Box::new(metrics.tokens.clone()),
             Box::new(metrics.requests.clone()),
             Box::new(metrics.batch_requests.clone()),
+            Box::new(metrics.request_cost_usd.clone()),
             Box::new(metrics.unpriced_requests.clone()),
             Box::new(metrics.ingest_records.clone()),
             Box::new(metrics.ingest_batch_seconds.clone()),
@@ -299,6 +312,7 @@ impl Metrics {
         struct Sums {
             requests: u64,
             batch: u64,
+            costs: Vec<f64>,
             unpriced: u64,
             tokens: [u64; 6],
             cost: f64,
@@ -323,7 +337,9 @@ impl Metrics {
             }
             match &event.priced.price {
                 PriceOutcome::Priced(priced) => {
-                    sums.cost += f64::try_from(priced.cost).unwrap_or(0.0)
+                    let cost = f64::try_from(priced.cost).unwrap_or(0.0);
+                    sums.cost += cost;
+                    sums.costs.push(cost);
                 }
                 PriceOutcome::Unpriced(_) => sums.unpriced += 1,
             }
@@ -339,6 +355,14 @@ impl Metrics {
                     self.tokens
                         .with_label_values(&[project, provider, model.as_str(), bucket.as_str()])
                         .inc_by(count);
+                }
+            }
+            if !sums.costs.is_empty() {
+                let histogram = self
+                    .request_cost_usd
+                    .with_label_values(&[provider, model.as_str()]);
+                for cost in &sums.costs {
+                    histogram.observe(*cost);
                 }
             }
             if sums.batch > 0 {

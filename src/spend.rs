@@ -357,6 +357,39 @@ pub fn time_dimension(bucket: TimeBucket, tz: Tz) -> Dimension {
     }
 }
 
+/// The group values of one stored event, in `group_by` order: the key `build_report`
+/// gives the row the event is counted in (the time bucket of the event's hour, as rows
+/// are built from hours). Not for `token_type`, which splits an event across rows.
+pub fn group_values(request: &SpendRequest, event: &crate::prepare::PricedRecord) -> Vec<String> {
+    let record = &event.record;
+    request
+        .group_by
+        .iter()
+        .map(|group_by| match group_by {
+            GroupBy::Dimension(dimension) => match dimension {
+                Dimension::Project => record.project.clone(),
+                Dimension::Provider => record.provider.clone(),
+                Dimension::Model => crate::analysis::stored_model(event).to_owned(),
+                Dimension::ServiceTier => record.service_tier.clone(),
+                Dimension::Batch => record.batch.to_string(),
+                Dimension::ReasoningEffort => record.reasoning_effort.clone().unwrap_or_default(),
+                Dimension::Tag(key) => record.tags.get(key).cloned().unwrap_or_default(),
+                Dimension::Tags | Dimension::Hour | Dimension::Day => String::new(),
+            },
+            GroupBy::TokenType => String::new(),
+            GroupBy::Time(bucket) => {
+                let hour = record
+                    .time
+                    .with_minute(0)
+                    .and_then(|t| t.with_second(0))
+                    .and_then(|t| t.with_nanosecond(0))
+                    .unwrap_or(record.time);
+                bucket_start(hour, *bucket, request.tz)
+            }
+        })
+        .collect()
+}
+
 /// Turns hourly (or daily) aggregates into the requested rows. Pure.
 pub fn build_report(request: &SpendRequest, aggregates: Vec<UsageAggregate>) -> SpendReport {
     let by_token_type = request.group_by.contains(&GroupBy::TokenType);

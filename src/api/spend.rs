@@ -2,6 +2,8 @@
 //! `GET /v1/savings` and `GET /v1/whatif`. Parameters are validated by `crate::spend`,
 //! the same code `llm-meter report` uses; a bad one is a 400 that names it.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Query, State};
@@ -55,6 +57,9 @@ struct SpendQuery {
     tz: Option<String>,
     /// `json` (default), `csv` (also `Accept: text/csv`), or `focus` (FinOps FOCUS 1.2 CSV).
     format: Option<String>,
+    /// `true` adds each row's cost and tokens per request (p50, p95, max), computed
+    /// exactly from the stored events (it reads every event of the range). JSON only.
+    stats: Option<bool>,
 }
 
 /// Query parameters as given: the spend parameters, `format`, and any extra names the
@@ -207,13 +212,28 @@ async fn get_spend(
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(&principal, query, &[])?;
+    let params = QueryParams::parse(&principal, query, &["stats"])?;
     let format = negotiate(
         params.format.as_deref(),
         &headers,
         &[Format::Json, Format::Csv, Format::Focus],
     )?;
+    let with_stats = match params.extra("stats").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(bad_stats("true or false")),
+    };
     let request = request(params.spend)?;
+    if with_stats && format != Format::Json {
+        return Err(bad_stats(
+            "per-request statistics are in the JSON answer only",
+        ));
+    }
+    if with_stats && request.group_by.contains(&spend::GroupBy::TokenType) {
+        return Err(bad_stats(
+            "a request is not split by token type: drop token_type from group_by",
+        ));
+    }
     if format == Format::Focus {
         crate::focus::check_request(&request).map_err(invalid)?;
         let rows = crate::focus::rows(state.store.as_ref(), &request).await?;
@@ -223,10 +243,53 @@ async fn get_spend(
         ));
     }
     let report = spend::spend(state.store.as_ref(), &request).await?;
-    Ok(match format {
-        Format::Csv => csv_response(spend::to_csv(&request, &report), "llm-meter-spend.csv"),
-        _ => Json(spend::to_json(&report)).into_response(),
+    if format == Format::Csv {
+        return Ok(csv_response(
+            spend::to_csv(&request, &report),
+            "llm-meter-spend.csv",
+        ));
+    }
+    let mut answer = spend::to_json(&report);
+    if with_stats {
+        let stats = analysis::request_stats(state.store.as_ref(), &request).await?;
+        attach_stats(&mut answer, &report, &stats);
+    }
+    Ok(Json(answer).into_response())
+}
+
+fn bad_stats(message: &str) -> ApiError {
+    invalid(ParameterError {
+        parameter: "stats".into(),
+        message: message.into(),
     })
+}
+
+/// Adds each row's `stats` (cost and tokens per request: p50, p95, max).
+fn attach_stats(
+    answer: &mut serde_json::Value,
+    report: &spend::SpendReport,
+    stats: &BTreeMap<Vec<String>, analysis::RequestStats>,
+) {
+    let Some(rows) = answer["rows"].as_array_mut() else {
+        return;
+    };
+    for (row, json) in report.rows.iter().zip(rows) {
+        let key: Vec<String> = row.group.iter().map(|(_, v)| v.clone()).collect();
+        let Some(stats) = stats.get(&key) else {
+            continue;
+        };
+        let cost = stats.cost.as_ref().map(|c| {
+            serde_json::json!({
+                "p50": c.p50.normalize().to_string(),
+                "p95": c.p95.normalize().to_string(),
+                "max": c.max.normalize().to_string(),
+            })
+        });
+        json["stats"] = serde_json::json!({
+            "cost_usd_per_request": cost,
+            "tokens_per_request": stats.tokens,
+        });
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

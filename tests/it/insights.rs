@@ -163,3 +163,123 @@ async fn spend_by_reasoning_effort_groups_and_totals_exactly() {
     // Unknown effort is its own group, not dropped or merged.
     assert!(got.contains_key(&("turbo".to_owned(), "gpt-5.2".to_owned())));
 }
+
+/// Nearest-rank percentile, computed here independently of the daemon.
+fn nearest_rank<T: Ord + Copy>(values: &mut [T], percent: usize) -> T {
+    values.sort();
+    let rank = (values.len() * percent).div_ceil(100);
+    values[rank.max(1) - 1]
+}
+
+#[tokio::test]
+async fn spend_stats_give_exact_cost_and_tokens_per_request() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let book = book();
+    // 37 gpt-5.2 requests and 5 claude-haiku ones of different sizes, one unpriced.
+    let mut lines = Vec::new();
+    for i in 0..37u64 {
+        lines.push(format!(
+            r#"{{"id":"s{i}","time":"2026-05-03T10:{:02}:00Z","project":"p","provider":"openai","model":"gpt-5.2","tokens":{{"input":{},"output":{}}}}}"#,
+            i,
+            1000 + (i * 7919) % 20_000,
+            10 + (i * 104_729) % 3000
+        ));
+    }
+    for i in 0..5u64 {
+        lines.push(format!(
+            r#"{{"id":"h{i}","time":"2026-05-03T11:00:00Z","project":"p","provider":"anthropic","model":"claude-haiku-4-5","tokens":{{"input":{},"output":50}}}}"#,
+            500 * (i + 1)
+        ));
+    }
+    lines.push(r#"{"id":"u1","time":"2026-05-03T11:00:00Z","project":"p","provider":"openai","model":"gpt-9-preview","tokens":{"input":10}}"#.to_owned());
+    let mut expected: BTreeMap<String, (Vec<Decimal>, Vec<u64>)> = BTreeMap::new();
+    for line in &lines {
+        let priced = prepare(&book, line);
+        let model = llm_meter::analysis::stored_model(&priced).to_owned();
+        let (costs, tokens) = expected.entry(model).or_default();
+        if let PriceOutcome::Priced(p) = &priced.price {
+            costs.push(p.cost);
+        }
+        tokens.push(priced.record.tokens.total());
+    }
+    let (status, _) = server
+        .post("/v1/usage", "application/x-ndjson", lines.join("\n"))
+        .await;
+    assert_eq!(status, 200);
+
+    let get = |query: &str| {
+        server
+            .client
+            .get(format!(
+                "{}/v1/spend?from=2026-05-01&to=2026-06-01&{query}",
+                server.base
+            ))
+            .send()
+    };
+    let answer: Value = get("group_by=model&stats=true")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = answer["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), expected.len(), "{answer}");
+    for row in rows {
+        let model = row["model"].as_str().unwrap();
+        let (costs, tokens) = expected.get_mut(model).unwrap();
+        let stats = &row["stats"];
+        if costs.is_empty() {
+            assert!(stats["cost_usd_per_request"].is_null(), "{row}");
+        } else {
+            for (name, percent) in [("p50", 50), ("p95", 95), ("max", 100)] {
+                let got: Decimal = stats["cost_usd_per_request"][name]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert_eq!(got, nearest_rank(costs, percent), "{model} {name}");
+            }
+        }
+        for (name, percent) in [("p50", 50), ("p95", 95), ("max", 100)] {
+            assert_eq!(
+                stats["tokens_per_request"][name].as_u64().unwrap(),
+                nearest_rank(tokens, percent),
+                "{model} tokens {name}"
+            );
+        }
+    }
+    // Stats by day too; and refused where they cannot mean anything.
+    let by_day: Value = get("group_by=model,day&stats=true")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        by_day["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["stats"]["tokens_per_request"]["max"].as_u64().is_some()),
+        "{by_day}"
+    );
+    for query in [
+        "stats=maybe",
+        "stats=true&format=csv",
+        "stats=true&group_by=model,token_type",
+    ] {
+        let response = get(query).await.unwrap();
+        assert_eq!(response.status(), 400, "{query}");
+        let error: Value = response.json().await.unwrap();
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("stats")
+        );
+    }
+    // Without stats=true, no stats.
+    let plain: Value = get("group_by=model").await.unwrap().json().await.unwrap();
+    assert!(plain["rows"][0].get("stats").is_none());
+}

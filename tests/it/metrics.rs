@@ -150,6 +150,7 @@ async fn every_contract_metric_is_exposed_and_clean_under_promtool() {
         "llm_meter_collector_lag_bytes",
         "llm_meter_project_spend_usd",
         "llm_meter_project_savings_usd",
+        "llm_meter_request_cost_usd",
         "llm_meter_http_requests_total",
         "llm_meter_http_request_seconds",
     ] {
