@@ -525,3 +525,137 @@ mod spread_tests {
         assert_eq!(Spread::<u64>::of(vec![]), None);
     }
 }
+
+/// A cheaper model for one group's usage.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CheaperModel {
+    pub model: String,
+    /// The group's usage priced on this model.
+    #[serde(rename = "cost_usd", with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
+    pub cost: Decimal,
+    /// What it actually cost minus `cost`.
+    #[serde(rename = "saved_usd", with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
+    pub saved: Decimal,
+}
+
+/// One project's usage of one model, and the provider's models that would have cost less.
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RoutingRow {
+    pub project: String,
+    pub provider: String,
+    pub model: String,
+    /// Priced requests (the ones compared).
+    pub requests: u64,
+    #[serde(rename = "cost_usd", with = "rust_decimal::serde::str")]
+    #[schema(value_type = String)]
+    pub cost: Decimal,
+    /// Cheapest first. Only models that can price every one of the requests.
+    pub cheaper: Vec<CheaperModel>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct RoutingReport {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub rows: Vec<RoutingRow>,
+}
+
+/// Routing advice: for each project and model, what the same requests (same tokens,
+/// times, tiers, batch flags, caching) would have cost on each other model of the same
+/// provider, keeping those that cost less, cheapest first. Cost only: nothing is said of
+/// quality. Exact; reads every event of the range and prices it once per candidate.
+pub async fn cheaper_models(
+    store: &dyn Store,
+    book: &PriceBook,
+    request: &SpendRequest,
+) -> Result<RoutingReport, StoreError> {
+    #[derive(Default)]
+    struct Group {
+        requests: u64,
+        cost: Decimal,
+        /// Candidate model → its cost, or `None` once it failed to price a request.
+        candidates: BTreeMap<String, Option<Decimal>>,
+    }
+    let mut groups: BTreeMap<(String, String, String), Group> = BTreeMap::new();
+    let mut candidates_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (from, to) in event_windows(store, request.from, request.to, &request.filter).await? {
+        let scan = EventScan {
+            from,
+            to,
+            filter: request.filter.clone(),
+        };
+        for event in store.events(&scan).await? {
+            let PriceOutcome::Priced(actual) = &event.price else {
+                continue;
+            };
+            let record = &event.record;
+            let model = stored_model(&event).to_owned();
+            let candidates = candidates_of
+                .entry(record.provider.clone())
+                .or_insert_with(|| {
+                    book.provider_models(&record.provider)
+                        .map(|m| m.id.clone())
+                        .collect()
+                });
+            let group = groups
+                .entry((
+                    record.project.clone(),
+                    record.provider.clone(),
+                    model.clone(),
+                ))
+                .or_default();
+            group.requests += 1;
+            group.cost += actual.cost;
+            for candidate in candidates.iter().filter(|c| **c != model) {
+                let slot = group
+                    .candidates
+                    .entry(candidate.clone())
+                    .or_insert(Some(Decimal::ZERO));
+                let Some(sum) = slot else {
+                    continue;
+                };
+                let target = WhatIfTarget {
+                    provider: record.provider.clone(),
+                    model: candidate.clone(),
+                };
+                match price_on_target(book, &target, record) {
+                    Ok(cost) => *sum += cost,
+                    Err(_) => *slot = None,
+                }
+            }
+        }
+    }
+    let rows = groups
+        .into_iter()
+        .map(|((project, provider, model), group)| {
+            let mut cheaper: Vec<CheaperModel> = group
+                .candidates
+                .into_iter()
+                // `None`: the candidate could not price one of the requests.
+                .filter_map(|(model, cost)| Some((model, cost?)))
+                .filter(|(_, cost)| *cost < group.cost)
+                .map(|(model, cost)| CheaperModel {
+                    model,
+                    cost: cost.normalize(),
+                    saved: (group.cost - cost).normalize(),
+                })
+                .collect();
+            cheaper.sort_by(|a, b| a.cost.cmp(&b.cost).then_with(|| a.model.cmp(&b.model)));
+            RoutingRow {
+                project,
+                provider,
+                model,
+                requests: group.requests,
+                cost: group.cost.normalize(),
+                cheaper,
+            }
+        })
+        .collect();
+    Ok(RoutingReport {
+        from: request.from,
+        to: request.to,
+        rows,
+    })
+}

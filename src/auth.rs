@@ -290,6 +290,7 @@ pub fn role_allows(role: Role, method: &str, route: &str) -> bool {
                         | "/v1/unpriced"
                         | "/v1/savings"
                         | "/v1/whatif"
+                        | "/v1/whatif/cheaper"
                         | "/v1/budgets"
                         | "/v1/budgets/{id}"
                         | "/v1/budgets/{id}/status"

@@ -130,6 +130,10 @@ pub struct ReportArgs {
     /// The provider of the --what-if model (inferred from the sheets when omitted).
     #[arg(long, value_name = "NAME", requires = "what_if")]
     pub what_if_provider: Option<String>,
+    /// Routing advice: per project and model, the same provider's models that would have
+    /// cost less for the same requests, cheapest first.
+    #[arg(long, conflicts_with_all = ["what_if", "savings"])]
+    pub cheaper: bool,
 }
 
 #[derive(Debug, Args)]

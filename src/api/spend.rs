@@ -27,6 +27,7 @@ pub(super) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_unpriced))
         .routes(routes!(get_savings))
         .routes(routes!(get_what_if))
+        .routes(routes!(get_cheaper))
 }
 
 /// The parameters every spend endpoint shares (documentation only: parsing is
@@ -472,4 +473,41 @@ async fn get_what_if(
         }
         _ => Json(report).into_response(),
     })
+}
+
+/// Routing advice: for each project and model, what the same requests would have cost on
+/// each cheaper model of the same provider, cheapest first, exact. Cost only: nothing is
+/// said of quality. Reads every event of the range and prices it on each candidate.
+#[utoipa::path(
+    get,
+    path = "/v1/whatif/cheaper",
+    tag = "spend",
+    params(
+        ("from" = Option<String>, Query, description = "Start, inclusive (default: the start of this month)"),
+        ("to" = Option<String>, Query, description = "End, exclusive (default: now)"),
+        ("project" = Option<String>, Query, description = "Only these projects"),
+        ("provider" = Option<String>, Query, description = "Only usage of this provider"),
+        ("model" = Option<String>, Query, description = "Only usage of this model")
+    ),
+    responses(
+        (status = 200, description = "Each project and model with the cheaper models", body = crate::analysis::RoutingReport),
+        (status = 400, description = "A parameter is invalid", body = super::openapi::ErrorBody)
+    )
+)]
+async fn get_cheaper(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<analysis::RoutingReport>, ApiError> {
+    let params = QueryParams::parse(&principal, query, &[])?;
+    if params.spend.group_by.is_some() || params.format.is_some() {
+        return Err(invalid(ParameterError {
+            parameter: "group_by".into(),
+            message: "/v1/whatif/cheaper groups by project and model and answers JSON".into(),
+        }));
+    }
+    let request = request(params.spend)?;
+    Ok(Json(
+        analysis::cheaper_models(state.store.as_ref(), &state.book, &request).await?,
+    ))
 }

@@ -36,9 +36,11 @@ pub async fn report(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCod
         eprintln!("error: {error}");
         return Ok(ExitCode::from(super::EXIT_USAGE));
     }
-    if matches!(args.format, ReportFormat::Focus) && (args.savings || target.is_some()) {
+    if matches!(args.format, ReportFormat::Focus)
+        && (args.savings || args.cheaper || target.is_some())
+    {
         eprintln!(
-            "error: --format focus exports spend; it does not apply to --savings or --what-if"
+            "error: --format focus exports spend; it does not apply to --savings, --what-if or --cheaper"
         );
         return Ok(ExitCode::from(super::EXIT_USAGE));
     }
@@ -50,6 +52,9 @@ pub async fn report(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCod
     if args.savings {
         let report = analysis::savings(store.as_ref(), &request).await?;
         print_savings(&report, args.format)?;
+    } else if args.cheaper {
+        let report = analysis::cheaper_models(store.as_ref(), &book, &request).await?;
+        print_cheaper(&report, args.format)?;
     } else if let Some(target) = target {
         let report = analysis::what_if(store.as_ref(), &book, &request, &target).await?;
         print_what_if(&report, args.format)?;
@@ -126,6 +131,54 @@ fn print_what_if(report: &WhatIfReport, format: ReportFormat) -> anyhow::Result<
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// One line per cheaper model (the three cheapest per project and model in a table).
+fn print_cheaper(report: &analysis::RoutingReport, format: ReportFormat) -> anyhow::Result<()> {
+    if matches!(format, ReportFormat::Json) {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    let table = matches!(format, ReportFormat::Table);
+    let header: Vec<String> = [
+        "project",
+        "provider",
+        "model",
+        "requests",
+        "cost_usd",
+        "cheaper_model",
+        "cheaper_usd",
+        "saved_usd",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut rows = Vec::new();
+    for row in &report.rows {
+        let shown = if table { 3 } else { usize::MAX };
+        for alternative in row.cheaper.iter().take(shown) {
+            rows.push(vec![
+                row.project.clone(),
+                row.provider.clone(),
+                row.model.clone(),
+                row.requests.to_string(),
+                row.cost.to_string(),
+                alternative.model.clone(),
+                alternative.cost.to_string(),
+                alternative.saved.to_string(),
+            ]);
+        }
+    }
+    if table {
+        println!(
+            "Cheaper models of the same provider for the same requests, {} to {} (cost only, not quality):",
+            report.from.format("%Y-%m-%d %H:%M"),
+            report.to.format("%Y-%m-%d %H:%M UTC"),
+        );
+        print!("{}", spend::aligned_table(&header, &rows, None, 3));
+    } else {
+        print!("{}", spend::csv_text(&header, &rows));
     }
     Ok(())
 }

@@ -283,3 +283,101 @@ async fn spend_stats_give_exact_cost_and_tokens_per_request() {
     let plain: Value = get("group_by=model").await.unwrap().json().await.unwrap();
     assert!(plain["rows"][0].get("stats").is_none());
 }
+
+#[tokio::test]
+async fn cheaper_models_of_the_same_provider_are_ranked_with_exact_costs() {
+    let db = TestDb::new().await;
+    let server = TestServer::start(&db).await;
+    let book = book();
+    let line = |i: u64, project: &str, provider: &str, model: &str| {
+        format!(
+            r#"{{"id":"c{i}","time":"2026-05-04T09:00:00Z","project":"{project}","provider":"{provider}","model":"{model}","tokens":{{"input":{},"cached_input":2000,"output":{}}}}}"#,
+            20_000 + i * 31,
+            500 + i * 7
+        )
+    };
+    let mut lines = Vec::new();
+    for i in 0..6 {
+        lines.push(line(i, "search", "openai", "gpt-5.2"));
+        lines.push(line(100 + i, "search", "anthropic", "claude-sonnet-4-5"));
+    }
+    let (status, _) = server
+        .post("/v1/usage", "application/x-ndjson", lines.join("\n"))
+        .await;
+    assert_eq!(status, 200);
+    let answer: Value = server
+        .client
+        .get(format!(
+            "{}/v1/whatif/cheaper?from=2026-05-01&to=2026-06-01",
+            server.base
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rows = answer["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{answer}");
+    for row in rows {
+        let provider = row["provider"].as_str().unwrap();
+        let model = row["model"].as_str().unwrap();
+        let mine: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains(&format!(r#""model":"{model}""#)))
+            .collect();
+        let cost_on = |other: &str| -> Decimal {
+            mine.iter()
+                .map(|l| {
+                    let moved = l.replace(
+                        &format!(r#""model":"{model}""#),
+                        &format!(r#""model":"{other}""#),
+                    );
+                    match prepare(&book, &moved).price {
+                        PriceOutcome::Priced(p) => p.cost,
+                        PriceOutcome::Unpriced(u) => panic!("{other}: {}", u.reason),
+                    }
+                })
+                .sum()
+        };
+        let actual = cost_on(model);
+        assert_eq!(
+            row["cost_usd"]
+                .as_str()
+                .unwrap()
+                .parse::<Decimal>()
+                .unwrap(),
+            actual
+        );
+        let cheaper = row["cheaper"].as_array().unwrap();
+        assert!(!cheaper.is_empty(), "{row}");
+        let mut previous = Decimal::ZERO;
+        for alternative in cheaper {
+            let other = alternative["model"].as_str().unwrap();
+            let cost: Decimal = alternative["cost_usd"].as_str().unwrap().parse().unwrap();
+            assert_eq!(cost, cost_on(other), "{provider}/{other}");
+            assert!(cost < actual && cost >= previous, "ranked, cheaper: {row}");
+            assert_eq!(
+                alternative["saved_usd"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<Decimal>()
+                    .unwrap(),
+                actual - cost
+            );
+            assert_ne!(other, model);
+            previous = cost;
+        }
+        let names: Vec<&str> = cheaper
+            .iter()
+            .map(|c| c["model"].as_str().unwrap())
+            .collect();
+        match provider {
+            "openai" => {
+                assert!(names.contains(&"gpt-5-nano"), "{names:?}");
+                assert!(!names.contains(&"gpt-5.2-pro"), "{names:?}");
+            }
+            _ => assert!(names.contains(&"claude-haiku-4-5"), "{names:?}"),
+        }
+    }
+}

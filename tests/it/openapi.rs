@@ -15,6 +15,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/unpriced"),
     ("get", "/v1/savings"),
     ("get", "/v1/whatif"),
+    ("get", "/v1/whatif/cheaper"),
     ("get", "/metrics"),
     ("get", "/healthz"),
     ("get", "/readyz"),
