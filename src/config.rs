@@ -68,6 +68,9 @@ pub struct Config {
     pub tokens: Vec<crate::auth::ConfigToken>,
     #[serde(default)]
     pub limits: crate::api::Limits,
+    /// Published rate limits whose headroom `/metrics` shows.
+    #[serde(default)]
+    pub rate_limits: Vec<crate::headroom::RateLimit>,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -122,10 +122,14 @@ impl Daemon {
             tracing::info!(message = "Collector started.", collector = %collector.name(), paths = ?collector_config.paths);
             collectors.push(tokio::spawn(collector.run(collectors_stop.clone())));
         }
+        for limit in &config.rate_limits {
+            limit.check().map_err(anyhow::Error::msg)?;
+        }
         let gauges = tokio::spawn(refresh_gauges(
             store.clone(),
             metrics.clone(),
             config.metrics.clone(),
+            config.rate_limits.clone(),
             collectors_stop.clone(),
         ));
         let (shutdown, stop) = oneshot::channel::<()>();
@@ -233,6 +237,7 @@ async fn refresh_gauges(
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     config: crate::config::MetricsConfig,
+    rate_limits: Vec<crate::headroom::RateLimit>,
     mut stop: watch::Receiver<bool>,
 ) {
     let tz: chrono_tz::Tz = config.timezone.parse().unwrap_or(chrono_tz::UTC);
@@ -251,6 +256,12 @@ async fn refresh_gauges(
                 .await
         {
             tracing::warn!(message = "Cannot refresh the store-derived gauges.", %error);
+        }
+        if let Err(error) =
+            crate::headroom::refresh(store.as_ref(), &metrics, &rate_limits, chrono::Utc::now())
+                .await
+        {
+            tracing::warn!(message = "Cannot refresh the rate-limit headroom.", %error);
         }
     }
 }

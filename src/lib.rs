@@ -12,6 +12,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod focus;
+pub mod headroom;
 pub mod ingest;
 pub mod metrics;
 pub mod money;

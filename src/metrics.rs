@@ -47,6 +47,7 @@ pub struct Metrics {
     pub http_request_seconds: HistogramVec,
     pub project_spend_usd: GaugeVec,
     pub project_savings_usd: GaugeVec,
+    pub rate_limit_utilization: GaugeVec,
     pub store_gauges_refreshed: prometheus::Gauge,
     pub budget_spend_usd: GaugeVec,
     pub budget_limit_usd: GaugeVec,
@@ -201,6 +202,14 @@ impl Metrics {
                 &["project", "period", "kind"],
             )
             .expect("valid metric"),
+            rate_limit_utilization: GaugeVec::new(
+                Opts::new(
+                    "llm_meter_rate_limit_utilization_ratio",
+                    "Share of each configured rate limit ([[rate_limits]]) the last minute of stored usage used, by record time (1 = at the limit); lags the source by the ingest delay.",
+                ),
+                &["provider", "model", "kind"],
+            )
+            .expect("valid metric"),
             store_gauges_refreshed: prometheus::Gauge::new(
                 "llm_meter_store_gauges_refreshed_timestamp_seconds",
                 "When the store-derived gauges were last read from the store (Unix time).",
@@ -273,6 +282,7 @@ impl Metrics {
             Box::new(metrics.http_request_seconds.clone()),
             Box::new(metrics.project_spend_usd.clone()),
             Box::new(metrics.project_savings_usd.clone()),
+            Box::new(metrics.rate_limit_utilization.clone()),
             Box::new(metrics.store_gauges_refreshed.clone()),
             Box::new(metrics.budget_spend_usd.clone()),
             Box::new(metrics.budget_limit_usd.clone()),

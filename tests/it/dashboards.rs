@@ -467,6 +467,11 @@ name = "proxy"
 paths = ["{logs}/*.jsonl"]
 project = "tail"
 poll_interval = "50ms"
+[[rate_limits]]
+provider = "openai"
+model = "gpt-5.2"
+rpm = 500
+tpm = 500000
 [[budgets]]
 name = "contract"
 limit_usd = "1000000"
@@ -495,6 +500,7 @@ webhooks = [{{ url = "{hook}/hook" }}]
         "llm_meter_collector_lag_bytes",
         "llm_meter_batch_requests_total",
         "llm_meter_http_requests_total",
+        "llm_meter_rate_limit_utilization_ratio",
     ] {
         prometheus
             .wait_for(&format!("count({family})"), |n| n >= 1.0)
@@ -714,5 +720,30 @@ async fn every_finance_query_runs_on_postgres_and_monthly_totals_equal_the_spend
         let panel: Decimal = cost.parse().unwrap();
         assert!(api > Decimal::ZERO);
         assert_eq!(panel, api, "{month}");
+    }
+}
+
+#[test]
+fn the_prometheus_alerting_rules_check_and_pass_their_unit_tests() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("dashboards/prometheus");
+    for args in [
+        ["check", "rules", "llm-meter-alerts.yml"],
+        ["test", "rules", "llm-meter-alerts.test.yml"],
+    ] {
+        let output = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "This test runs the real `promtool` ({e}). Install it with `apt-get install prometheus` (.ci/run does so when it is missing)."
+                )
+            });
+        assert!(
+            output.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }

@@ -381,3 +381,76 @@ async fn cheaper_models_of_the_same_provider_are_ranked_with_exact_costs() {
         }
     }
 }
+
+#[tokio::test]
+async fn rate_limit_headroom_counts_the_minute_before_now_across_a_minute_boundary() {
+    use llm_meter::headroom::{RateLimit, headroom, refresh};
+    let now = chrono::DateTime::parse_from_rfc3339("2026-05-05T12:00:30Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let record = |id: &str, time: &str, model: &str| {
+        format!(
+            r#"{{"id":"{id}","time":"{time}","project":"p","provider":"openai","model":"{model}","tokens":{{"input":1000,"output":100}}}}"#
+        )
+    };
+    let lines = [
+        record("before", "2026-05-05T11:59:29.999Z", "gpt-5.2"),
+        record("first", "2026-05-05T11:59:30Z", "gpt-5.2"),
+        record("old-minute", "2026-05-05T11:59:59Z", "gpt-5.2"),
+        record("new-minute", "2026-05-05T12:00:00Z", "gpt-5.2"),
+        record("snapshot", "2026-05-05T12:00:05Z", "gpt-5.2-2025-12-11"),
+        record("last", "2026-05-05T12:00:29.9Z", "gpt-5.2"),
+        record("at-now", "2026-05-05T12:00:30Z", "gpt-5.2"),
+        record("other-model", "2026-05-05T12:00:10Z", "gpt-5-mini"),
+    ];
+    let limit = RateLimit {
+        provider: "openai".into(),
+        model: "gpt-5.2".into(),
+        rpm: Some(10),
+        tpm: Some(11_000),
+    };
+    limit.check().unwrap();
+    for backend in crate::store_contract::Backend::both().await {
+        let store = backend.store();
+        let batch = crate::store_contract::intake_batch(&book(), &lines);
+        store.write(&[&batch]).await.unwrap();
+        let got = headroom(store.as_ref(), &limit, now).await.unwrap();
+        assert_eq!(
+            (got.requests, got.tokens),
+            (5, 5 * 1100),
+            "{}",
+            backend.name()
+        );
+        assert_eq!(got.rpm_utilization, Some(0.5));
+        assert_eq!(got.tpm_utilization, Some(0.5));
+        // A minute later only the record stamped exactly at `now` is in the window.
+        let later = headroom(store.as_ref(), &limit, now + chrono::Duration::seconds(60))
+            .await
+            .unwrap();
+        assert_eq!(later.requests, 1);
+        let metrics = llm_meter::metrics::Metrics::new();
+        refresh(store.as_ref(), &metrics, std::slice::from_ref(&limit), now)
+            .await
+            .unwrap();
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                r#"llm_meter_rate_limit_utilization_ratio{kind="rpm",model="gpt-5.2",provider="openai"} 0.5"#
+            ),
+            "{text}"
+        );
+    }
+    for bad in [
+        RateLimit {
+            rpm: None,
+            tpm: None,
+            ..limit.clone()
+        },
+        RateLimit {
+            rpm: Some(0),
+            ..limit.clone()
+        },
+    ] {
+        assert!(bad.check().is_err(), "{bad:?}");
+    }
+}

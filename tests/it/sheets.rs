@@ -271,6 +271,8 @@ fn the_example_config_parses_and_documents_every_section() {
     );
     assert_eq!(config.budgets.len(), 1);
     assert_eq!(config.tokens.len(), 1);
+    assert_eq!(config.rate_limits.len(), 1);
+    config.rate_limits[0].check().unwrap();
     config.tokens[0].to_stored().unwrap();
     assert_eq!(config.limits.requests_per_second, 200);
     assert_eq!(config.budgets[0].webhooks.len(), 2);
