@@ -234,48 +234,39 @@ pub async fn what_if(
     target: &WhatIfTarget,
 ) -> Result<WhatIfReport, StoreError> {
     let mut rows: BTreeMap<(String, String), WhatIfRow> = BTreeMap::new();
-    // Only the hours that hold usage: a long range with little in it stays cheap.
-    for (from, to) in event_windows(store, request.from, request.to, &request.filter).await? {
-        let events = store
-            .events(&EventScan {
-                from,
-                to,
-                filter: request.filter.clone(),
-            })
-            .await?;
-        for event in events {
-            let record = &event.record;
-            let model = stored_model(&event).to_owned();
-            let row = rows
-                .entry((record.provider.clone(), model.clone()))
-                .or_insert_with(|| WhatIfRow {
-                    provider: record.provider.clone(),
-                    model,
-                    ..WhatIfRow::default()
-                });
-            row.requests += 1;
-            let actual = match &event.price {
-                PriceOutcome::Priced(p) => p.cost,
-                PriceOutcome::Unpriced(u) => {
-                    row.not_compared_requests += 1;
-                    row.not_compared_reason
-                        .get_or_insert_with(|| format!("no price today: {}", u.reason));
-                    continue;
-                }
-            };
-            match price_on_target(book, target, record) {
-                Ok(cost) => {
-                    row.compared_requests += 1;
-                    row.actual_cost += actual;
-                    row.what_if_cost += cost;
-                }
-                Err(reason) => {
-                    row.not_compared_requests += 1;
-                    row.not_compared_reason.get_or_insert(reason);
-                }
+    for_each_event(store, request, |event| {
+        let record = &event.record;
+        let model = stored_model(&event).to_owned();
+        let row = rows
+            .entry((record.provider.clone(), model.clone()))
+            .or_insert_with(|| WhatIfRow {
+                provider: record.provider.clone(),
+                model,
+                ..WhatIfRow::default()
+            });
+        row.requests += 1;
+        let actual = match &event.price {
+            PriceOutcome::Priced(p) => p.cost,
+            PriceOutcome::Unpriced(u) => {
+                row.not_compared_requests += 1;
+                row.not_compared_reason
+                    .get_or_insert_with(|| format!("no price today: {}", u.reason));
+                return;
+            }
+        };
+        match price_on_target(book, target, record) {
+            Ok(cost) => {
+                row.compared_requests += 1;
+                row.actual_cost += actual;
+                row.what_if_cost += cost;
+            }
+            Err(reason) => {
+                row.not_compared_requests += 1;
+                row.not_compared_reason.get_or_insert(reason);
             }
         }
-    }
+    })
+    .await?;
     let mut total = WhatIfRow::default();
     let rows: Vec<WhatIfRow> = rows
         .into_values()
@@ -474,21 +465,15 @@ pub async fn request_stats(
     request: &SpendRequest,
 ) -> Result<BTreeMap<Vec<String>, RequestStats>, StoreError> {
     let mut groups: BTreeMap<Vec<String>, (Vec<Decimal>, Vec<u64>)> = BTreeMap::new();
-    for (from, to) in event_windows(store, request.from, request.to, &request.filter).await? {
-        let scan = EventScan {
-            from,
-            to,
-            filter: request.filter.clone(),
-        };
-        for event in store.events(&scan).await? {
-            let key = crate::spend::group_values(request, &event);
-            let (costs, tokens) = groups.entry(key).or_default();
-            if let PriceOutcome::Priced(p) = &event.price {
-                costs.push(p.cost);
-            }
-            tokens.push(event.record.tokens.total());
+    for_each_event(store, request, |event| {
+        let key = crate::spend::group_values(request, &event);
+        let (costs, tokens) = groups.entry(key).or_default();
+        if let PriceOutcome::Priced(p) = &event.price {
+            costs.push(p.cost);
         }
-    }
+        tokens.push(event.record.tokens.total());
+    })
+    .await?;
     Ok(groups
         .into_iter()
         .filter_map(|(key, (costs, tokens))| {
@@ -580,53 +565,47 @@ pub async fn cheaper_models(
     }
     let mut groups: BTreeMap<(String, String, String), Group> = BTreeMap::new();
     let mut candidates_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (from, to) in event_windows(store, request.from, request.to, &request.filter).await? {
-        let scan = EventScan {
-            from,
-            to,
-            filter: request.filter.clone(),
+    for_each_event(store, request, |event| {
+        let PriceOutcome::Priced(actual) = &event.price else {
+            return;
         };
-        for event in store.events(&scan).await? {
-            let PriceOutcome::Priced(actual) = &event.price else {
+        let record = &event.record;
+        let model = stored_model(&event).to_owned();
+        let candidates = candidates_of
+            .entry(record.provider.clone())
+            .or_insert_with(|| {
+                book.provider_models(&record.provider)
+                    .map(|m| m.id.clone())
+                    .collect()
+            });
+        let group = groups
+            .entry((
+                record.project.clone(),
+                record.provider.clone(),
+                model.clone(),
+            ))
+            .or_default();
+        group.requests += 1;
+        group.cost += actual.cost;
+        for candidate in candidates.iter().filter(|c| **c != model) {
+            let slot = group
+                .candidates
+                .entry(candidate.clone())
+                .or_insert(Some(Decimal::ZERO));
+            let Some(sum) = slot else {
                 continue;
             };
-            let record = &event.record;
-            let model = stored_model(&event).to_owned();
-            let candidates = candidates_of
-                .entry(record.provider.clone())
-                .or_insert_with(|| {
-                    book.provider_models(&record.provider)
-                        .map(|m| m.id.clone())
-                        .collect()
-                });
-            let group = groups
-                .entry((
-                    record.project.clone(),
-                    record.provider.clone(),
-                    model.clone(),
-                ))
-                .or_default();
-            group.requests += 1;
-            group.cost += actual.cost;
-            for candidate in candidates.iter().filter(|c| **c != model) {
-                let slot = group
-                    .candidates
-                    .entry(candidate.clone())
-                    .or_insert(Some(Decimal::ZERO));
-                let Some(sum) = slot else {
-                    continue;
-                };
-                let target = WhatIfTarget {
-                    provider: record.provider.clone(),
-                    model: candidate.clone(),
-                };
-                match price_on_target(book, &target, record) {
-                    Ok(cost) => *sum += cost,
-                    Err(_) => *slot = None,
-                }
+            let target = WhatIfTarget {
+                provider: record.provider.clone(),
+                model: candidate.clone(),
+            };
+            match price_on_target(book, &target, record) {
+                Ok(cost) => *sum += cost,
+                Err(_) => *slot = None,
             }
         }
-    }
+    })
+    .await?;
     let rows = groups
         .into_iter()
         .map(|((project, provider, model), group)| {
@@ -658,4 +637,25 @@ pub async fn cheaper_models(
         to: request.to,
         rows,
     })
+}
+
+/// Calls `visit` with every stored event of the request's range and filter, an hour's
+/// worth at a time, reading only the hours that hold usage (a long range with little in it
+/// stays cheap).
+async fn for_each_event(
+    store: &dyn Store,
+    request: &SpendRequest,
+    mut visit: impl FnMut(crate::prepare::PricedRecord),
+) -> Result<(), StoreError> {
+    for (from, to) in event_windows(store, request.from, request.to, &request.filter).await? {
+        let scan = EventScan {
+            from,
+            to,
+            filter: request.filter.clone(),
+        };
+        for event in store.events(&scan).await? {
+            visit(event);
+        }
+    }
+    Ok(())
 }

@@ -12,22 +12,8 @@ use llm_meter::ingest::{Pipeline, PipelineConfig};
 use llm_meter::metrics::Metrics;
 use llm_meter::store::{Dimension, Store, UsageFilter, UsageQuery};
 
+use crate::helpers::Rng;
 use crate::store_contract::Backend;
-
-/// A deterministic generator (xorshift64*), so a failing seed replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 pub fn collector_config(dir: &Path, name: &str) -> CollectorConfig {
     CollectorConfig {
@@ -174,7 +160,7 @@ impl Files {
         if candidates.is_empty() {
             return;
         }
-        let path = &candidates[rng.below(candidates.len() as u64) as usize];
+        let path = &candidates[rng.below(candidates.len())];
         let gz = PathBuf::from(format!("{}.gz", path.display()));
         let mut encoder = flate2::write::GzEncoder::new(
             std::fs::File::create(&gz).unwrap(),
@@ -192,7 +178,7 @@ impl Files {
             .filter(|p| p.exists())
             .cloned()
             .collect();
-        if let Some(path) = present.get(rng.below(present.len().max(1) as u64) as usize) {
+        if let Some(path) = present.get(rng.below(present.len())) {
             std::fs::remove_file(path).unwrap();
         }
     }
@@ -244,7 +230,7 @@ async fn run_model(backend: &Backend, seed: u64, steps: usize) {
         let op = rng.below(100);
         match op {
             0..=29 => {
-                let n = 1 + rng.below(15);
+                let n = 1 + rng.below(15) as u64;
                 script.push(format!("append {n}"));
                 files.append_lines(n);
             }

@@ -7,22 +7,8 @@ use llm_meter::commands::cost::{CostSummary, price_lines};
 use llm_meter::prepare::Preparer;
 use llm_meter::usage::{Format, parse_record};
 
+use crate::helpers::Rng;
 use crate::helpers::{book, ingest_time, sample, sample_path};
-
-/// A small deterministic generator (xorshift64*), so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 const NASTY: &[&str] = &[
     "-1",

@@ -5,24 +5,9 @@
 
 use serde_json::{Value, json};
 
+use crate::helpers::Rng;
 use crate::http_ingest::TestServer;
 use crate::pg::TestDb;
-
-/// A small deterministic generator (xorshift64*), so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// One mutation of `seed`: flipped, inserted, deleted or duplicated bytes, a truncation,
 /// a splice of JSON-ish tokens, or something else entirely.
