@@ -2,7 +2,7 @@
 //!
 //! A token reads `lmt_<id>_<secret>`. The id is public (it names the token in lists and
 //! logs); only a SHA-256 hash of the whole token is stored, compared in constant time.
-//! Tokens are 64 random bits of id and 244 of secret, so a fast hash is enough: there is
+//! Tokens are 60 random bits of id and 244 of secret, so a fast hash is enough: there is
 //! nothing to brute-force the way there is with passwords.
 
 use std::collections::{BTreeSet, HashMap};
@@ -93,6 +93,12 @@ impl ConfigToken {
 pub fn check_projects(projects: &[String]) -> Result<(), String> {
     for project in projects {
         crate::usage::check_label("project", project).map_err(|e| e.to_string())?;
+        // Queries split project lists on commas and trim them: a scope must read the same.
+        if project.contains(',') || project.trim() != project {
+            return Err(format!(
+                "project {project:?}: one project per --project, without commas or surrounding spaces"
+            ));
+        }
     }
     Ok(())
 }
@@ -183,17 +189,22 @@ impl Principal {
         let Some(allowed) = &self.projects else {
             return Ok(requested);
         };
-        if requested.is_empty() {
+        // The list the query will use, read the way the query reads it: an empty or
+        // blank value is no filter, which for a scoped caller means its own projects.
+        let projects: Vec<String> = requested
+            .iter()
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if projects.is_empty() {
             return Ok(allowed.iter().cloned().collect());
         }
-        for value in &requested {
-            for project in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                if !allowed.contains(project) {
-                    return Err(ForbiddenProject(project.to_owned()));
-                }
-            }
+        if let Some(outside) = projects.iter().find(|p| !allowed.contains(p.as_str())) {
+            return Err(ForbiddenProject(outside.clone()));
         }
-        Ok(requested)
+        Ok(projects)
     }
 }
 
@@ -232,9 +243,10 @@ impl Authenticator {
         })
     }
 
-    /// Whether requests need a token: once any token exists, they do.
-    pub async fn required(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        Ok(!self.config_tokens.is_empty() || self.store.any_active_token(now).await?)
+    /// Whether requests need a token: once any token was made, they do, also after every
+    /// token was revoked or expired (the API never falls back open).
+    pub async fn required(&self) -> Result<bool, StoreError> {
+        Ok(!self.config_tokens.is_empty() || self.store.any_token().await?)
     }
 
     /// Who presents `bearer` (the `Authorization` header's token, if any).
@@ -244,7 +256,7 @@ impl Authenticator {
         now: DateTime<Utc>,
     ) -> Result<Principal, AuthError> {
         let Some(presented) = bearer else {
-            return if self.required(now).await? {
+            return if self.required().await? {
                 Err(AuthError::Missing)
             } else {
                 Ok(Principal::open())

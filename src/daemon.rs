@@ -130,6 +130,7 @@ impl Daemon {
             metrics.clone(),
             config.metrics.clone(),
             config.rate_limits.clone(),
+            state.rate_limiter.clone(),
             collectors_stop.clone(),
         ));
         let (shutdown, stop) = oneshot::channel::<()>();
@@ -238,6 +239,7 @@ async fn refresh_gauges(
     metrics: Arc<Metrics>,
     config: crate::config::MetricsConfig,
     rate_limits: Vec<crate::headroom::RateLimit>,
+    rate_limiter: Arc<api::RateLimiter>,
     mut stop: watch::Receiver<bool>,
 ) {
     let tz: chrono_tz::Tz = config.timezone.parse().unwrap_or(chrono_tz::UTC);
@@ -263,6 +265,9 @@ async fn refresh_gauges(
         {
             tracing::warn!(message = "Cannot refresh the rate-limit headroom.", %error);
         }
+        // Forget callers that have been quiet long enough to be back at a full burst.
+        rate_limiter.retain_recent();
+        rate_limiter.shrink_to_fit();
     }
 }
 

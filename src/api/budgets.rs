@@ -50,13 +50,38 @@ struct BudgetList {
 /// is), it means "keep the secret".
 const MASKED_SECRET: &str = "whsec_********";
 
-fn view(stored: &StoredBudget, spec: BudgetSpec, reveal_secrets: bool) -> BudgetView {
+/// How much of a budget a caller sees.
+#[derive(Clone, Copy, PartialEq)]
+enum Reveal {
+    /// Its creator, once: the generated secrets.
+    Secrets,
+    /// An admin: everything but the secrets.
+    Urls,
+    /// Readers: webhook hosts only (a Slack URL is itself a credential).
+    Hosts,
+}
+
+fn reveal_for(principal: &Principal) -> Reveal {
+    if principal.role == crate::auth::Role::Admin {
+        Reveal::Urls
+    } else {
+        Reveal::Hosts
+    }
+}
+
+fn view(stored: &StoredBudget, spec: BudgetSpec, reveal: Reveal) -> BudgetView {
     let mut spec = spec;
-    if !reveal_secrets {
-        for webhook in &mut spec.webhooks {
-            if webhook.secret.is_some() {
-                webhook.secret = Some(MASKED_SECRET.into());
-            }
+    for webhook in &mut spec.webhooks {
+        if reveal != Reveal::Secrets && webhook.secret.is_some() {
+            webhook.secret = Some(MASKED_SECRET.into());
+        }
+        if reveal == Reveal::Hosts {
+            let host = reqwest::Url::parse(&webhook.url)
+                .ok()
+                .and_then(|u| Some(format!("{}://{}/…", u.scheme(), u.host_str()?)))
+                .unwrap_or_else(|| "…".into());
+            webhook.url = host;
+            webhook.secret = None;
         }
     }
     BudgetView {
@@ -177,7 +202,10 @@ async fn create_budget(
         .await
         .map_err(|e| conflict(e, &stored.name))?;
     evaluate_now(&state, &stored.id).await;
-    Ok((StatusCode::CREATED, Json(view(&stored, budget.spec, true))))
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&stored, budget.spec, Reveal::Secrets)),
+    ))
 }
 
 /// Every budget.
@@ -198,7 +226,7 @@ async fn list_budgets(
         .iter()
         .filter_map(|stored| {
             let spec: BudgetSpec = serde_json::from_str(&stored.spec_json).ok()?;
-            visible(&principal, &spec).then(|| view(stored, spec, false))
+            visible(&principal, &spec).then(|| view(stored, spec, reveal_for(&principal)))
         })
         .collect();
     Ok(Json(BudgetList { budgets }))
@@ -265,7 +293,7 @@ async fn get_budget(
     Path(id): Path<String>,
 ) -> Result<Json<BudgetView>, ApiError> {
     let (stored, spec) = stored_budget(&state, &principal, &id).await?;
-    Ok(Json(view(&stored, spec, false)))
+    Ok(Json(view(&stored, spec, reveal_for(&principal))))
 }
 
 /// Replace a budget. Secrets of webhooks whose URL is unchanged are kept when not given.
@@ -306,7 +334,7 @@ async fn replace_budget(
         return Err(not_found(&id));
     }
     evaluate_now(&state, &id).await;
-    Ok(Json(view(&updated, budget.spec, false)))
+    Ok(Json(view(&updated, budget.spec, Reveal::Urls)))
 }
 
 /// Delete a budget. Its alert history stays.
@@ -521,19 +549,21 @@ async fn check_budgets(
     let cached = state.budgets.cached_statuses();
     let now = Utc::now();
     let mut statuses = Vec::new();
+    let mut allowed = true;
     for budget in state.budgets.budgets().await? {
-        if !budget.may_cover(project, provider.as_deref(), model.as_deref())
-            || !visible(&principal, &budget.spec)
-        {
+        if !budget.may_cover(project, provider.as_deref(), model.as_deref()) {
             continue;
         }
         let status = match cached.get(&budget.id) {
             Some(status) if status.period_end > now => status.clone(),
             _ => state.budgets.evaluate(&budget, now).await?,
         };
-        statuses.push(status);
+        // Every covering budget decides; a scoped caller sees only its projects' ones.
+        allowed &= !(status.hard && status.exceeded);
+        if visible(&principal, &budget.spec) {
+            statuses.push(status);
+        }
     }
-    let allowed = !statuses.iter().any(|s| s.hard && s.exceeded);
     Ok(Json(CheckAnswer {
         allowed,
         budgets: statuses,
@@ -601,6 +631,11 @@ async fn list_alerts(
             other => return Err(bad(other, "unknown parameter".into())),
         }
     }
+    let wanted = query.limit as usize;
+    if principal.projects.is_some() {
+        // Others' alerts are dropped below: read as many as allowed, then cut.
+        query.limit = 1000;
+    }
     let mut alerts = state.store.alerts(&query).await?;
     if principal.projects.is_some() {
         // A scoped reader sees the alerts of the budgets it sees.
@@ -621,6 +656,7 @@ async fn list_alerts(
             return Err(hidden_budget(id));
         }
         alerts.retain(|alert| seen.contains(&alert.budget_id));
+        alerts.truncate(wanted);
     }
     Ok(Json(AlertList {
         alerts: alert_views(&state, alerts).await?,

@@ -152,8 +152,9 @@ async fn authorize(
             value
                 .to_str()
                 .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim)
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| token.trim())
                 .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?,
         ),
     };
@@ -190,6 +191,15 @@ async fn authorize(
         return Ok(response);
     }
     let method = request.method().as_str().to_owned();
+    // /metrics shows every project's series: not for a caller scoped to some.
+    let scoped_out = route == "/metrics" && principal.projects.is_some();
+    if scoped_out {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "/metrics shows every project: it needs a token not scoped to projects",
+        ));
+    }
     if !crate::auth::role_allows(principal.role, &method, route) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -19,7 +19,7 @@ pub async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode>
             .await
             .with_context(|| format!("cannot open the store {}", crate::config::redact_url(url)))?;
         store.migrate().await.context("cannot migrate the store")?;
-        !config.tokens.is_empty() || store.any_active_token(chrono::Utc::now()).await?
+        !config.tokens.is_empty() || store.any_token().await?
     };
     if tokens_required {
         tracing::info!("API tokens are required (Authorization: Bearer …).");

@@ -83,12 +83,15 @@ async fn create(
     }
     let (token, stored) = auth::generate(role, projects, name, expires_at, now);
     if for_config {
-        let projects: Vec<String> = stored.projects.iter().map(|p| format!("{p:?}")).collect();
-        println!("# Add to the config file; the token itself is on the last line, shown once.");
+        // TOML's own quoting: a name may hold any printable character.
+        let text = |value: &str| toml::Value::String(value.to_owned()).to_string();
+        let projects: Vec<String> = stored.projects.iter().map(|p| text(p)).collect();
+        println!("# Add the lines up to this token's to the config file; the token itself,");
+        println!("# on the last line, is shown once and must not go into the file.");
         println!("[[tokens]]");
-        println!("id = {:?}", stored.id);
-        println!("name = {:?}", stored.name);
-        println!("role = {:?}", stored.role);
+        println!("id = {}", text(&stored.id));
+        println!("name = {}", text(&stored.name));
+        println!("role = {}", text(&stored.role));
         println!("projects = [{}]", projects.join(", "));
         println!("hash = \"sha256:{}\"", stored.hash);
     } else {

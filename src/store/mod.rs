@@ -479,9 +479,9 @@ pub trait Store: Send + Sync + 'static {
     async fn token(&self, id: &str) -> Result<Option<StoredToken>, StoreError>;
     /// `false` when there is no such token or it was already revoked.
     async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError>;
-    /// Whether any token is neither revoked nor expired at `now`: then every request
-    /// needs one.
-    async fn any_active_token(&self, now: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Whether any token was ever made (revoked and expired ones count): then every
+    /// request needs one.
+    async fn any_token(&self) -> Result<bool, StoreError>;
     /// Which backend this is, for logs: `postgres` or `sqlite`.
     fn kind(&self) -> &'static str;
 }

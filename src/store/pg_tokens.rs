@@ -77,14 +77,10 @@ impl PgStore {
         Ok(done.rows_affected() > 0)
     }
 
-    pub(super) async fn pg_any_active_token(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        let (active,): (bool,) = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM api_tokens
-             WHERE revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1))",
-        )
-        .bind(now)
-        .fetch_one(self.pool())
-        .await?;
-        Ok(active)
+    pub(super) async fn pg_any_token(&self) -> Result<bool, StoreError> {
+        let (any,): (bool,) = sqlx::query_as("SELECT EXISTS (SELECT 1 FROM api_tokens)")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(any)
     }
 }

@@ -1043,8 +1043,8 @@ impl Store for PgStore {
         self.pg_revoke_token(id, at).await
     }
 
-    async fn any_active_token(&self, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.pg_any_active_token(now).await
+    async fn any_token(&self) -> Result<bool, StoreError> {
+        self.pg_any_token().await
     }
 
     async fn delete_checkpoint(

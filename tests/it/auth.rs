@@ -346,9 +346,14 @@ async fn the_authorization_matrix_holds_on_every_endpoint() {
     }
     assert_eq!(checked, rows.len() * 8);
 
-    // Unfiltered queries give a scoped reader its own projects only.
+    // Unfiltered queries give a scoped reader its own projects only; so do empty or
+    // blank project filters, which mean "no filter".
     for path in [
         "/v1/spend?group_by=project&from=2026-01-01&to=2027-01-01",
+        "/v1/spend?group_by=project&project=&from=2026-01-01&to=2027-01-01",
+        "/v1/spend?group_by=project&project=,&from=2026-01-01&to=2027-01-01",
+        "/v1/spend?group_by=project&project=%20&from=2026-01-01&to=2027-01-01",
+        "/v1/spend?group_by=project&project=alpha,%20&from=2026-01-01&to=2027-01-01",
         "/v1/budgets",
         "/v1/alerts",
         "/v1/savings?from=2026-01-01&to=2027-01-01",
@@ -358,9 +363,52 @@ async fn the_authorization_matrix_holds_on_every_endpoint() {
         assert_eq!(status, 200, "{path}: {answer}");
         assert!(answer.contains(A), "{path}: {answer}");
         assert!(!answer.contains(B), "{path} leaked {B}: {answer}");
-        let (_, everything) = fixture.call(Caller::Admin, M::GET, path, None).await;
-        assert!(everything.contains(B), "{path}: {everything}");
+        if !path.contains("project=alpha") {
+            let (_, everything) = fixture.call(Caller::Admin, M::GET, path, None).await;
+            assert!(everything.contains(B), "{path}: {everything}");
+        }
     }
+
+    // A hard budget over every project blocks alpha's proxy, though alpha's tokens do not
+    // see it; a reader sees webhook hosts, never the URLs (a Slack URL is a credential).
+    for body in [
+        json!({"name": "everything", "limit_usd": "0.000001", "period": "month", "hard": true}),
+        json!({"name": "alpha-slack", "project": A, "limit_usd": "100", "period": "month",
+               "webhooks": [{"url": "https://hooks.slack.com/services/T000/B000/SECRETXYZ", "format": "slack"}]}),
+    ] {
+        let (status, answer) = fixture
+            .call(
+                Caller::Admin,
+                M::POST,
+                "/v1/budgets",
+                Some(body.to_string()),
+            )
+            .await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    let (status, check) = fixture
+        .call(
+            Caller::IngestA,
+            M::GET,
+            "/v1/budgets/check?project=alpha",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let check: Value = serde_json::from_str(&check).unwrap();
+    assert_eq!(check["allowed"], false, "{check}");
+    assert!(!check.to_string().contains("everything"), "{check}");
+    let (_, listed) = fixture
+        .call(Caller::ReadA, M::GET, "/v1/budgets", None)
+        .await;
+    assert!(
+        listed.contains("hooks.slack.com") && !listed.contains("SECRETXYZ"),
+        "{listed}"
+    );
+    let (_, listed) = fixture
+        .call(Caller::Admin, M::GET, "/v1/budgets", None)
+        .await;
+    assert!(listed.contains("SECRETXYZ"), "{listed}");
 
     // Unpriced models carry no project: the scoped reader counts alpha's only.
     let unpriced = |answer: String| -> u64 {
@@ -441,7 +489,8 @@ async fn the_authorization_matrix_holds_on_every_endpoint() {
 
     // /metrics and /openapi.json need a token that may read; health never does.
     for (path, want) in [
-        ("/metrics", [401, 200, 403, 200]),
+        // /metrics shows every project: not for a token scoped to some.
+        ("/metrics", [401, 200, 403, 403]),
         ("/openapi.json", [401, 200, 403, 200]),
         ("/healthz", [200, 200, 200, 200]),
         ("/readyz", [200, 200, 200, 200]),
@@ -570,6 +619,10 @@ async fn config_tokens_work_and_the_token_command_creates_lists_and_revokes() {
         (
             vec!["token", "create", "--role", "read", "--expires", "soon"],
             "--expires",
+        ),
+        (
+            vec!["token", "create", "--role", "read", "--project", "a,b"],
+            "commas",
         ),
     ] {
         let (code, _, err) = run(&args);
