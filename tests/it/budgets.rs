@@ -773,19 +773,9 @@ webhooks = [{{ url = "{url}/alert", secret = "{SECRET}" }}]
 
 #[tokio::test]
 async fn a_crossing_committed_at_the_period_boundary_still_alerts_for_its_period() {
-    use llm_meter::budget::engine::{AlertsConfig, Engine};
     for backend in crate::store_contract::Backend::both().await {
         let store = backend.store();
-        let engine = Engine::new(
-            store.clone(),
-            Arc::new(llm_meter::metrics::Metrics::new()),
-            Arc::new(llm_meter::ingest::Changes::default()),
-            Arc::new(tokio::sync::Notify::new()),
-            AlertsConfig::default(),
-            Duration::from_secs(3600),
-            &[],
-        )
-        .unwrap();
+        let engine = engine_on(store.clone());
         let spec = llm_meter::budget::parse_spec(
             br#"{"name":"daily","project":"p","limit_usd":"10","period":"day","thresholds":[1]}"#,
         )
@@ -828,19 +818,9 @@ async fn a_crossing_committed_at_the_period_boundary_still_alerts_for_its_period
 
 #[tokio::test]
 async fn raising_the_limit_mid_period_lets_its_fractions_alert_again_once() {
-    use llm_meter::budget::engine::{AlertsConfig, Engine};
     let backend = crate::store_contract::Backend::sqlite().await;
     let store = backend.store();
-    let engine = Engine::new(
-        store.clone(),
-        Arc::new(llm_meter::metrics::Metrics::new()),
-        Arc::new(llm_meter::ingest::Changes::default()),
-        Arc::new(tokio::sync::Notify::new()),
-        AlertsConfig::default(),
-        Duration::from_secs(3600),
-        &[],
-    )
-    .unwrap();
+    let engine = engine_on(store.clone());
     let budget = |limit: &str| {
         let spec = llm_meter::budget::parse_spec(
             format!(r#"{{"name":"m","project":"p","limit_usd":"{limit}","period":"month","thresholds":[1]}}"#)
@@ -871,4 +851,18 @@ async fn raising_the_limit_mid_period_lets_its_fractions_alert_again_once() {
     engine.evaluate(&budget("20"), now).await.unwrap();
     engine.evaluate(&budget("20"), now).await.unwrap();
     assert_eq!(count().await, 2);
+}
+
+/// A budget engine on `store`, driven by hand (`evaluate` with a chosen time).
+fn engine_on(store: Arc<dyn llm_meter::store::Store>) -> llm_meter::budget::engine::Engine {
+    llm_meter::budget::engine::Engine::new(
+        store,
+        Arc::new(llm_meter::metrics::Metrics::new()),
+        Arc::new(llm_meter::ingest::Changes::default()),
+        Arc::new(tokio::sync::Notify::new()),
+        llm_meter::budget::engine::AlertsConfig::default(),
+        Duration::from_secs(3600),
+        &[],
+    )
+    .unwrap()
 }
