@@ -67,10 +67,13 @@ impl Period {
                     .duration_trunc(TimeDelta::seconds(1))
                     .unwrap_or(now)
                     .with_timezone(&tz);
-                let start = schedule
-                    .after(&(second + TimeDelta::seconds(1)))
-                    .next_back()
-                    .map(|t| t.with_timezone(&Utc));
+                // Walking back from the next second: the first fire time not after `now`.
+                // (In a repeated DST hour cron can hand back the later occurrence first.)
+                let mut back = schedule.after(&(second + TimeDelta::seconds(1)));
+                let start = std::iter::from_fn(|| back.next_back())
+                    .map(|t| t.with_timezone(&Utc))
+                    .take(8)
+                    .find(|t| *t <= now);
                 let end = schedule
                     .after(&second)
                     .next()

@@ -236,6 +236,22 @@ fn cron_periods_run_between_consecutive_fire_times() {
             "2026-10-19T06:00:00Z",
             "2026-10-26T07:00:00Z",
         ),
+        // Daily 02:30 in Oslo on the night 02:00-03:00 happens twice (2026-10-25): a
+        // period never starts in the future, and `now` is always inside it.
+        (
+            "0 30 2 * * *",
+            "Europe/Oslo",
+            "2026-10-25T00:45:00Z",
+            "2026-10-25T00:30:00Z",
+            "2026-10-26T01:30:00Z",
+        ),
+        (
+            "0 30 2 * * *",
+            "Europe/Oslo",
+            "2026-10-25T01:45:00Z",
+            "2026-10-25T01:30:00Z",
+            "2026-10-26T01:30:00Z",
+        ),
         // Twice a month.
         (
             "0 0 0 1,15 * *",
