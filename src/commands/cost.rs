@@ -127,8 +127,8 @@ fn write_priced(
     }
     match &priced.price {
         PriceOutcome::Priced(p) => {
-            json.string("cost_usd", &p.cost.to_string());
-            json.string("list_cost_usd", &p.list_cost.to_string());
+            json.decimal("cost_usd", p.cost);
+            json.decimal("list_cost_usd", p.list_cost);
             json.raw("priced", "true");
             json.string("price", &p.price_ref);
         }
@@ -171,6 +171,14 @@ impl<'o> JsonObject<'o> {
     fn string(&mut self, key: &str, value: &str) {
         self.key(key);
         write_json_string(self.out, value);
+    }
+
+    /// An exact decimal, as a JSON string.
+    fn decimal(&mut self, key: &str, value: rust_decimal::Decimal) {
+        self.key(key);
+        self.out.push(b'"');
+        crate::money::write_decimal(self.out, value);
+        self.out.push(b'"');
     }
 
     fn number(&mut self, key: &str, value: u64) {
