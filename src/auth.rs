@@ -285,6 +285,47 @@ impl Authenticator {
     }
 }
 
+/// Clients that keep failing authentication: after `per_minute` failures within a minute,
+/// an address is refused (429) before any token of it is looked up, until that minute is
+/// over. Keeps a flood of bad tokens from tying up the store.
+pub struct FailedAuth {
+    per_minute: u32,
+    windows: std::sync::Mutex<HashMap<std::net::IpAddr, (std::time::Instant, u32)>>,
+}
+
+const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl FailedAuth {
+    pub fn new(per_minute: u32) -> FailedAuth {
+        FailedAuth {
+            per_minute: per_minute.max(1),
+            windows: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Seconds to wait, when `ip` has failed too often this minute.
+    pub fn blocked(&self, ip: std::net::IpAddr, now: std::time::Instant) -> Option<u64> {
+        let windows = self.windows.lock().ok()?;
+        let (started, failures) = windows.get(&ip)?;
+        let left = FAILURE_WINDOW.checked_sub(now.duration_since(*started))?;
+        (*failures >= self.per_minute).then(|| left.as_secs().max(1))
+    }
+
+    pub fn failed(&self, ip: std::net::IpAddr, now: std::time::Instant) {
+        let Ok(mut windows) = self.windows.lock() else {
+            return;
+        };
+        if windows.len() > 10_000 {
+            windows.retain(|_, (started, _)| now.duration_since(*started) < FAILURE_WINDOW);
+        }
+        let window = windows.entry(ip).or_insert((now, 0));
+        if now.duration_since(window.0) >= FAILURE_WINDOW {
+            *window = (now, 0);
+        }
+        window.1 += 1;
+    }
+}
+
 /// Whether `role` may call `method route` (the route template). Project scopes are
 /// checked by the handlers, which know the projects a request touches.
 pub fn role_allows(role: Role, method: &str, route: &str) -> bool {

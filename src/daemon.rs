@@ -93,6 +93,9 @@ impl Daemon {
             guard: guard.clone(),
             auth: Arc::new(auth),
             rate_limiter: Arc::new(api::rate_limiter(&config.limits)),
+            failed_auth: Arc::new(crate::auth::FailedAuth::new(
+                config.limits.failed_auth_per_minute,
+            )),
             metrics_open: config.server.metrics_open,
         };
         let addr = listener.local_addr()?;

@@ -42,6 +42,9 @@ pub struct Limits {
     pub requests_per_second: u32,
     /// Requests a token may make at once above the sustained rate.
     pub burst: u32,
+    /// Failed authentications per client address and minute before that address gets
+    /// 429 without its token being looked up.
+    pub failed_auth_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -52,6 +55,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
             requests_per_second: 200,
             burst: 400,
+            failed_auth_per_minute: 60,
         }
     }
 }
@@ -79,6 +83,7 @@ pub struct AppState {
     pub guard: Arc<crate::webhook::TargetGuard>,
     pub auth: Arc<crate::auth::Authenticator>,
     pub rate_limiter: Arc<RateLimiter>,
+    pub failed_auth: Arc<crate::auth::FailedAuth>,
     /// `GET /metrics` without a token (`[server] metrics_open`).
     pub metrics_open: bool,
 }
@@ -158,37 +163,41 @@ async fn authorize(
                 .ok_or_else(|| unauthorized("the Authorization header must be `Bearer <token>`"))?,
         ),
     };
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    let started = Instant::now();
+    if let Some(wait) = client.and_then(|ip| state.failed_auth.blocked(ip, started)) {
+        return Ok(too_many(
+            "too many failed authentications from this address",
+            wait,
+        ));
+    }
     let principal = match state.auth.authenticate(bearer, chrono::Utc::now()).await {
         Ok(principal) => principal,
         Err(crate::auth::AuthError::Store(error)) => return Err(error.into()),
-        Err(error) => return Err(unauthorized(&error.to_string())),
+        Err(error) => {
+            if let Some(ip) = client {
+                state.failed_auth.failed(ip, started);
+            }
+            return Err(unauthorized(&error.to_string()));
+        }
     };
     let key = match &principal.token_id {
         Some(id) => id.clone(),
-        None => request
-            .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.ip().to_string())
-            .unwrap_or_else(|| "open".to_owned()),
+        None => client.map_or_else(|| "open".to_owned(), |ip| ip.to_string()),
     };
     if let Err(not_until) = state.rate_limiter.check_key(&key) {
         let wait = not_until.wait_time_from(governor::clock::Clock::now(
             &governor::clock::DefaultClock::default(),
         ));
-        let mut response = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "more than {} requests per second; retry after the Retry-After header's seconds",
-                state.limits.requests_per_second
-            ),
-        )
-        .into_response();
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-        return Ok(response);
+        let reason = format!(
+            "more than {} requests per second",
+            state.limits.requests_per_second
+        );
+        return Ok(too_many(&reason, seconds));
     }
     let method = request.method().as_str().to_owned();
     // /metrics shows every project's series: not for a caller scoped to some.
@@ -212,6 +221,21 @@ async fn authorize(
     }
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
+}
+
+/// 429 with `Retry-After` (at least a second).
+fn too_many(reason: &str, retry_after_seconds: u64) -> Response {
+    let mut response = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("{reason}; retry after the Retry-After header's seconds"),
+    )
+    .into_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(retry_after_seconds.max(1)),
+    );
+    response
 }
 
 fn unauthorized(message: &str) -> ApiError {

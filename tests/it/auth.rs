@@ -747,3 +747,44 @@ async fn requests_past_the_rate_limit_get_429_with_retry_after() {
         assert_eq!(health.status(), 200);
     }
 }
+
+#[tokio::test]
+async fn an_address_that_keeps_failing_authentication_is_held_off() {
+    let db = TestDb::new().await;
+    let store = pg_store(&db).await;
+    let (good, stored) = auth::generate(Role::Admin, vec![], "ops".into(), None, Utc::now());
+    store.insert_token(&stored).await.unwrap();
+    let mut config = Config::from_toml("[limits]\nfailed_auth_per_minute = 3\n").unwrap();
+    config.database_url = Some(db.url.clone());
+    let server = TestServer::start_with(config).await;
+    let get = |token: &str| {
+        server
+            .client
+            .get(format!("{}/v1/budgets", server.base))
+            .bearer_auth(token.to_owned())
+            .send()
+    };
+    assert_eq!(get(&good).await.unwrap().status(), 200);
+    let wrong = format!("lmt_{}_nope", stored.id);
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(get(&wrong).await.unwrap().status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+    // Held off for the rest of the minute, good token or not; health is never held off.
+    let held = get(&good).await.unwrap();
+    assert_eq!(held.status(), 429);
+    let retry_after: u64 = held.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let health = server
+        .client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+}
