@@ -189,15 +189,9 @@ impl Principal {
         let Some(allowed) = &self.projects else {
             return Ok(requested);
         };
-        // The list the query will use, read the way the query reads it: an empty or
-        // blank value is no filter, which for a scoped caller means its own projects.
-        let projects: Vec<String> = requested
-            .iter()
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect();
+        // The list the query will use, read by the query's own reader: an empty or blank
+        // value is no filter, which for a scoped caller means its own projects.
+        let projects = crate::spend::project_list(&requested);
         if projects.is_empty() {
             return Ok(allowed.iter().cloned().collect());
         }

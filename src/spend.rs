@@ -185,6 +185,18 @@ pub struct SpendParams {
     pub tz: Option<String>,
 }
 
+/// The projects a `project` filter names: values may repeat or list several
+/// (`a,b`); blanks are no project. Empty: no filter.
+pub fn project_list(values: &[String]) -> Vec<String> {
+    values
+        .iter()
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 impl SpendParams {
     /// Validates the parameters. Without `from` the period starts at the beginning of
     /// the current month in `tz`; without `to` it ends now.
@@ -204,14 +216,7 @@ impl SpendParams {
         };
         let group_by = parse_group_by(self.group_by.as_deref().unwrap_or(default_group_by))?;
         let mut filter = UsageFilter::default();
-        let projects: Vec<String> = self
-            .projects
-            .iter()
-            .flat_map(|p| p.split(','))
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let projects = project_list(&self.projects);
         let label = |parameter: &str, value: &str| {
             crate::usage::check_label(parameter, value)
                 .map(|_| ())

@@ -17,7 +17,7 @@ use hmac::{KeyInit, Mac};
 use llm_meter::config::Config;
 use serde_json::{Value, json};
 
-use crate::helpers::{binary, book};
+use crate::helpers::{book, spawn_serve};
 use crate::http_ingest::TestServer;
 use crate::metrics::{promtool_check, sample, scrape_until};
 use crate::pg::TestDb;
@@ -569,23 +569,6 @@ async fn a_failing_receiver_gets_the_alert_once_it_recovers_with_the_same_id() {
     assert_eq!(receiver.received().len(), 3);
 }
 
-fn start_serve(config: &std::path::Path) -> std::process::Child {
-    binary()
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("DATABASE_URL")
-        .env_remove("LLM_METER_DATABASE_URL")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start llm-meter serve")
-}
-
 #[tokio::test]
 async fn two_serve_processes_on_one_database_deliver_each_threshold_once() {
     let db = TestDb::new().await;
@@ -605,7 +588,7 @@ async fn two_serve_processes_on_one_database_deliver_each_threshold_once() {
         ),
     )
     .unwrap();
-    let mut daemons = [start_serve(&config), start_serve(&config)];
+    let mut daemons = [spawn_serve(&config), spawn_serve(&config)];
     // Records written by a third party: both daemons see them on their timer and race.
     let store = pg_store(&db).await;
     let book = book();

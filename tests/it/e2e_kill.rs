@@ -3,31 +3,13 @@
 //! the end every line is counted exactly once.
 
 use std::io::Write;
-use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::collector::{line, stored_requests};
-use crate::helpers::binary;
+use crate::helpers::spawn_serve;
 use crate::store_contract::Backend;
-
-fn start_daemon(config: &std::path::Path) -> Child {
-    binary()
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env_remove("DATABASE_URL")
-        .env_remove("LLM_METER_DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start llm-meter serve")
-}
 
 async fn kill_and_restart_while_writing(backend: &Backend, seed: u64) {
     let dir = tempfile::tempdir().unwrap();
@@ -81,7 +63,7 @@ async fn kill_and_restart_while_writing(backend: &Backend, seed: u64) {
     let mut kills = 0;
     // Kills that hit a daemon in the middle of the work: some lines in, not all.
     let mut kills_mid_ingest = 0;
-    let mut daemon = start_daemon(&config);
+    let mut daemon = spawn_serve(&config);
     while !writing_done.load(Ordering::SeqCst) || kills < 4 {
         // Let it run a random while, then kill it without warning.
         tokio::time::sleep(Duration::from_millis(60 + next() % 250)).await;
@@ -92,7 +74,7 @@ async fn kill_and_restart_while_writing(backend: &Backend, seed: u64) {
         if stored > 0 && stored < total_lines {
             kills_mid_ingest += 1;
         }
-        daemon = start_daemon(&config);
+        daemon = spawn_serve(&config);
         if kills > 40 {
             break;
         }

@@ -43,6 +43,28 @@ pub fn binary() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_llm-meter"))
 }
 
+/// `llm-meter --config CONFIG serve --listen 127.0.0.1:0`, the store taken from the config
+/// alone (no DATABASE_URL from the environment). The caller sets up stdio and spawns.
+pub fn serve_command(config: &std::path::Path) -> std::process::Command {
+    let mut command = binary();
+    command
+        .arg("--config")
+        .arg(config)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("DATABASE_URL")
+        .env_remove("LLM_METER_DATABASE_URL");
+    command
+}
+
+/// A quiet `serve` child process (see `serve_command`).
+pub fn spawn_serve(config: &std::path::Path) -> std::process::Child {
+    serve_command(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start llm-meter serve")
+}
+
 /// A small deterministic generator (xorshift64*), so a failing seed replays.
 pub struct Rng(pub u64);
 

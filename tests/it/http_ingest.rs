@@ -52,21 +52,30 @@ impl TestServer {
         content_type: &str,
         body: impl Into<reqwest::Body>,
     ) -> (u16, Value) {
-        let response = self
+        let request = self
             .client
             .post(format!("{}{path}", self.base))
             .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+            .body(body);
+        answer(request).await
     }
+
+    /// `GET path` (with its query): the status and the body as JSON (a string if not JSON).
+    pub async fn get(&self, path: impl Into<String>) -> (u16, Value) {
+        let path: String = path.into();
+        answer(self.client.get(format!("{}{path}", self.base))).await
+    }
+}
+
+/// The status and the body as JSON (a string if not JSON).
+async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 async fn count_events(db: &TestDb) -> i64 {
@@ -468,15 +477,7 @@ async fn the_embedded_store_serves_by_default_and_refuses_a_second_daemon_on_its
         .post("/v1/usage", "application/json", record("s1", 1000))
         .await;
     assert_eq!((status, answer["accepted"].clone()), (200, json!(1)));
-    let ready: Value = server
-        .client
-        .get(format!("{}/readyz", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, ready) = server.get("/readyz").await;
     assert_eq!(ready["store"], "sqlite");
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

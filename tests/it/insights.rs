@@ -125,17 +125,10 @@ async fn spend_by_reasoning_effort_groups_and_totals_exactly() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["accepted"], records.len(), "{answer}");
 
-    let response = server
-        .client
-        .get(format!(
-            "{}/v1/spend?from=2026-05-01&to=2026-06-01&group_by=reasoning_effort,model",
-            server.base
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let spend: Value = response.json().await.unwrap();
+    let (status, spend) = server
+        .get("/v1/spend?from=2026-05-01&to=2026-06-01&group_by=reasoning_effort,model")
+        .await;
+    assert_eq!(status, 200, "{spend}");
     let mut got: BTreeMap<(String, String), Sums> = BTreeMap::new();
     for row in spend["rows"].as_array().unwrap() {
         let effort = row["reasoning_effort"].as_str().unwrap_or("").to_owned();
@@ -208,21 +201,8 @@ async fn spend_stats_give_exact_cost_and_tokens_per_request() {
         .await;
     assert_eq!(status, 200);
 
-    let get = |query: &str| {
-        server
-            .client
-            .get(format!(
-                "{}/v1/spend?from=2026-05-01&to=2026-06-01&{query}",
-                server.base
-            ))
-            .send()
-    };
-    let answer: Value = get("group_by=model&stats=true")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get = |query: &str| server.get(format!("/v1/spend?from=2026-05-01&to=2026-06-01&{query}"));
+    let (_, answer) = get("group_by=model&stats=true").await;
     let rows = answer["rows"].as_array().unwrap();
     assert_eq!(rows.len(), expected.len(), "{answer}");
     for row in rows {
@@ -250,12 +230,7 @@ async fn spend_stats_give_exact_cost_and_tokens_per_request() {
         }
     }
     // Stats by day too; and refused where they cannot mean anything.
-    let by_day: Value = get("group_by=model,day&stats=true")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, by_day) = get("group_by=model,day&stats=true").await;
     assert!(
         by_day["rows"]
             .as_array()
@@ -269,9 +244,8 @@ async fn spend_stats_give_exact_cost_and_tokens_per_request() {
         "stats=true&format=csv",
         "stats=true&group_by=model,token_type",
     ] {
-        let response = get(query).await.unwrap();
-        assert_eq!(response.status(), 400, "{query}");
-        let error: Value = response.json().await.unwrap();
+        let (status, error) = get(query).await;
+        assert_eq!(status, 400, "{query}");
         assert!(
             error["error"]["message"]
                 .as_str()
@@ -280,7 +254,7 @@ async fn spend_stats_give_exact_cost_and_tokens_per_request() {
         );
     }
     // Without stats=true, no stats.
-    let plain: Value = get("group_by=model").await.unwrap().json().await.unwrap();
+    let (_, plain) = get("group_by=model").await;
     assert!(plain["rows"][0].get("stats").is_none());
 }
 
@@ -305,18 +279,9 @@ async fn cheaper_models_of_the_same_provider_are_ranked_with_exact_costs() {
         .post("/v1/usage", "application/x-ndjson", lines.join("\n"))
         .await;
     assert_eq!(status, 200);
-    let answer: Value = server
-        .client
-        .get(format!(
-            "{}/v1/whatif/cheaper?from=2026-05-01&to=2026-06-01",
-            server.base
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, answer) = server
+        .get("/v1/whatif/cheaper?from=2026-05-01&to=2026-06-01")
+        .await;
     let rows = answer["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 2, "{answer}");
     for row in rows {
