@@ -13,7 +13,8 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use llm_meter::spend::{self, SpendRequest, parse_group_by, parse_timezone};
+use llm_meter::report::params::{SpendRequest, parse_group_by, parse_timezone};
+use llm_meter::report::spend;
 use llm_meter::store::{PgStore, SqliteStore, Store, UsageFilter};
 
 mod common;

@@ -191,7 +191,7 @@ impl Principal {
         };
         // The list the query will use, read by the query's own reader: an empty or blank
         // value is no filter, which for a scoped caller means its own projects.
-        let projects = crate::spend::project_list(&requested);
+        let projects = crate::report::params::project_list(&requested);
         if projects.is_empty() {
             return Ok(allowed.iter().cloned().collect());
         }

@@ -70,7 +70,7 @@ pub struct Config {
     pub limits: crate::api::Limits,
     /// Published rate limits whose headroom `/metrics` shows.
     #[serde(default)]
-    pub rate_limits: Vec<crate::headroom::RateLimit>,
+    pub rate_limits: Vec<crate::report::headroom::RateLimit>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -78,7 +78,7 @@ pub struct Config {
 pub struct MetricsConfig {
     /// How often the store-derived gauges (`llm_meter_project_spend_usd`, budgets) are
     /// read again from the rollups.
-    #[serde(default = "default_refresh_interval", with = "duration_text")]
+    #[serde(default = "default_refresh_interval", with = "crate::duration_text")]
     pub refresh_interval: std::time::Duration,
     /// IANA timezone of the day and month `llm_meter_project_spend_usd` covers.
     #[serde(default = "default_metrics_timezone")]
@@ -147,7 +147,7 @@ impl fmt::Debug for Config {
         f.debug_struct("Config")
             .field(
                 "database_url",
-                &self.database_url.as_deref().map(redact_url),
+                &self.database_url.as_deref().map(crate::store::redact_url),
             )
             .field("server", &self.server)
             .field("pricing", &self.pricing)
@@ -164,20 +164,6 @@ impl fmt::Debug for Config {
             .field("alerts", &self.alerts)
             .field("webhooks", &self.webhooks)
             .finish()
-    }
-}
-
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((credentials, host)) = rest.rsplit_once('@') else {
-        return url.to_owned();
-    };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
     }
 }
 
@@ -306,6 +292,13 @@ impl Config {
         self.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
     }
 
+    /// Opens the configured store, its schema brought up to date.
+    pub async fn open_store(
+        &self,
+    ) -> Result<std::sync::Arc<dyn crate::store::Store>, crate::store::OpenError> {
+        crate::store::open(self.database_url()).await
+    }
+
     pub fn listen(&self) -> &str {
         self.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN)
     }
@@ -385,19 +378,5 @@ mod tests {
         assert_eq!(config.database_url(), DEFAULT_DATABASE_URL);
         assert_eq!(config.listen(), DEFAULT_LISTEN);
         assert!(config.pricing.builtin);
-    }
-}
-
-/// Durations written as `"250ms"`, `"10s"`, `"1h"`.
-pub(crate) mod duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        humantime::parse_duration(&text).map_err(|error| {
-            serde::de::Error::custom(format!("{text:?} is not a duration: {error}"))
-        })
     }
 }

@@ -16,7 +16,8 @@ use crate::collect::Collector;
 use crate::config::Config;
 use crate::ingest::{Changes, Pipeline, PipelineConfig};
 use crate::metrics::Metrics;
-use crate::store::{self, Store};
+use crate::report::headroom::RateLimit;
+use crate::store::Store;
 use crate::usage::DEFAULT_PROJECT;
 use crate::webhook::{Deliverer, TargetGuard};
 
@@ -35,14 +36,11 @@ impl Daemon {
     pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Daemon> {
         let url = config.database_url();
         let file_lock = lock_sqlite_file(url)?;
-        let store = store::connect(url)
-            .await
-            .with_context(|| format!("cannot open the store {}", crate::config::redact_url(url)))?;
-        store.migrate().await.context("cannot migrate the store")?;
+        let store = crate::store::open(url).await?;
         tracing::info!(
             message = "Store ready.",
             store = store.kind(),
-            url = %crate::config::redact_url(url)
+            url = %crate::store::redact_url(url)
         );
         let mut daemon = Daemon::start_with_store(config, listener, store).await?;
         daemon.file_lock = file_lock;
@@ -241,7 +239,7 @@ async fn refresh_gauges(
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
     config: crate::config::MetricsConfig,
-    rate_limits: Vec<crate::headroom::RateLimit>,
+    rate_limits: Vec<RateLimit>,
     rate_limiter: Arc<api::RateLimiter>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -256,22 +254,33 @@ async fn refresh_gauges(
         if *stop.borrow() {
             return;
         }
-        if let Err(error) =
-            crate::metrics::refresh_store_gauges(store.as_ref(), &metrics, tz, chrono::Utc::now())
-                .await
-        {
+        if let Err(error) = refresh_store_gauges(store.as_ref(), &metrics, tz, &rate_limits).await {
             tracing::warn!(message = "Cannot refresh the store-derived gauges.", %error);
-        }
-        if let Err(error) =
-            crate::headroom::refresh(store.as_ref(), &metrics, &rate_limits, chrono::Utc::now())
-                .await
-        {
-            tracing::warn!(message = "Cannot refresh the rate-limit headroom.", %error);
         }
         // Forget callers that have been quiet long enough to be back at a full burst.
         rate_limiter.retain_recent();
         rate_limiter.shrink_to_fit();
     }
+}
+
+/// Reads the store-derived gauges again: spend and savings per project for the current
+/// day and month in `tz`, and the rate-limit headroom.
+pub async fn refresh_store_gauges(
+    store: &dyn Store,
+    metrics: &Metrics,
+    tz: chrono_tz::Tz,
+    rate_limits: &[RateLimit],
+) -> Result<(), crate::store::StoreError> {
+    let now = chrono::Utc::now();
+    let projects =
+        crate::report::gauges::project_spend(store, tz, now, crate::metrics::MAX_USAGE_SERIES)
+            .await?;
+    metrics.publish_project_spend(&projects, now);
+    for limit in rate_limits {
+        let headroom = crate::report::headroom::headroom(store, limit, now).await?;
+        metrics.set_rate_limit_utilization(limit, &headroom);
+    }
+    Ok(())
 }
 
 /// SQLite allows one writer per file, and several daemons on one file would each run

@@ -2,7 +2,6 @@
 //!
 //! See ARCHITECTURE.md for a map of the modules and the invariants they keep.
 
-pub mod analysis;
 pub mod api;
 pub mod auth;
 pub mod budget;
@@ -11,15 +10,14 @@ pub mod collect;
 pub mod commands;
 pub mod config;
 pub mod daemon;
-pub mod focus;
-pub mod headroom;
+pub mod duration_text;
 pub mod ingest;
 pub mod metrics;
 pub mod money;
 pub mod otlp;
 pub mod prepare;
 pub mod pricing;
-pub mod spend;
+pub mod report;
 pub mod store;
 pub mod usage;
 pub mod webhook;

@@ -11,12 +11,12 @@ use prometheus::{
 };
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
 use crate::pricing::PriceOutcome;
-use crate::spend::{self, TimeBucket};
-use crate::store::{Dimension, Measures, NewEvent, Store, StoreError, UsageFilter, UsageQuery};
+use crate::report::gauges::ProjectSpend;
+use crate::report::headroom::{Headroom, RateLimit};
+use crate::store::NewEvent;
 
 /// Most distinct (project, provider, model) label sets per metric family.
 pub const MAX_USAGE_SERIES: usize = 2000;
@@ -331,10 +331,7 @@ impl Metrics {
             std::collections::HashMap::new();
         for event in events {
             let record = &event.priced.record;
-            let model = match &event.priced.price {
-                PriceOutcome::Priced(priced) => priced.model_id.as_str(),
-                PriceOutcome::Unpriced(_) => record.model.as_str(),
-            };
+            let model = event.priced.rollup_model();
             let sums = groups
                 .entry((record.project.as_str(), record.provider.as_str(), model))
                 .or_default();
@@ -391,6 +388,70 @@ impl Metrics {
         }
     }
 
+    /// Shows the projects' spend and savings, period to date (from
+    /// [`crate::report::gauges::project_spend`]), and drops the series of projects no
+    /// longer among them. Set first, then dropped: a scrape never sees a gap.
+    pub fn publish_project_spend(&self, projects: &[ProjectSpend], now: DateTime<Utc>) {
+        let as_f64 = |amount: Decimal| f64::try_from(amount).unwrap_or(0.0);
+        let mut shown = HashSet::new();
+        for spend in projects {
+            let project = spend.project.as_str();
+            for (period, sums) in [("month", &spend.month), ("day", &spend.day)] {
+                self.project_spend_usd
+                    .with_label_values(&[project, period])
+                    .set(as_f64(sums.cost));
+                for (kind, saved) in [("cache", sums.cache_savings), ("batch", sums.batch_savings)]
+                {
+                    self.project_savings_usd
+                        .with_label_values(&[project, period, kind])
+                        .set(as_f64(saved));
+                }
+            }
+            shown.insert(project.to_owned());
+        }
+        self.retain_series(
+            &self.project_savings_usd,
+            &self.savings_projects,
+            shown.clone(),
+            |project| {
+                let mut series = Vec::new();
+                for period in ["month", "day"] {
+                    for kind in ["cache", "batch"] {
+                        series.push(vec![project.to_owned(), period.to_owned(), kind.to_owned()]);
+                    }
+                }
+                series
+            },
+        );
+        self.retain_series(
+            &self.project_spend_usd,
+            &self.spend_projects,
+            shown,
+            |project| {
+                vec![
+                    vec![project.to_owned(), "month".to_owned()],
+                    vec![project.to_owned(), "day".to_owned()],
+                ]
+            },
+        );
+        self.store_gauges_refreshed
+            .set(now.timestamp_millis() as f64 / 1000.0);
+    }
+
+    /// Shows how much of a configured rate limit the last minute used.
+    pub fn set_rate_limit_utilization(&self, limit: &RateLimit, headroom: &Headroom) {
+        for (kind, utilization) in [
+            ("rpm", headroom.rpm_utilization),
+            ("tpm", headroom.tpm_utilization),
+        ] {
+            if let Some(utilization) = utilization {
+                self.rate_limit_utilization
+                    .with_label_values(&[&limit.provider, &limit.model, kind])
+                    .set(utilization);
+            }
+        }
+    }
+
     /// Remembers which keys a gauge family shows now and removes the series of keys it
     /// showed before but not now.
     pub(crate) fn retain_series(
@@ -427,92 +488,4 @@ impl Metrics {
         }
         OVERFLOW_LABEL.to_owned()
     }
-}
-
-/// Reads the store-derived gauges again: spend per project for the current day and month
-/// in `tz`. From the rollups, so they survive restarts and agree across replicas. A
-/// project with spend this month but none today shows 0 for the day, not a gap.
-pub async fn refresh_store_gauges(
-    store: &dyn Store,
-    metrics: &Metrics,
-    tz: Tz,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    let period = |bucket: TimeBucket| {
-        let start = spend::bucket_start_time(now, bucket, tz);
-        let end = spend::next_bucket_start(start, bucket, tz);
-        (start.with_timezone(&Utc), end.with_timezone(&Utc))
-    };
-    let by_project = |(from, to): (DateTime<Utc>, DateTime<Utc>)| UsageQuery {
-        from,
-        to,
-        group_by: vec![Dimension::Project],
-        filter: UsageFilter::default(),
-        // Spend and savings.
-        measures: Measures::All,
-    };
-    let month = store.usage(&by_project(period(TimeBucket::Month))).await?;
-    let day = store.usage(&by_project(period(TimeBucket::Day))).await?;
-    let today: std::collections::HashMap<&str, &crate::store::UsageAggregate> =
-        day.iter().map(|a| (a.keys[0].as_str(), a)).collect();
-    // The projects that spent most this month, if there are more than the cap.
-    let mut month: Vec<&crate::store::UsageAggregate> = month.iter().collect();
-    month.sort_by(|a, b| b.cost.cmp(&a.cost).then_with(|| a.keys.cmp(&b.keys)));
-    month.truncate(MAX_USAGE_SERIES);
-    let as_f64 = |amount: Decimal| f64::try_from(amount).unwrap_or(0.0);
-    let mut shown = HashSet::new();
-    for aggregate in month {
-        let project = aggregate.keys[0].as_str();
-        metrics
-            .project_spend_usd
-            .with_label_values(&[project, "month"])
-            .set(as_f64(aggregate.cost));
-        let day = today.get(project);
-        metrics
-            .project_spend_usd
-            .with_label_values(&[project, "day"])
-            .set(as_f64(day.map_or(Decimal::ZERO, |a| a.cost)));
-        for (period, aggregate) in [("month", Some(aggregate)), ("day", day.copied())] {
-            for (kind, saved) in [
-                ("cache", aggregate.map(|a| a.cache_savings)),
-                ("batch", aggregate.map(|a| a.batch_savings)),
-            ] {
-                metrics
-                    .project_savings_usd
-                    .with_label_values(&[project, period, kind])
-                    .set(as_f64(saved.unwrap_or_default()));
-            }
-        }
-        shown.insert(project.to_owned());
-    }
-    // Set first, then drop projects no longer shown: a scrape never sees a gap.
-    metrics.retain_series(
-        &metrics.project_savings_usd,
-        &metrics.savings_projects,
-        shown.clone(),
-        |project| {
-            let mut series = Vec::new();
-            for period in ["month", "day"] {
-                for kind in ["cache", "batch"] {
-                    series.push(vec![project.to_owned(), period.to_owned(), kind.to_owned()]);
-                }
-            }
-            series
-        },
-    );
-    metrics.retain_series(
-        &metrics.project_spend_usd,
-        &metrics.spend_projects,
-        shown,
-        |project| {
-            vec![
-                vec![project.to_owned(), "month".to_owned()],
-                vec![project.to_owned(), "day".to_owned()],
-            ]
-        },
-    );
-    metrics
-        .store_gauges_refreshed
-        .set(Utc::now().timestamp_millis() as f64 / 1000.0);
-    Ok(())
 }

@@ -13,6 +13,27 @@ pub struct PricedRecord {
     pub price: PriceOutcome,
 }
 
+impl PricedRecord {
+    /// The pricing sheet's model id the record's name resolved to, priced or not.
+    pub fn resolved_model(&self) -> Option<&str> {
+        match &self.price {
+            PriceOutcome::Priced(p) => Some(&p.model_id),
+            PriceOutcome::Unpriced(u) => u
+                .resolved_model
+                .as_deref()
+                .and_then(|name| name.rsplit_once('/'))
+                .map(|(_, id)| id),
+        }
+    }
+
+    /// The model the record is counted under in rollups, reports and metrics: the
+    /// sheet's id when the name resolved, the name as written otherwise. One rule, so a
+    /// report grouped from events agrees with one read from the rollups.
+    pub fn rollup_model(&self) -> &str {
+        self.resolved_model().unwrap_or(&self.record.model)
+    }
+}
+
 /// Everything `prepare` needs besides the text.
 pub struct Preparer<'b> {
     pub book: &'b PriceBook,

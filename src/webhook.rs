@@ -33,20 +33,14 @@ pub struct WebhookConfig {
     #[serde(default)]
     pub allow: Vec<String>,
     /// How long one attempt may take.
-    #[serde(default = "default_timeout", with = "crate::config::duration_text")]
+    #[serde(default = "default_timeout", with = "crate::duration_text")]
     pub timeout: Duration,
     /// How long a delivery is retried before it is given up.
-    #[serde(
-        default = "default_expire_after",
-        with = "crate::config::duration_text"
-    )]
+    #[serde(default = "default_expire_after", with = "crate::duration_text")]
     pub expire_after: Duration,
     /// How often the outbox is looked at when nothing wakes the worker (other daemons'
     /// alerts, retries coming due).
-    #[serde(
-        default = "default_poll_interval",
-        with = "crate::config::duration_text"
-    )]
+    #[serde(default = "default_poll_interval", with = "crate::duration_text")]
     pub poll_interval: Duration,
 }
 

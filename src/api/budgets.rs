@@ -613,8 +613,8 @@ async fn list_alerts(
             "budget" if is_budget_id(value) => query.budget_id = Some(value.clone()),
             "budget" => return Err(bad("budget", "not a budget id".into())),
             "from" | "to" => {
-                let time =
-                    crate::spend::parse_time(name, value).map_err(|e| bad(name, e.message))?;
+                let time = crate::report::params::parse_time(name, value)
+                    .map_err(|e| bad(name, e.message))?;
                 if name == "from" {
                     query.from = Some(time);
                 } else {

@@ -35,7 +35,7 @@ pub struct Limits {
     pub max_records_per_request: usize,
     /// How long a request may take, reading the body included (408 after it): slow
     /// clients cannot hold a connection's worth of memory for long.
-    #[serde(with = "crate::config::duration_text")]
+    #[serde(with = "crate::duration_text")]
     pub request_timeout: Duration,
     /// Sustained requests per second per token (per client address without tokens);
     /// above it, 429 with `Retry-After`.

@@ -1,13 +1,15 @@
 //! Spend analytics: `GET /v1/spend` (JSON, CSV or FOCUS), `GET /v1/unpriced`,
-//! `GET /v1/savings` and `GET /v1/whatif`. Parameters are validated by `crate::spend`,
-//! the same code `llm-meter report` uses; a bad one is a 400 that names it.
+//! `GET /v1/savings`, `GET /v1/whatif` and `GET /v1/whatif/cheaper`. Every handler reads
+//! its call the same way ([`SpendCall`]: parameters parsed and scoped to the caller, the
+//! answer's format negotiated), computes through `crate::report` (what `llm-meter report`
+//! runs too), and answers JSON or CSV; a bad parameter is a 400 that names it.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Extension, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
@@ -16,9 +18,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, AppState};
-use crate::analysis::{self, WhatIfTarget};
 use crate::auth::Principal;
-use crate::spend::{self, ParameterError, SpendParams, SpendRequest};
+use crate::report::params::{GroupBy, ParameterError, SpendParams, SpendRequest};
+use crate::report::whatif::WhatIfTarget;
+use crate::report::{focus, savings, spend, stats, whatif};
 use crate::usage::Tokens;
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
@@ -63,31 +66,60 @@ struct SpendQuery {
     stats: Option<bool>,
 }
 
-/// Query parameters as given: the spend parameters, `format`, and any extra names the
-/// endpoint accepts. Anything else is an error, so a typo never silently widens a query.
+/// One spend-like call as the handler first sees it: the query's pairs, the caller, and
+/// whether it asked for CSV in `Accept`.
+struct SpendCall {
+    principal: Principal,
+    pairs: Vec<(String, String)>,
+    accepts_csv: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SpendCall {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| {
+                ApiError::bad_request("invalid_parameter", rejection.body_text())
+            })?;
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("the request was not authorized"))?;
+        let accepts_csv = parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/csv"));
+        Ok(SpendCall {
+            principal,
+            pairs,
+            accepts_csv,
+        })
+    }
+}
+
+/// A call's parameters: the spend parameters (`project` narrowed to what the caller may
+/// see), the answer's format, and the extra names the endpoint takes. Anything else is
+/// an error, so a typo never silently widens a query.
 struct QueryParams {
     spend: SpendParams,
-    format: Option<String>,
+    format: Format,
+    /// Whether `format` was given (endpoints without a format refuse it).
+    format_given: bool,
     extra: Vec<(String, String)>,
 }
 
-impl QueryParams {
-    /// Reads the parameters and narrows `project` to what `principal` may see.
-    fn parse(
-        principal: &Principal,
-        query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-        extra_names: &[&str],
-    ) -> Result<QueryParams, ApiError> {
-        let Query(pairs) = query.map_err(|rejection| {
-            ApiError::bad_request("invalid_parameter", rejection.body_text())
-        })?;
-        let mut params = QueryParams {
-            spend: SpendParams::default(),
-            format: None,
-            extra: Vec::new(),
-        };
-        for (name, value) in pairs {
-            let spend = &mut params.spend;
+impl SpendCall {
+    /// Reads the parameters; `extra_names` are those the endpoint takes besides the
+    /// spend parameters, `formats` the answers it can give (the first is the default).
+    fn read(self, extra_names: &[&str], formats: &[Format]) -> Result<QueryParams, ApiError> {
+        let mut spend = SpendParams::default();
+        let mut format = None;
+        let mut extra = Vec::new();
+        for (name, value) in self.pairs {
             match name.as_str() {
                 "from" => spend.from = Some(value),
                 "to" => spend.to = Some(value),
@@ -96,23 +128,42 @@ impl QueryParams {
                 "provider" => spend.provider = Some(value),
                 "model" => spend.model = Some(value),
                 "tz" => spend.tz = Some(value),
-                "format" => params.format = Some(value),
+                "format" => format = Some(value),
                 other => match other.strip_prefix("tag.") {
                     Some(key) => spend.tags.push((key.to_owned(), value)),
-                    None if extra_names.contains(&other) => params.extra.push((name, value)),
-                    None => {
-                        return Err(invalid(ParameterError {
-                            parameter: name.clone(),
-                            message: "unknown parameter".into(),
-                        }));
-                    }
+                    None if extra_names.contains(&other) => extra.push((name, value)),
+                    None => return Err(ParameterError::new(&name, "unknown parameter").into()),
                 },
             }
         }
-        params.spend.projects = principal.scope(std::mem::take(&mut params.spend.projects))?;
-        Ok(params)
+        spend.projects = self.principal.scope(std::mem::take(&mut spend.projects))?;
+        let format_given = format.is_some();
+        let format = if formats.is_empty() {
+            // The endpoint answers JSON only and says so if a format is given.
+            Format::Json
+        } else {
+            let format = match format.as_deref() {
+                Some(name) => Format::parse(name)?,
+                None if self.accepts_csv => Format::Csv,
+                None => Format::Json,
+            };
+            if !formats.contains(&format) {
+                return Err(
+                    ParameterError::new("format", "this endpoint answers json or csv").into(),
+                );
+            }
+            format
+        };
+        Ok(QueryParams {
+            spend,
+            format,
+            format_given,
+            extra,
+        })
     }
+}
 
+impl QueryParams {
     fn extra(&self, name: &str) -> Option<String> {
         self.extra
             .iter()
@@ -122,8 +173,10 @@ impl QueryParams {
     }
 }
 
-fn invalid(error: ParameterError) -> ApiError {
-    ApiError::bad_request("invalid_parameter", error.to_string())
+impl From<ParameterError> for ApiError {
+    fn from(error: ParameterError) -> Self {
+        ApiError::bad_request("invalid_parameter", error.to_string())
+    }
 }
 
 /// The answer's format: `format=json|csv|focus`, else `Accept: text/csv`, else JSON.
@@ -134,40 +187,30 @@ enum Format {
     Focus,
 }
 
-fn negotiate(
-    format: Option<&str>,
-    headers: &HeaderMap,
-    allowed: &[Format],
-) -> Result<Format, ApiError> {
-    let format = match format {
-        Some("json") => Format::Json,
-        Some("csv") => Format::Csv,
-        Some("focus") => Format::Focus,
-        Some(other) => {
-            return Err(invalid(ParameterError {
-                parameter: "format".into(),
-                message: format!("{other:?} is not one of json, csv, focus"),
-            }));
+impl Format {
+    fn parse(name: &str) -> Result<Format, ParameterError> {
+        match name {
+            "json" => Ok(Format::Json),
+            "csv" => Ok(Format::Csv),
+            "focus" => Ok(Format::Focus),
+            other => Err(ParameterError::new(
+                "format",
+                format!("{other:?} is not one of json, csv, focus"),
+            )),
         }
-        None => {
-            let accept = headers
-                .get(header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default();
-            if accept.contains("text/csv") {
-                Format::Csv
-            } else {
-                Format::Json
-            }
-        }
-    };
-    if allowed.contains(&format) {
-        Ok(format)
-    } else {
-        Err(invalid(ParameterError {
-            parameter: "format".into(),
-            message: "this endpoint answers json or csv".into(),
-        }))
+    }
+}
+
+/// A report as JSON, or as CSV through `csv` when that was asked for.
+fn respond<T: Serialize>(
+    format: Format,
+    report: &T,
+    csv: impl FnOnce(&T) -> String,
+    filename: &str,
+) -> Response {
+    match format {
+        Format::Csv | Format::Focus => csv_response(csv(report), filename),
+        Format::Json => Json(report).into_response(),
     }
 }
 
@@ -185,7 +228,7 @@ fn csv_response(body: String, filename: &str) -> Response {
 }
 
 fn request(params: SpendParams) -> Result<SpendRequest, ApiError> {
-    params.into_request(Utc::now(), "").map_err(invalid)
+    Ok(params.into_request(Utc::now(), "")?)
 }
 
 /// Spend over `[from, to)`, grouped and filtered.
@@ -207,43 +250,35 @@ fn request(params: SpendParams) -> Result<SpendRequest, ApiError> {
         (status = 503, description = "The store is unreachable", body = super::openapi::ErrorBody)
     )
 )]
-async fn get_spend(
-    State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    headers: HeaderMap,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(&principal, query, &["stats"])?;
-    let format = negotiate(
-        params.format.as_deref(),
-        &headers,
-        &[Format::Json, Format::Csv, Format::Focus],
-    )?;
+async fn get_spend(State(state): State<AppState>, call: SpendCall) -> Result<Response, ApiError> {
+    let params = call.read(&["stats"], &[Format::Json, Format::Csv, Format::Focus])?;
     let with_stats = match params.extra("stats").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
         Some(_) => return Err(bad_stats("true or false")),
     };
+    let format = params.format;
     let request = request(params.spend)?;
     if with_stats && format != Format::Json {
         return Err(bad_stats(
             "per-request statistics are in the JSON answer only",
         ));
     }
-    if with_stats && request.group_by.contains(&spend::GroupBy::TokenType) {
+    if with_stats && request.group_by.contains(&GroupBy::TokenType) {
         return Err(bad_stats(
             "a request is not split by token type: drop token_type from group_by",
         ));
     }
+    let store = state.store.as_ref();
     if format == Format::Focus {
-        crate::focus::check_request(&request).map_err(invalid)?;
-        let rows = crate::focus::rows(state.store.as_ref(), &request).await?;
+        focus::check_request(&request)?;
+        let rows = focus::rows(store, &request).await?;
         return Ok(csv_response(
-            crate::focus::to_csv(&rows, &state.book),
+            focus::to_csv(&rows, &state.book),
             "llm-meter-focus.csv",
         ));
     }
-    let report = spend::spend(state.store.as_ref(), &request).await?;
+    let report = spend::spend(store, &request).await?;
     if format == Format::Csv {
         return Ok(csv_response(
             spend::to_csv(&request, &report),
@@ -252,24 +287,21 @@ async fn get_spend(
     }
     let mut answer = spend::to_json(&report);
     if with_stats {
-        let stats = analysis::request_stats(state.store.as_ref(), &request).await?;
+        let stats = stats::request_stats(store, &request).await?;
         attach_stats(&mut answer, &report, &stats);
     }
     Ok(Json(answer).into_response())
 }
 
 fn bad_stats(message: &str) -> ApiError {
-    invalid(ParameterError {
-        parameter: "stats".into(),
-        message: message.into(),
-    })
+    ParameterError::new("stats", message).into()
 }
 
 /// Adds each row's `stats` (cost and tokens per request: p50, p95, max).
 fn attach_stats(
     answer: &mut serde_json::Value,
     report: &spend::SpendReport,
-    stats: &BTreeMap<Vec<String>, analysis::RequestStats>,
+    stats: &BTreeMap<Vec<String>, stats::RequestStats>,
 ) {
     let Some(rows) = answer["rows"].as_array_mut() else {
         return;
@@ -327,10 +359,9 @@ struct UnpricedEntry {
 )]
 async fn get_unpriced(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    call: SpendCall,
 ) -> Result<Json<UnpricedAnswer>, ApiError> {
-    let params = QueryParams::parse(&principal, query, &[])?;
+    let params = call.read(&[], &[])?;
     let mut spend = params.spend;
     spend
         .from
@@ -346,13 +377,12 @@ async fn get_unpriced(
         ("provider", spend.provider.is_some()),
         ("model", spend.model.is_some()),
         ("tag", !spend.tags.is_empty()),
-        ("format", params.format.is_some()),
+        ("format", params.format_given),
     ];
     if let Some((name, _)) = unsupported.iter().find(|(_, given)| *given) {
-        return Err(invalid(ParameterError {
-            parameter: (*name).into(),
-            message: "/v1/unpriced takes from, to, project and tz only".into(),
-        }));
+        return Err(
+            ParameterError::new(name, "/v1/unpriced takes from, to, project and tz only").into(),
+        );
     }
     let request = request(spend)?;
     let models = state
@@ -387,31 +417,20 @@ async fn get_unpriced(
     tag = "spend",
     params(SpendQuery),
     responses(
-        (status = 200, description = "Savings", body = crate::analysis::SavingsReport),
+        (status = 200, description = "Savings", body = crate::report::savings::SavingsReport),
         (status = 400, description = "A parameter is invalid", body = super::openapi::ErrorBody)
     )
 )]
-async fn get_savings(
-    State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    headers: HeaderMap,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(&principal, query, &[])?;
-    let format = negotiate(
-        params.format.as_deref(),
-        &headers,
-        &[Format::Json, Format::Csv],
-    )?;
+async fn get_savings(State(state): State<AppState>, call: SpendCall) -> Result<Response, ApiError> {
+    let params = call.read(&[], &[Format::Json, Format::Csv])?;
     let request = request(params.spend)?;
-    let report = analysis::savings(state.store.as_ref(), &request).await?;
-    Ok(match format {
-        Format::Csv => {
-            let (header, rows, _) = analysis::savings_table(&report);
-            csv_response(spend::csv_text(&header, &rows), "llm-meter-savings.csv")
-        }
-        _ => Json(report).into_response(),
-    })
+    let report = savings::savings(state.store.as_ref(), &request).await?;
+    Ok(respond(
+        params.format,
+        &report,
+        |report| savings::table(report).csv(),
+        "llm-meter-savings.csv",
+    ))
 }
 
 /// What the period's usage would have cost on `model` (of `provider`). The usage can be
@@ -436,43 +455,32 @@ async fn get_savings(
         ("format" = Option<String>, Query, description = "json (default) or csv")
     ),
     responses(
-        (status = 200, description = "Actual and what-if cost per model", body = crate::analysis::WhatIfReport),
+        (status = 200, description = "Actual and what-if cost per model", body = crate::report::whatif::WhatIfReport),
         (status = 400, description = "A parameter is invalid", body = super::openapi::ErrorBody)
     )
 )]
-async fn get_what_if(
-    State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    headers: HeaderMap,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(&principal, query, &["from_provider", "from_model"])?;
-    let format = negotiate(
-        params.format.as_deref(),
-        &headers,
+async fn get_what_if(State(state): State<AppState>, call: SpendCall) -> Result<Response, ApiError> {
+    let params = call.read(
+        &["from_provider", "from_model"],
         &[Format::Json, Format::Csv],
     )?;
     let mut spend = params.spend.clone();
-    let target_model = spend.model.take().ok_or_else(|| {
-        invalid(ParameterError {
-            parameter: "model".into(),
-            message: "the model to compare with is required".into(),
-        })
-    })?;
+    let target_model = spend
+        .model
+        .take()
+        .ok_or_else(|| ParameterError::new("model", "the model to compare with is required"))?;
     let target_provider = spend.provider.take();
     spend.provider = params.extra("from_provider");
     spend.model = params.extra("from_model");
-    let target = WhatIfTarget::new(&state.book, &target_model, target_provider.as_deref())
-        .map_err(invalid)?;
+    let target = WhatIfTarget::new(&state.book, &target_model, target_provider.as_deref())?;
     let request = request(spend)?;
-    let report = analysis::what_if(state.store.as_ref(), &state.book, &request, &target).await?;
-    Ok(match format {
-        Format::Csv => {
-            let (header, rows, _) = analysis::what_if_table(&report);
-            csv_response(spend::csv_text(&header, &rows), "llm-meter-whatif.csv")
-        }
-        _ => Json(report).into_response(),
-    })
+    let report = whatif::what_if(state.store.as_ref(), &state.book, &request, &target).await?;
+    Ok(respond(
+        params.format,
+        &report,
+        |report| whatif::table(report).csv(),
+        "llm-meter-whatif.csv",
+    ))
 }
 
 /// Routing advice: for each project and model, what the same requests would have cost on
@@ -490,24 +498,24 @@ async fn get_what_if(
         ("model" = Option<String>, Query, description = "Only usage of this model")
     ),
     responses(
-        (status = 200, description = "Each project and model with the cheaper models", body = crate::analysis::RoutingReport),
+        (status = 200, description = "Each project and model with the cheaper models", body = crate::report::whatif::RoutingReport),
         (status = 400, description = "A parameter is invalid", body = super::openapi::ErrorBody)
     )
 )]
 async fn get_cheaper(
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<analysis::RoutingReport>, ApiError> {
-    let params = QueryParams::parse(&principal, query, &[])?;
-    if params.spend.group_by.is_some() || params.format.is_some() {
-        return Err(invalid(ParameterError {
-            parameter: "group_by".into(),
-            message: "/v1/whatif/cheaper groups by project and model and answers JSON".into(),
-        }));
+    call: SpendCall,
+) -> Result<Json<whatif::RoutingReport>, ApiError> {
+    let params = call.read(&[], &[])?;
+    if params.spend.group_by.is_some() || params.format_given {
+        return Err(ParameterError::new(
+            "group_by",
+            "/v1/whatif/cheaper groups by project and model and answers JSON",
+        )
+        .into());
     }
     let request = request(params.spend)?;
     Ok(Json(
-        analysis::cheaper_models(state.store.as_ref(), &state.book, &request).await?,
+        whatif::cheaper_models(state.store.as_ref(), &state.book, &request).await?,
     ))
 }

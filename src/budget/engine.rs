@@ -30,10 +30,10 @@ use crate::store::{
 #[serde(deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Every budget is evaluated this often, whatever was ingested (the safety net).
-    #[serde(default = "default_interval", with = "crate::config::duration_text")]
+    #[serde(default = "default_interval", with = "crate::duration_text")]
     pub evaluate_interval: Duration,
     /// After a commit, wait this long for more before evaluating the budgets it touched.
-    #[serde(default = "default_debounce", with = "crate::config::duration_text")]
+    #[serde(default = "default_debounce", with = "crate::duration_text")]
     pub debounce: Duration,
 }
 

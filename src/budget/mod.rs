@@ -189,7 +189,8 @@ impl Budget {
             }
         }
         for key in spec.tags.keys() {
-            crate::spend::check_tag_key("tags", key).map_err(|e| invalid("tags", e.message))?;
+            crate::report::params::check_tag_key("tags", key)
+                .map_err(|e| invalid("tags", e.message))?;
         }
         if spec.limit_usd <= Decimal::ZERO || spec.limit_usd > Decimal::from(MAX_USD) {
             return Err(invalid("limit_usd", "must be above 0 and at most 1e12"));

@@ -7,7 +7,7 @@ use chrono::{DateTime, DurationRound, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::PeriodSpec;
-use crate::spend::{TimeBucket, bucket_start_time, next_bucket_start};
+use crate::report::calendar::{TimeBucket, bucket_start_time, next_bucket_start};
 
 #[derive(Clone, Debug)]
 pub enum Period {

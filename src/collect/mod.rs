@@ -64,14 +64,11 @@ pub struct CollectorConfig {
     #[serde(default = "default_max_line_bytes")]
     pub max_line_bytes: usize,
     /// How often files are looked at (default 250ms).
-    #[serde(
-        default = "default_poll_interval",
-        with = "crate::config::duration_text"
-    )]
+    #[serde(default = "default_poll_interval", with = "crate::duration_text")]
     pub poll_interval: Duration,
     /// How long a file that no longer matches (renamed away, deleted) is still read
     /// through its open handle before it is forgotten (default 10s).
-    #[serde(default = "default_rotate_wait", with = "crate::config::duration_text")]
+    #[serde(default = "default_rotate_wait", with = "crate::duration_text")]
     pub rotate_wait: Duration,
     /// Most lines in one write (default 2000).
     #[serde(default = "default_batch_lines")]

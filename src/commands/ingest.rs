@@ -61,11 +61,7 @@ pub async fn ingest(config: &Config, args: IngestArgs) -> anyhow::Result<ExitCod
         .as_deref()
         .unwrap_or(DEFAULT_PROJECT)
         .to_owned();
-    let url = config.database_url();
-    let store = crate::store::connect(url)
-        .await
-        .with_context(|| format!("cannot open the store {}", crate::config::redact_url(url)))?;
-    store.migrate().await?;
+    let store = config.open_store().await?;
     let book = Arc::new(config.price_book()?);
     let metrics = Arc::new(Metrics::new());
     let (pipeline, batcher) = Pipeline::start(store, PipelineConfig::default(), metrics);

@@ -12,6 +12,7 @@ use crate::config::{Config, ConfigError};
 use crate::pricing::import::{self, Imported};
 use crate::pricing::sheet::{RateTable, Tier};
 use crate::pricing::{PriceBook, normalise_name};
+use crate::report::render::Table;
 use crate::usage::Bucket;
 
 pub fn run(config: &Config, command: PricingCommand) -> anyhow::Result<ExitCode> {
@@ -184,38 +185,25 @@ fn describe(
 }
 
 fn rate_table(rows: &[(String, RateTable)]) -> String {
-    let mut header = vec!["tier".to_owned()];
-    header.extend(Bucket::ALL.iter().map(|b| b.as_str().to_owned()));
-    let mut lines = vec![header];
-    for (label, table) in rows {
+    let mut table = Table::new(&["tier"], 1);
+    table
+        .header
+        .extend(Bucket::ALL.iter().map(|b| b.as_str().to_owned()));
+    for (label, rates) in rows {
         let mut line = vec![label.clone()];
         line.extend(
-            table
+            rates
                 .iter()
                 .map(|rate| rate.map_or("-".to_owned(), |r| r.normalize().to_string())),
         );
-        lines.push(line);
+        table.rows.push(line);
     }
-    let widths: Vec<usize> = (0..lines[0].len())
-        .map(|column| lines.iter().map(|l| l[column].len()).max().unwrap_or(0))
-        .collect();
-    let mut out = String::new();
-    for line in lines {
-        let cells: Vec<String> = line
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (cell, width))| {
-                if i == 0 {
-                    format!("{cell:<width$}")
-                } else {
-                    format!("{cell:>width$}")
-                }
-            })
-            .collect();
-        let _ = writeln!(out, "  {}", cells.join("  ").trim_end());
-    }
-    out
+    // Indented under the model's heading.
+    table
+        .text()
+        .lines()
+        .map(|line| format!("  {line}\n"))
+        .collect()
 }
 
 fn import_command(

@@ -3,13 +3,15 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use chrono::Utc;
 
-use crate::analysis::{self, SavingsReport, WhatIfReport, WhatIfTarget};
 use crate::cli::{ReportArgs, ReportFormat};
 use crate::config::Config;
-use crate::spend::{self, SpendParams, SpendRequest};
+use crate::report::params::{self, ParameterError, SpendParams, SpendRequest};
+use crate::report::render::Table;
+use crate::report::savings::{self, SavingsReport};
+use crate::report::whatif::{self, RoutingReport, WhatIfReport, WhatIfTarget};
+use crate::report::{focus, spend};
 
 pub async fn report(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCode> {
     let request = match request_from(&args) {
@@ -31,7 +33,7 @@ pub async fn report(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCod
         None => None,
     };
     if matches!(args.format, ReportFormat::Focus)
-        && let Err(error) = crate::focus::check_request(&request)
+        && let Err(error) = focus::check_request(&request)
     {
         eprintln!("error: {error}");
         return Ok(ExitCode::from(super::EXIT_USAGE));
@@ -44,23 +46,19 @@ pub async fn report(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCod
         );
         return Ok(ExitCode::from(super::EXIT_USAGE));
     }
-    let url = config.database_url();
-    let store = crate::store::connect(url)
-        .await
-        .with_context(|| format!("cannot open the store {}", crate::config::redact_url(url)))?;
-    store.migrate().await?;
+    let store = config.open_store().await?;
     if args.savings {
-        let report = analysis::savings(store.as_ref(), &request).await?;
+        let report = savings::savings(store.as_ref(), &request).await?;
         print_savings(&report, args.format)?;
     } else if args.cheaper {
-        let report = analysis::cheaper_models(store.as_ref(), &book, &request).await?;
+        let report = whatif::cheaper_models(store.as_ref(), &book, &request).await?;
         print_cheaper(&report, args.format)?;
     } else if let Some(target) = target {
-        let report = analysis::what_if(store.as_ref(), &book, &request, &target).await?;
+        let report = whatif::what_if(store.as_ref(), &book, &request, &target).await?;
         print_what_if(&report, args.format)?;
     } else if matches!(args.format, ReportFormat::Focus) {
-        let rows = crate::focus::rows(store.as_ref(), &request).await?;
-        print!("{}", crate::focus::to_csv(&rows, &book));
+        let rows = focus::rows(store.as_ref(), &request).await?;
+        print!("{}", focus::to_csv(&rows, &book));
     } else {
         let report = spend::spend(store.as_ref(), &request).await?;
         match args.format {
@@ -77,11 +75,11 @@ pub async fn report(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-fn request_from(args: &ReportArgs) -> Result<SpendRequest, spend::ParameterError> {
+fn request_from(args: &ReportArgs) -> Result<SpendRequest, ParameterError> {
     let tags = args
         .tag
         .iter()
-        .map(|tag| spend::parse_tag_filter(tag))
+        .map(|tag| params::parse_tag_filter(tag))
         .collect::<Result<Vec<_>, _>>()?;
     SpendParams {
         from: args.from.clone(),
@@ -96,39 +94,42 @@ fn request_from(args: &ReportArgs) -> Result<SpendRequest, spend::ParameterError
     .into_request(Utc::now(), "project")
 }
 
-fn print_savings(report: &SavingsReport, format: ReportFormat) -> anyhow::Result<()> {
-    let (header, rows, total) = analysis::savings_table(report);
+/// Writes a report: JSON as is, a table or CSV through its `Table`.
+fn print_report<T: serde::Serialize>(
+    report: &T,
+    table: Table,
+    format: ReportFormat,
+) -> anyhow::Result<()> {
     match format {
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
-        ReportFormat::Csv => print!("{}", spend::csv_text(&header, &rows)),
-        ReportFormat::Table | ReportFormat::Focus => {
-            print!("{}", spend::aligned_table(&header, &rows, Some(&total), 3));
-        }
+        ReportFormat::Csv => print!("{}", table.csv()),
+        ReportFormat::Table | ReportFormat::Focus => print!("{}", table.text()),
     }
     Ok(())
 }
 
+fn print_savings(report: &SavingsReport, format: ReportFormat) -> anyhow::Result<()> {
+    print_report(report, savings::table(report), format)
+}
+
 fn print_what_if(report: &WhatIfReport, format: ReportFormat) -> anyhow::Result<()> {
-    let (header, rows, total) = analysis::what_if_table(report);
-    match format {
-        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
-        ReportFormat::Csv => print!("{}", spend::csv_text(&header, &rows)),
-        ReportFormat::Table | ReportFormat::Focus => {
-            println!(
-                "What {} to {} would have cost on {}/{}:",
-                report.from.format("%Y-%m-%d %H:%M"),
-                report.to.format("%Y-%m-%d %H:%M UTC"),
-                report.target_provider,
-                report.target_model
-            );
-            print!("{}", spend::aligned_table(&header, &rows, Some(&total), 2));
-            for row in &report.rows {
-                if let Some(reason) = &row.not_compared_reason {
-                    println!(
-                        "not compared: {} {}/{} requests: {reason}",
-                        row.not_compared_requests, row.provider, row.model
-                    );
-                }
+    if matches!(format, ReportFormat::Table | ReportFormat::Focus) {
+        println!(
+            "What {} to {} would have cost on {}/{}:",
+            report.from.format("%Y-%m-%d %H:%M"),
+            report.to.format("%Y-%m-%d %H:%M UTC"),
+            report.target_provider,
+            report.target_model
+        );
+    }
+    print_report(report, whatif::table(report), format)?;
+    if matches!(format, ReportFormat::Table | ReportFormat::Focus) {
+        for row in &report.rows {
+            if let Some(reason) = &row.not_compared_reason {
+                println!(
+                    "not compared: {} {}/{} requests: {reason}",
+                    row.not_compared_requests, row.provider, row.model
+                );
             }
         }
     }
@@ -136,29 +137,25 @@ fn print_what_if(report: &WhatIfReport, format: ReportFormat) -> anyhow::Result<
 }
 
 /// One line per cheaper model (the three cheapest per project and model in a table).
-fn print_cheaper(report: &analysis::RoutingReport, format: ReportFormat) -> anyhow::Result<()> {
-    if matches!(format, ReportFormat::Json) {
-        println!("{}", serde_json::to_string_pretty(report)?);
-        return Ok(());
-    }
-    let table = matches!(format, ReportFormat::Table);
-    let header: Vec<String> = [
-        "project",
-        "provider",
-        "model",
-        "requests",
-        "cost_usd",
-        "cheaper_model",
-        "cheaper_usd",
-        "saved_usd",
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut rows = Vec::new();
+fn print_cheaper(report: &RoutingReport, format: ReportFormat) -> anyhow::Result<()> {
+    let text = matches!(format, ReportFormat::Table | ReportFormat::Focus);
+    let mut table = Table::new(
+        &[
+            "project",
+            "provider",
+            "model",
+            "requests",
+            "cost_usd",
+            "cheaper_model",
+            "cheaper_usd",
+            "saved_usd",
+        ],
+        3,
+    );
     for row in &report.rows {
-        let shown = if table { 3 } else { usize::MAX };
+        let shown = if text { 3 } else { usize::MAX };
         for alternative in row.cheaper.iter().take(shown) {
-            rows.push(vec![
+            table.rows.push(vec![
                 row.project.clone(),
                 row.provider.clone(),
                 row.model.clone(),
@@ -170,15 +167,12 @@ fn print_cheaper(report: &analysis::RoutingReport, format: ReportFormat) -> anyh
             ]);
         }
     }
-    if table {
+    if text {
         println!(
             "Cheaper models of the same provider for the same requests, {} to {} (cost only, not quality):",
             report.from.format("%Y-%m-%d %H:%M"),
             report.to.format("%Y-%m-%d %H:%M UTC"),
         );
-        print!("{}", spend::aligned_table(&header, &rows, None, 3));
-    } else {
-        print!("{}", spend::csv_text(&header, &rows));
     }
-    Ok(())
+    print_report(report, table, format)
 }

@@ -3,11 +3,9 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use crate::cli::RepriceArgs;
 use crate::config::Config;
-use crate::spend;
+use crate::report::params;
 use crate::store::{RepriceScope, RepriceSummary};
 use crate::usage::UsageRecord;
 
@@ -20,11 +18,7 @@ pub async fn reprice(config: &Config, args: RepriceArgs) -> anyhow::Result<ExitC
         }
     };
     let book = config.price_book()?;
-    let url = config.database_url();
-    let store = crate::store::connect(url)
-        .await
-        .with_context(|| format!("cannot open the store {}", crate::config::redact_url(url)))?;
-    store.migrate().await?;
+    let store = config.open_store().await?;
     let price = move |record: &UsageRecord| book.price(record);
     let summary = store.reprice(&scope, &price).await?;
     print!("{}", describe(&scope, &summary));
@@ -32,8 +26,8 @@ pub async fn reprice(config: &Config, args: RepriceArgs) -> anyhow::Result<ExitC
 }
 
 fn scope_from(args: &RepriceArgs) -> Result<RepriceScope, String> {
-    let from = spend::parse_time("from", &args.from).map_err(|e| e.to_string())?;
-    let to = spend::parse_time("to", &args.to).map_err(|e| e.to_string())?;
+    let from = params::parse_time("from", &args.from).map_err(|e| e.to_string())?;
+    let to = params::parse_time("to", &args.to).map_err(|e| e.to_string())?;
     if to <= from {
         return Err("invalid to: must be after from".into());
     }

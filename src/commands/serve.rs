@@ -14,11 +14,7 @@ pub async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode>
     let listen = args.listen.as_deref().unwrap_or(config.listen());
     let addr = resolve(listen).await?;
     let tokens_required = {
-        let url = config.database_url();
-        let store = crate::store::connect(url)
-            .await
-            .with_context(|| format!("cannot open the store {}", crate::config::redact_url(url)))?;
-        store.migrate().await.context("cannot migrate the store")?;
+        let store = config.open_store().await?;
         !config.tokens.is_empty() || store.any_token().await?
     };
     if tokens_required {
@@ -49,15 +45,11 @@ pub async fn serve(config: &Config, args: ServeArgs) -> anyhow::Result<ExitCode>
 }
 
 pub async fn migrate(config: &Config) -> anyhow::Result<ExitCode> {
-    let url = config.database_url();
-    let store = crate::store::connect(url)
-        .await
-        .with_context(|| format!("cannot open the store {}", crate::config::redact_url(url)))?;
-    store.migrate().await?;
+    let store = config.open_store().await?;
     println!(
         "migrations applied ({} store {})",
         store.kind(),
-        crate::config::redact_url(url)
+        crate::store::redact_url(config.database_url())
     );
     Ok(ExitCode::SUCCESS)
 }

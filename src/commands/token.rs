@@ -3,13 +3,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 
 use crate::auth::{self, Role};
 use crate::cli::TokenCommand;
 use crate::config::Config;
-use crate::store::{Store, StoredToken};
+use crate::store::StoredToken;
 
 pub async fn run(config: &Config, command: TokenCommand) -> anyhow::Result<ExitCode> {
     match command {
@@ -23,15 +22,6 @@ pub async fn run(config: &Config, command: TokenCommand) -> anyhow::Result<ExitC
         TokenCommand::List => list(config).await,
         TokenCommand::Revoke { id } => revoke(config, &id).await,
     }
-}
-
-async fn open_store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn Store>> {
-    let url = config.database_url();
-    let store = crate::store::connect(url)
-        .await
-        .with_context(|| format!("cannot open the store {}", crate::config::redact_url(url)))?;
-    store.migrate().await.context("cannot migrate the store")?;
-    Ok(store)
 }
 
 fn usage_error(message: &str) -> anyhow::Result<ExitCode> {
@@ -95,7 +85,7 @@ async fn create(
         println!("projects = [{}]", projects.join(", "));
         println!("hash = \"sha256:{}\"", stored.hash);
     } else {
-        let store = open_store(config).await?;
+        let store = config.open_store().await?;
         store.insert_token(&stored).await?;
         println!("created {}", describe(&stored, now));
     }
@@ -133,7 +123,7 @@ fn describe(token: &StoredToken, now: DateTime<Utc>) -> String {
 }
 
 async fn list(config: &Config) -> anyhow::Result<ExitCode> {
-    let store = open_store(config).await?;
+    let store = config.open_store().await?;
     let now = Utc::now();
     let mut tokens = store.tokens().await?;
     for entry in &config.tokens {
@@ -145,12 +135,13 @@ async fn list(config: &Config) -> anyhow::Result<ExitCode> {
             Err(message) => eprintln!("warning: {message}"),
         }
     }
-    let header: Vec<String> = [
-        "id", "name", "role", "projects", "created", "expires", "status",
-    ]
-    .map(String::from)
-    .to_vec();
-    let rows: Vec<Vec<String>> = tokens
+    let mut table = crate::report::render::Table::new(
+        &[
+            "id", "name", "role", "projects", "created", "expires", "status",
+        ],
+        7,
+    );
+    table.rows = tokens
         .iter()
         .map(|t| {
             vec![
@@ -170,10 +161,7 @@ async fn list(config: &Config) -> anyhow::Result<ExitCode> {
             ]
         })
         .collect();
-    print!(
-        "{}",
-        crate::spend::aligned_table(&header, &rows, None, header.len())
-    );
+    print!("{}", table.text());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -182,7 +170,7 @@ async fn revoke(config: &Config, id: &str) -> anyhow::Result<ExitCode> {
         eprintln!("error: token {id} is in the config file: remove it there");
         return Ok(ExitCode::FAILURE);
     }
-    let store = open_store(config).await?;
+    let store = config.open_store().await?;
     if store.revoke_token(id, Utc::now()).await? {
         println!("revoked token {id}");
         Ok(ExitCode::SUCCESS)

@@ -149,7 +149,7 @@ pub struct WriteBatch {
 pub type Inserted = Vec<bool>;
 
 /// What spend is grouped by, at the store level (time buckets coarser than an hour and
-/// token types are derived from these rows by `crate::spend`).
+/// token types are derived from these rows by `crate::report`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Dimension {
     Project,
@@ -519,8 +519,45 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
         Ok(Arc::new(SqliteStore::connect(url).await?))
     } else {
         Err(StoreError::InvalidUrl {
-            url: crate::config::redact_url(url),
+            url: redact_url(url),
             reason: "expected postgres://… or sqlite://PATH".into(),
         })
+    }
+}
+
+/// Opens the store a URL names and brings its schema up to date: what every command
+/// that touches the store does first.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, OpenError> {
+    let opened = async {
+        let store = connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    };
+    opened.await.map_err(|source| OpenError {
+        url: redact_url(url),
+        source,
+    })
+}
+
+/// A store that could not be opened, named by its URL without the password.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the store {url}")]
+pub struct OpenError {
+    pub url: String,
+    #[source]
+    pub source: StoreError,
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
     }
 }

@@ -52,7 +52,7 @@ impl PgStore {
     /// Connects without applying migrations (`migrate` does that).
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(|error| StoreError::InvalidUrl {
-            url: crate::config::redact_url(url),
+            url: super::redact_url(url),
             reason: error.to_string(),
         })?;
         let pool = PgPoolOptions::new()

@@ -101,10 +101,8 @@ impl<'e> EventRow<'e> {
             ),
             PriceOutcome::Unpriced(_) => (0, 0),
         };
-        let (resolved_model, cost, list_cost, price_ref, reason, shares) = match &event.priced.price
-        {
+        let (cost, list_cost, price_ref, reason, shares) = match &event.priced.price {
             PriceOutcome::Priced(p) => (
-                Some(p.model_id.as_str()),
                 Some(p.cost),
                 Some(p.list_cost),
                 Some(p.price_ref.as_str()),
@@ -112,10 +110,6 @@ impl<'e> EventRow<'e> {
                 p.bucket_costs,
             ),
             PriceOutcome::Unpriced(u) => (
-                u.resolved_model
-                    .as_deref()
-                    .and_then(|name| name.rsplit_once('/'))
-                    .map(|(_, id)| id),
                 None,
                 None,
                 None,
@@ -129,8 +123,8 @@ impl<'e> EventRow<'e> {
         }
         EventRow {
             event,
-            resolved_model,
-            rollup_model: resolved_model.unwrap_or(&record.model),
+            resolved_model: event.priced.resolved_model(),
+            rollup_model: event.priced.rollup_model(),
             tokens,
             tags_json: serde_json::to_string(&record.tags).unwrap_or_else(|_| "{}".into()),
             cost_nanos: cost.map(money::to_nanos),

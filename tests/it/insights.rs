@@ -189,7 +189,7 @@ async fn spend_stats_give_exact_cost_and_tokens_per_request() {
     let mut expected: BTreeMap<String, (Vec<Decimal>, Vec<u64>)> = BTreeMap::new();
     for line in &lines {
         let priced = prepare(&book, line);
-        let model = llm_meter::analysis::stored_model(&priced).to_owned();
+        let model = priced.rollup_model().to_owned();
         let (costs, tokens) = expected.entry(model).or_default();
         if let PriceOutcome::Priced(p) = &priced.price {
             costs.push(p.cost);
@@ -349,7 +349,7 @@ async fn cheaper_models_of_the_same_provider_are_ranked_with_exact_costs() {
 
 #[tokio::test]
 async fn rate_limit_headroom_counts_the_minute_before_now_across_a_minute_boundary() {
-    use llm_meter::headroom::{RateLimit, headroom, refresh};
+    use llm_meter::report::headroom::{RateLimit, headroom};
     let now = chrono::DateTime::parse_from_rfc3339("2026-05-05T12:00:30Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
@@ -394,9 +394,10 @@ async fn rate_limit_headroom_counts_the_minute_before_now_across_a_minute_bounda
             .unwrap();
         assert_eq!(later.requests, 1);
         let metrics = llm_meter::metrics::Metrics::new();
-        refresh(store.as_ref(), &metrics, std::slice::from_ref(&limit), now)
-            .await
-            .unwrap();
+        metrics.set_rate_limit_utilization(
+            &limit,
+            &headroom(store.as_ref(), &limit, now).await.unwrap(),
+        );
         let text = metrics.render();
         assert!(
             text.contains(

@@ -73,27 +73,3 @@ pub async fn headroom(
         tpm_utilization: ratio(tokens, limit.tpm),
     })
 }
-
-/// Sets `llm_meter_rate_limit_utilization_ratio` for every configured limit.
-pub async fn refresh(
-    store: &dyn Store,
-    metrics: &crate::metrics::Metrics,
-    limits: &[RateLimit],
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    for limit in limits {
-        let headroom = headroom(store, limit, now).await?;
-        for (kind, utilization) in [
-            ("rpm", headroom.rpm_utilization),
-            ("tpm", headroom.tpm_utilization),
-        ] {
-            if let Some(utilization) = utilization {
-                metrics
-                    .rate_limit_utilization
-                    .with_label_values(&[&limit.provider, &limit.model, kind])
-                    .set(utilization);
-            }
-        }
-    }
-    Ok(())
-}

@@ -17,10 +17,10 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
+use super::calendar::{TimeBucket, bucket_start_time, next_bucket_start, time_dimension};
+use super::params::{GroupBy, ParameterError, SpendRequest};
+use super::render::csv_field;
 use crate::pricing::PriceBook;
-use crate::spend::{
-    GroupBy, SpendRequest, TimeBucket, bucket_start_time, csv_field, next_bucket_start,
-};
 use crate::store::{Dimension, Measures, Store, StoreError, UsageQuery};
 use crate::usage::Tokens;
 
@@ -98,7 +98,7 @@ pub struct FocusRow {
 
 /// FOCUS charge periods must sit inside one billing period (a month): hour, day and
 /// month buckets do, weeks, quarters and years would not.
-pub fn check_request(request: &SpendRequest) -> Result<(), crate::spend::ParameterError> {
+pub fn check_request(request: &SpendRequest) -> Result<(), ParameterError> {
     let spans_months = request.group_by.iter().any(|g| {
         matches!(
             g,
@@ -106,24 +106,17 @@ pub fn check_request(request: &SpendRequest) -> Result<(), crate::spend::Paramet
         )
     });
     if spans_months {
-        return Err(crate::spend::ParameterError {
-            parameter: "group_by".into(),
-            message: "format=focus takes hour, day or month charge periods".into(),
-        });
+        return Err(ParameterError::new(
+            "group_by",
+            "format=focus takes hour, day or month charge periods",
+        ));
     }
     Ok(())
 }
 
 /// The rows of a spend request, from the store.
 pub async fn rows(store: &dyn Store, request: &SpendRequest) -> Result<Vec<FocusRow>, StoreError> {
-    let bucket = request
-        .group_by
-        .iter()
-        .find_map(|g| match g {
-            GroupBy::Time(bucket) => Some(*bucket),
-            _ => None,
-        })
-        .unwrap_or(TimeBucket::Day);
+    let bucket = request.time_bucket().unwrap_or(TimeBucket::Day);
     let aggregates = store
         .usage(&UsageQuery {
             from: request.from,
@@ -135,7 +128,7 @@ pub async fn rows(store: &dyn Store, request: &SpendRequest) -> Result<Vec<Focus
                 Dimension::ServiceTier,
                 Dimension::Batch,
                 Dimension::Tags,
-                crate::spend::time_dimension(bucket, request.tz),
+                time_dimension(bucket, request.tz),
             ],
             filter: request.filter.clone(),
             measures: Measures::All,
