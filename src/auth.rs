@@ -13,39 +13,10 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub use crate::store::Role;
 use crate::store::{Store, StoreError, StoredToken};
 
 pub const TOKEN_PREFIX: &str = "lmt_";
-
-/// What a token may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Everything, budgets and tokens included.
-    Admin,
-    /// Write usage (`POST /v1/usage`, `/v1/traces`) and ask `/v1/budgets/check`.
-    Ingest,
-    /// Read spend, budgets and alerts.
-    Read,
-}
-
-impl Role {
-    pub fn parse(name: &str) -> Option<Role> {
-        match name {
-            "admin" => Some(Role::Admin),
-            "ingest" => Some(Role::Ingest),
-            "read" => Some(Role::Read),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Ingest => "ingest",
-            Role::Read => "read",
-        }
-    }
-}
 
 /// A token given in the config (`[[tokens]]`): for GitOps, only its hash is written there.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -68,9 +39,8 @@ impl ConfigToken {
         if !is_token_id(&self.id) {
             return Err(fail("id must be 16 lowercase hex digits"));
         }
-        if Role::parse(&self.role).is_none() {
-            return Err(fail("role must be admin, ingest or read"));
-        }
+        let role =
+            Role::parse(&self.role).ok_or_else(|| fail("role must be admin, ingest or read"))?;
         let hash = self
             .hash
             .strip_prefix("sha256:")
@@ -80,7 +50,7 @@ impl ConfigToken {
         Ok(StoredToken {
             id: self.id.clone(),
             name: self.name.clone().unwrap_or_else(|| "config".into()),
-            role: self.role.clone(),
+            role,
             projects: self.projects.clone(),
             hash: hash.to_ascii_lowercase(),
             created_at: DateTime::UNIX_EPOCH,
@@ -128,7 +98,7 @@ pub fn generate(
     let stored = StoredToken {
         id,
         name,
-        role: role.as_str().to_owned(),
+        role,
         projects,
         hash: hash(&token),
         created_at: now,
@@ -172,7 +142,7 @@ impl Principal {
     fn from_token(token: &StoredToken) -> Option<Principal> {
         Some(Principal {
             token_id: Some(token.id.clone()),
-            role: Role::parse(&token.role)?,
+            role: token.role,
             projects: (!token.projects.is_empty())
                 .then(|| Arc::new(token.projects.iter().cloned().collect())),
         })

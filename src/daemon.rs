@@ -197,7 +197,7 @@ async fn upsert_config_budgets(
                 store
                     .update_budget(&crate::store::StoredBudget {
                         spec_json,
-                        source: "config".into(),
+                        source: crate::store::BudgetSource::Config,
                         updated_at: now,
                         ..existing.clone()
                     })
@@ -209,7 +209,7 @@ async fn upsert_config_budgets(
                         id: crate::budget::new_budget_id(),
                         name: spec.name.clone(),
                         spec_json: spec_json.clone(),
-                        source: "config".into(),
+                        source: crate::store::BudgetSource::Config,
                         created_at: now,
                         updated_at: now,
                     })

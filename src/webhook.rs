@@ -22,7 +22,7 @@ use sha2::Sha256;
 use tokio::sync::{Notify, watch};
 
 use crate::metrics::Metrics;
-use crate::store::{Delivery, DeliveryAttempt, DeliveryOutcome, Store};
+use crate::store::{Delivery, DeliveryAttempt, DeliveryOutcome, Store, WebhookFormat};
 
 /// `[webhooks]` in the config.
 #[derive(Clone, Debug, Deserialize)]
@@ -465,7 +465,7 @@ async fn send(
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .body(delivery.body.clone());
-    if delivery.format == "json" {
+    if delivery.format == WebhookFormat::Json {
         let timestamp = now.timestamp();
         request = request
             .header("webhook-id", &delivery.id)

@@ -17,7 +17,9 @@ use super::{ApiError, AppState};
 use crate::auth::Principal;
 use crate::budget::engine::{BudgetStatus, parse_stored};
 use crate::budget::{Budget, BudgetSpec, FieldError, WebhookFormat, new_budget_id, parse_spec};
-use crate::store::{AlertQuery, AlertRecord, StoreError, StoredBudget};
+use crate::store::{
+    AlertKind, AlertQuery, AlertRecord, BudgetSource, DeliveryStatus, StoreError, StoredBudget,
+};
 
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -36,7 +38,7 @@ struct BudgetView {
     #[serde(flatten)]
     spec: BudgetSpec,
     /// `api` or `config` (declared in the config file, updated at each start).
-    source: String,
+    source: BudgetSource,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -87,7 +89,7 @@ fn view(stored: &StoredBudget, spec: BudgetSpec, reveal: Reveal) -> BudgetView {
     BudgetView {
         id: stored.id.clone(),
         spec,
-        source: stored.source.clone(),
+        source: stored.source,
         created_at: stored.created_at,
         updated_at: stored.updated_at,
     }
@@ -192,7 +194,7 @@ async fn create_budget(
         name: budget.spec.name.clone(),
         spec_json: serde_json::to_string(&budget.spec)
             .map_err(|e| ApiError::internal(e.to_string()))?,
-        source: "api".into(),
+        source: BudgetSource::Api,
         created_at: now,
         updated_at: now,
     };
@@ -321,7 +323,7 @@ async fn replace_budget(
         name: budget.spec.name.clone(),
         spec_json: serde_json::to_string(&budget.spec)
             .map_err(|e| ApiError::internal(e.to_string()))?,
-        source: "api".into(),
+        source: BudgetSource::Api,
         updated_at: Utc::now(),
         ..stored
     };
@@ -366,7 +368,7 @@ struct AlertView {
     budget_id: String,
     budget: String,
     /// `threshold` or `forecast`.
-    kind: String,
+    kind: AlertKind,
     /// `0.8`, `usd:450` or `forecast`.
     threshold: String,
     threshold_usd: Option<String>,
@@ -386,7 +388,7 @@ struct DeliveryView {
     /// The target's host (the URL may carry a token).
     host: String,
     /// `pending`, `delivered` or `expired`.
-    status: String,
+    status: DeliveryStatus,
     attempts: u32,
     last_error: Option<String>,
     delivered_at: Option<DateTime<Utc>>,

@@ -21,8 +21,8 @@ use super::{
 use crate::ingest::Changes;
 use crate::metrics::Metrics;
 use crate::store::{
-    AlertRecord, Dimension, Measures, NewDelivery, Store, StoreError, StoredBudget, UsageFilter,
-    UsageQuery,
+    AlertKind, AlertRecord, Dimension, Measures, NewDelivery, Store, StoreError, StoredBudget,
+    UsageFilter, UsageQuery,
 };
 
 /// `[alerts]` in the config.
@@ -282,8 +282,8 @@ impl Engine {
         let metrics = &self.metrics;
         // The alert counters exist at 0 from the first evaluation, so a rate or increase
         // sees the first alert too.
-        for kind in ["threshold", "forecast"] {
-            metrics.alerts.with_label_values(&[name[0], kind]);
+        for kind in AlertKind::ALL {
+            metrics.alerts.with_label_values(&[name[0], kind.as_str()]);
         }
         metrics
             .budget_spend_usd
@@ -396,9 +396,9 @@ impl Engine {
         }
         let now = Utc::now();
         let kind = if level.is_some() {
-            "threshold"
+            AlertKind::Threshold
         } else {
-            "forecast"
+            AlertKind::Forecast
         };
         let alert = AlertRecord {
             id: format!("alrt_{}", uuid::Uuid::new_v4().simple()),
@@ -406,7 +406,7 @@ impl Engine {
             budget_name: budget.spec.name.clone(),
             period_start: status.period_start,
             period_end: status.period_end,
-            kind: kind.to_owned(),
+            kind,
             threshold_key: key,
             threshold: level.map(|l| l.amount),
             spend: status.spend,
@@ -422,7 +422,7 @@ impl Engine {
             .map(|webhook| NewDelivery {
                 id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
                 url: webhook.url.clone(),
-                format: webhook.format.as_str().to_owned(),
+                format: webhook.format,
                 secret: webhook.secret.clone(),
                 body: alert_body(&alert, budget, level, webhook.format),
                 expires_at,
@@ -433,14 +433,14 @@ impl Engine {
             tracing::info!(
                 message = "Budget alert.",
                 budget = %budget.spec.name,
-                kind,
+                kind = kind.as_str(),
                 threshold = %alert.threshold_key,
                 spend = %alert.spend,
                 limit = %alert.limit
             );
             self.metrics
                 .alerts
-                .with_label_values(&[budget.spec.name.as_str(), kind])
+                .with_label_values(&[budget.spec.name.as_str(), kind.as_str()])
                 .inc();
             if !deliveries.is_empty() {
                 self.wake_deliveries.notify_one();
@@ -479,7 +479,7 @@ impl Engine {
             let delivery = NewDelivery {
                 id,
                 url: digest.webhook.url.clone(),
-                format: digest.webhook.format.as_str().to_owned(),
+                format: digest.webhook.format,
                 secret: digest.webhook.secret.clone(),
                 body,
                 expires_at: now

@@ -9,7 +9,6 @@ pub mod engine;
 pub mod period;
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -20,6 +19,7 @@ pub use period::Period;
 
 use crate::pricing::round_money;
 use crate::store::UsageFilter;
+pub use crate::store::WebhookFormat;
 
 /// A budget as the API and the config file give it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -107,16 +107,6 @@ pub struct WebhookSpec {
     /// `whsec_` + base64: signs `json` deliveries (Standard Webhooks). Generated when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum WebhookFormat {
-    /// The generic JSON payload, signed.
-    #[default]
-    Json,
-    /// A Slack incoming-webhook message.
-    Slack,
 }
 
 /// A budget field that cannot be used; names the field.
@@ -349,27 +339,6 @@ pub fn forecast(input: &ForecastInput) -> Option<Decimal> {
 /// A new id for a budget: `bud_` and 24 hex digits.
 pub fn new_budget_id() -> String {
     format!("bud_{}", &uuid::Uuid::new_v4().simple().to_string()[..24])
-}
-
-impl FromStr for WebhookFormat {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "json" => Ok(WebhookFormat::Json),
-            "slack" => Ok(WebhookFormat::Slack),
-            other => Err(format!("{other:?} is not json or slack")),
-        }
-    }
-}
-
-impl WebhookFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WebhookFormat::Json => "json",
-            WebhookFormat::Slack => "slack",
-        }
-    }
 }
 
 /// Decimals read exactly from a JSON number or string (a number's shortest text, not

@@ -81,7 +81,7 @@ async fn create(
         println!("[[tokens]]");
         println!("id = {}", text(&stored.id));
         println!("name = {}", text(&stored.name));
-        println!("role = {}", text(&stored.role));
+        println!("role = {}", text(stored.role.as_str()));
         println!("projects = [{}]", projects.join(", "));
         println!("hash = \"sha256:{}\"", stored.hash);
     } else {
@@ -147,7 +147,7 @@ async fn list(config: &Config) -> anyhow::Result<ExitCode> {
             vec![
                 t.id.clone(),
                 t.name.clone(),
-                t.role.clone(),
+                t.role.to_string(),
                 if t.projects.is_empty() {
                     "*".into()
                 } else {

@@ -1,13 +1,14 @@
 //! Budgets, alerts and the delivery outbox in Postgres.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgRow;
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{Postgres, Transaction};
 
-use super::rows::{count, unsigned};
+use super::columns::{alert_from, attempt_from, budget_from, delivery_from};
+use super::rows::count;
 use super::{
-    AlertQuery, AlertRecord, Delivery, DeliveryAttempt, DeliveryOutcome, NewDelivery, PgStore,
-    StoreError, StoredBudget,
+    AlertQuery, AlertRecord, BudgetStore, Delivery, DeliveryAttempt, DeliveryOutcome, NewDelivery,
+    OutboxStore, PgStore, StoreError, StoredBudget,
 };
 use crate::money;
 
@@ -16,52 +17,6 @@ const ALERT_COLUMNS: &str = "id, budget_id, budget_name, period_start, period_en
      threshold_key, threshold_nanos, spend_nanos, limit_nanos, forecast_nanos, fired_at";
 const DELIVERY_COLUMNS: &str = "id, alert_id, url, format, secret, body, status, attempts, \
      next_attempt_at, expires_at, created_at, delivered_at, last_error";
-
-fn budget_from(row: &PgRow) -> Result<StoredBudget, sqlx::Error> {
-    Ok(StoredBudget {
-        id: row.try_get(0)?,
-        name: row.try_get(1)?,
-        spec_json: row.try_get(2)?,
-        source: row.try_get(3)?,
-        created_at: row.try_get(4)?,
-        updated_at: row.try_get(5)?,
-    })
-}
-
-fn alert_from(row: &PgRow) -> Result<AlertRecord, sqlx::Error> {
-    Ok(AlertRecord {
-        id: row.try_get(0)?,
-        budget_id: row.try_get(1)?,
-        budget_name: row.try_get(2)?,
-        period_start: row.try_get(3)?,
-        period_end: row.try_get(4)?,
-        kind: row.try_get(5)?,
-        threshold_key: row.try_get(6)?,
-        threshold: row.try_get::<Option<i64>, _>(7)?.map(money::from_nanos),
-        spend: money::from_nanos(row.try_get(8)?),
-        limit: money::from_nanos(row.try_get(9)?),
-        forecast: row.try_get::<Option<i64>, _>(10)?.map(money::from_nanos),
-        fired_at: row.try_get(11)?,
-    })
-}
-
-fn delivery_from(row: &PgRow) -> Result<Delivery, sqlx::Error> {
-    Ok(Delivery {
-        id: row.try_get(0)?,
-        alert_id: row.try_get(1)?,
-        url: row.try_get(2)?,
-        format: row.try_get(3)?,
-        secret: row.try_get(4)?,
-        body: row.try_get(5)?,
-        status: row.try_get(6)?,
-        attempts: u32::try_from(row.try_get::<i32, _>(7)?).unwrap_or(0),
-        next_attempt_at: row.try_get(8)?,
-        expires_at: row.try_get(9)?,
-        created_at: row.try_get(10)?,
-        delivered_at: row.try_get(11)?,
-        last_error: row.try_get(12)?,
-    })
-}
 
 async fn insert_deliveries(
     tx: &mut Transaction<'_, Postgres>,
@@ -79,7 +34,7 @@ async fn insert_deliveries(
         .bind(&delivery.id)
         .bind(alert_id)
         .bind(&delivery.url)
-        .bind(&delivery.format)
+        .bind(delivery.format.as_str())
         .bind(&delivery.secret)
         .bind(&delivery.body)
         .bind(now)
@@ -90,8 +45,9 @@ async fn insert_deliveries(
     Ok(())
 }
 
-impl PgStore {
-    pub(super) async fn pg_budgets(&self) -> Result<Vec<StoredBudget>, StoreError> {
+#[async_trait]
+impl BudgetStore for PgStore {
+    async fn budgets(&self) -> Result<Vec<StoredBudget>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {BUDGET_COLUMNS} FROM budgets ORDER BY name"
         )))
@@ -100,7 +56,7 @@ impl PgStore {
         Ok(rows.iter().map(budget_from).collect::<Result<_, _>>()?)
     }
 
-    pub(super) async fn pg_budget(&self, id: &str) -> Result<Option<StoredBudget>, StoreError> {
+    async fn budget(&self, id: &str) -> Result<Option<StoredBudget>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {BUDGET_COLUMNS} FROM budgets WHERE id = $1"
         )))
@@ -110,7 +66,7 @@ impl PgStore {
         Ok(row.as_ref().map(budget_from).transpose()?)
     }
 
-    pub(super) async fn pg_insert_budget(&self, budget: &StoredBudget) -> Result<(), StoreError> {
+    async fn insert_budget(&self, budget: &StoredBudget) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO budgets (id, name, spec, source, created_at, updated_at)
              VALUES ($1, $2, $3::jsonb, $4, $5, $6)",
@@ -118,7 +74,7 @@ impl PgStore {
         .bind(&budget.id)
         .bind(&budget.name)
         .bind(&budget.spec_json)
-        .bind(&budget.source)
+        .bind(budget.source.as_str())
         .bind(budget.created_at)
         .bind(budget.updated_at)
         .execute(self.pool())
@@ -126,7 +82,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn pg_update_budget(&self, budget: &StoredBudget) -> Result<bool, StoreError> {
+    async fn update_budget(&self, budget: &StoredBudget) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE budgets SET name = $2, spec = $3::jsonb, source = $4, updated_at = $5
              WHERE id = $1",
@@ -134,14 +90,14 @@ impl PgStore {
         .bind(&budget.id)
         .bind(&budget.name)
         .bind(&budget.spec_json)
-        .bind(&budget.source)
+        .bind(budget.source.as_str())
         .bind(budget.updated_at)
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() > 0)
     }
 
-    pub(super) async fn pg_delete_budget(&self, id: &str) -> Result<bool, StoreError> {
+    async fn delete_budget(&self, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM budgets WHERE id = $1")
             .bind(id)
             .execute(self.pool())
@@ -149,7 +105,7 @@ impl PgStore {
         Ok(done.rows_affected() > 0)
     }
 
-    pub(super) async fn pg_fire_alert(
+    async fn fire_alert(
         &self,
         alert: &AlertRecord,
         deliveries: &[NewDelivery],
@@ -167,7 +123,7 @@ impl PgStore {
         .bind(&alert.budget_name)
         .bind(alert.period_start)
         .bind(alert.period_end)
-        .bind(&alert.kind)
+        .bind(alert.kind.as_str())
         .bind(&alert.threshold_key)
         .bind(alert.threshold.map(money::to_nanos))
         .bind(money::to_nanos(alert.spend))
@@ -185,10 +141,7 @@ impl PgStore {
         Ok(true)
     }
 
-    pub(super) async fn pg_alerts(
-        &self,
-        query: &AlertQuery,
-    ) -> Result<Vec<AlertRecord>, StoreError> {
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ALERT_COLUMNS} FROM alerts
              WHERE ($1::text IS NULL OR budget_id = $1)
@@ -205,115 +158,7 @@ impl PgStore {
         Ok(rows.iter().map(alert_from).collect::<Result<_, _>>()?)
     }
 
-    pub(super) async fn pg_claim_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-        lease: std::time::Duration,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE deliveries SET leased_until = $2 WHERE id IN (
-                 SELECT id FROM deliveries
-                 WHERE status = 'pending' AND next_attempt_at <= $1
-                   AND (leased_until IS NULL OR leased_until <= $1)
-                 ORDER BY next_attempt_at, created_at, id LIMIT $3
-                 FOR UPDATE SKIP LOCKED)
-             RETURNING {DELIVERY_COLUMNS}"
-        )))
-        .bind(now)
-        .bind(until)
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.iter().map(delivery_from).collect::<Result<_, _>>()?)
-    }
-
-    pub(super) async fn pg_finish_attempt(
-        &self,
-        attempt: &DeliveryAttempt,
-        outcome: &DeliveryOutcome,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, duration_ms, error, response)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        )
-        .bind(&attempt.delivery_id)
-        .bind(i32::try_from(attempt.attempt).unwrap_or(i32::MAX))
-        .bind(attempt.at)
-        .bind(attempt.status_code.map(i32::from))
-        .bind(count(attempt.duration_ms))
-        .bind(&attempt.error)
-        .bind(&attempt.response)
-        .execute(&mut *tx)
-        .await?;
-        let (status, next, delivered) = match outcome {
-            DeliveryOutcome::Delivered => ("delivered", attempt.at, Some(attempt.at)),
-            DeliveryOutcome::Retry { at } => ("pending", *at, None),
-            DeliveryOutcome::Expired => ("expired", attempt.at, None),
-        };
-        sqlx::query(
-            "UPDATE deliveries SET attempts = greatest(attempts, $2), status = $3,
-                 next_attempt_at = $4, delivered_at = $5, last_error = $6, leased_until = NULL
-             WHERE id = $1 AND status = 'pending'",
-        )
-        .bind(&attempt.delivery_id)
-        .bind(i32::try_from(attempt.attempt).unwrap_or(i32::MAX))
-        .bind(status)
-        .bind(next)
-        .bind(delivered)
-        .bind(&attempt.error)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub(super) async fn pg_deliveries(
-        &self,
-        alert_id: Option<&str>,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {DELIVERY_COLUMNS} FROM deliveries
-             WHERE $1::text IS NULL OR alert_id = $1 ORDER BY created_at, id"
-        )))
-        .bind(alert_id)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.iter().map(delivery_from).collect::<Result<_, _>>()?)
-    }
-
-    pub(super) async fn pg_delivery_attempts(
-        &self,
-        delivery_id: &str,
-    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT delivery_id, attempt, at, status_code, duration_ms, error, response
-             FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
-        )
-        .bind(delivery_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(DeliveryAttempt {
-                    delivery_id: row.try_get(0)?,
-                    attempt: u32::try_from(row.try_get::<i32, _>(1)?).unwrap_or(0),
-                    at: row.try_get(2)?,
-                    status_code: row
-                        .try_get::<Option<i32>, _>(3)?
-                        .and_then(|c| u16::try_from(c).ok()),
-                    duration_ms: unsigned(row.try_get(4)?),
-                    error: row.try_get(5)?,
-                    response: row.try_get(6)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
-    }
-
-    pub(super) async fn pg_claim_digest(
+    async fn claim_digest(
         &self,
         digest: &str,
         period_start: DateTime<Utc>,
@@ -337,5 +182,94 @@ impl PgStore {
         insert_deliveries(&mut tx, None, deliveries, now).await?;
         tx.commit().await?;
         Ok(true)
+    }
+}
+
+#[async_trait]
+impl OutboxStore for PgStore {
+    async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE deliveries SET leased_until = $2 WHERE id IN (
+                 SELECT id FROM deliveries
+                 WHERE status = 'pending' AND next_attempt_at <= $1
+                   AND (leased_until IS NULL OR leased_until <= $1)
+                 ORDER BY next_attempt_at, created_at, id LIMIT $3
+                 FOR UPDATE SKIP LOCKED)
+             RETURNING {DELIVERY_COLUMNS}"
+        )))
+        .bind(now)
+        .bind(until)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(delivery_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn finish_attempt(
+        &self,
+        attempt: &DeliveryAttempt,
+        outcome: &DeliveryOutcome,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO delivery_attempts (delivery_id, attempt, at, status_code, duration_ms, error, response)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(&attempt.delivery_id)
+        .bind(i32::try_from(attempt.attempt).unwrap_or(i32::MAX))
+        .bind(attempt.at)
+        .bind(attempt.status_code.map(i32::from))
+        .bind(count(attempt.duration_ms))
+        .bind(&attempt.error)
+        .bind(&attempt.response)
+        .execute(&mut *tx)
+        .await?;
+        let (status, next, delivered) = outcome.applied(attempt.at);
+        sqlx::query(
+            "UPDATE deliveries SET attempts = greatest(attempts, $2), status = $3,
+                 next_attempt_at = $4, delivered_at = $5, last_error = $6, leased_until = NULL
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(&attempt.delivery_id)
+        .bind(i32::try_from(attempt.attempt).unwrap_or(i32::MAX))
+        .bind(status.as_str())
+        .bind(next)
+        .bind(delivered)
+        .bind(&attempt.error)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn deliveries(&self, alert_id: Option<&str>) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries
+             WHERE $1::text IS NULL OR alert_id = $1 ORDER BY created_at, id"
+        )))
+        .bind(alert_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(delivery_from).collect::<Result<_, _>>()?)
+    }
+
+    async fn delivery_attempts(
+        &self,
+        delivery_id: &str,
+    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT delivery_id, attempt, at, status_code, duration_ms, error, response
+             FROM delivery_attempts WHERE delivery_id = $1 ORDER BY attempt",
+        )
+        .bind(delivery_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(attempt_from).collect::<Result<_, _>>()?)
     }
 }

@@ -1,39 +1,25 @@
 //! API tokens in Postgres.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
-use sqlx::postgres::PgRow;
 
-use super::{PgStore, StoreError, StoredToken};
+use super::columns::{projects_json, token_from};
+use super::{PgStore, StoreError, StoredToken, TokenStore};
 
 const TOKEN_COLUMNS: &str =
     "id, name, role, projects::text, hash, created_at, expires_at, revoked_at";
 
-fn token_from(row: &PgRow) -> Result<StoredToken, sqlx::Error> {
-    let projects: String = row.try_get(3)?;
-    Ok(StoredToken {
-        id: row.try_get(0)?,
-        name: row.try_get(1)?,
-        role: row.try_get(2)?,
-        projects: serde_json::from_str(&projects).map_err(|e| sqlx::Error::Decode(e.into()))?,
-        hash: row.try_get(4)?,
-        created_at: row.try_get(5)?,
-        expires_at: row.try_get(6)?,
-        revoked_at: row.try_get(7)?,
-    })
-}
-
-impl PgStore {
-    pub(super) async fn pg_insert_token(&self, token: &StoredToken) -> Result<(), StoreError> {
-        let projects = serde_json::to_string(&token.projects).unwrap_or_else(|_| "[]".into());
+#[async_trait]
+impl TokenStore for PgStore {
+    async fn insert_token(&self, token: &StoredToken) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO api_tokens (id, name, role, projects, hash, created_at, expires_at, revoked_at)
              VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8)",
         )
         .bind(&token.id)
         .bind(&token.name)
-        .bind(&token.role)
-        .bind(projects)
+        .bind(token.role.as_str())
+        .bind(projects_json(token))
         .bind(&token.hash)
         .bind(token.created_at)
         .bind(token.expires_at)
@@ -43,7 +29,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn pg_tokens(&self) -> Result<Vec<StoredToken>, StoreError> {
+    async fn tokens(&self) -> Result<Vec<StoredToken>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens ORDER BY created_at, id"
         )))
@@ -52,7 +38,7 @@ impl PgStore {
         Ok(rows.iter().map(token_from).collect::<Result<_, _>>()?)
     }
 
-    pub(super) async fn pg_token(&self, id: &str) -> Result<Option<StoredToken>, StoreError> {
+    async fn token(&self, id: &str) -> Result<Option<StoredToken>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {TOKEN_COLUMNS} FROM api_tokens WHERE id = $1"
         )))
@@ -62,11 +48,7 @@ impl PgStore {
         Ok(row.as_ref().map(token_from).transpose()?)
     }
 
-    pub(super) async fn pg_revoke_token(
-        &self,
-        id: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
         )
@@ -77,7 +59,7 @@ impl PgStore {
         Ok(done.rows_affected() > 0)
     }
 
-    pub(super) async fn pg_any_token(&self) -> Result<bool, StoreError> {
+    async fn any_token(&self) -> Result<bool, StoreError> {
         let (any,): (bool,) = sqlx::query_as("SELECT EXISTS (SELECT 1 FROM api_tokens)")
             .fetch_one(self.pool())
             .await?;

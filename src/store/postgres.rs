@@ -27,10 +27,9 @@ use super::rows::{
     usage_plan, usage_sums,
 };
 use super::{
-    AlertQuery, AlertRecord, Checkpoint, DeadLetter, Delivery, DeliveryAttempt, DeliveryOutcome,
-    Dimension, EventScan, Inserted, NewDelivery, NewEvent, PriceFn, RepriceAudit, RepriceScope,
-    RepriceSummary, Store, StoreError, StoredBudget, UnpricedModel, UsageAggregate, UsageFilter,
-    UsageQuery, WriteBatch, event_windows,
+    Checkpoint, CheckpointStore, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn,
+    RepriceAudit, RepriceScope, RepriceSummary, Store, StoreError, UnpricedModel, UsageAggregate,
+    UsageFilter, UsageQuery, UsageStore, WriteBatch, event_windows,
 };
 use crate::money;
 use crate::prepare::PricedRecord;
@@ -608,6 +607,13 @@ impl Store for PgStore {
         Ok(())
     }
 
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+}
+
+#[async_trait]
+impl UsageStore for PgStore {
     async fn write(&self, parts: &[&WriteBatch]) -> Result<Inserted, StoreError> {
         let now = Utc::now();
         let events: Vec<&NewEvent> = parts.iter().flat_map(|p| p.events.iter()).collect();
@@ -915,75 +921,6 @@ impl Store for PgStore {
             .map_err(StoreError::from)
     }
 
-    async fn budgets(&self) -> Result<Vec<StoredBudget>, StoreError> {
-        self.pg_budgets().await
-    }
-
-    async fn budget(&self, id: &str) -> Result<Option<StoredBudget>, StoreError> {
-        self.pg_budget(id).await
-    }
-
-    async fn insert_budget(&self, budget: &StoredBudget) -> Result<(), StoreError> {
-        self.pg_insert_budget(budget).await
-    }
-
-    async fn update_budget(&self, budget: &StoredBudget) -> Result<bool, StoreError> {
-        self.pg_update_budget(budget).await
-    }
-
-    async fn delete_budget(&self, id: &str) -> Result<bool, StoreError> {
-        self.pg_delete_budget(id).await
-    }
-
-    async fn fire_alert(
-        &self,
-        alert: &AlertRecord,
-        deliveries: &[NewDelivery],
-    ) -> Result<bool, StoreError> {
-        self.pg_fire_alert(alert, deliveries).await
-    }
-
-    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
-        self.pg_alerts(query).await
-    }
-
-    async fn claim_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-        lease: std::time::Duration,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        self.pg_claim_deliveries(now, limit, lease).await
-    }
-
-    async fn finish_attempt(
-        &self,
-        attempt: &DeliveryAttempt,
-        outcome: &DeliveryOutcome,
-    ) -> Result<(), StoreError> {
-        self.pg_finish_attempt(attempt, outcome).await
-    }
-
-    async fn deliveries(&self, alert_id: Option<&str>) -> Result<Vec<Delivery>, StoreError> {
-        self.pg_deliveries(alert_id).await
-    }
-
-    async fn delivery_attempts(
-        &self,
-        delivery_id: &str,
-    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
-        self.pg_delivery_attempts(delivery_id).await
-    }
-
-    async fn claim_digest(
-        &self,
-        digest: &str,
-        period_start: DateTime<Utc>,
-        deliveries: &[NewDelivery],
-    ) -> Result<bool, StoreError> {
-        self.pg_claim_digest(digest, period_start, deliveries).await
-    }
-
     async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
         let rows = sqlx::query(
             "SELECT received_at, source, code, reason, line FROM dead_letters
@@ -1005,7 +942,10 @@ impl Store for PgStore {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
+}
 
+#[async_trait]
+impl CheckpointStore for PgStore {
     async fn checkpoints(&self, collector: &str) -> Result<Vec<Checkpoint>, StoreError> {
         let rows = sqlx::query(
             r#"SELECT collector, fingerprint, path, "offset" FROM collector_checkpoints
@@ -1027,26 +967,6 @@ impl Store for PgStore {
             .map_err(StoreError::from)
     }
 
-    async fn insert_token(&self, token: &super::StoredToken) -> Result<(), StoreError> {
-        self.pg_insert_token(token).await
-    }
-
-    async fn tokens(&self) -> Result<Vec<super::StoredToken>, StoreError> {
-        self.pg_tokens().await
-    }
-
-    async fn token(&self, id: &str) -> Result<Option<super::StoredToken>, StoreError> {
-        self.pg_token(id).await
-    }
-
-    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.pg_revoke_token(id, at).await
-    }
-
-    async fn any_token(&self) -> Result<bool, StoreError> {
-        self.pg_any_token().await
-    }
-
     async fn delete_checkpoint(
         &self,
         collector: &str,
@@ -1058,10 +978,6 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    fn kind(&self) -> &'static str {
-        "postgres"
     }
 }
 

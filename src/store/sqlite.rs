@@ -20,6 +20,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+use super::columns::{from_micros, micros};
 use super::rows::{
     EVENT_COLUMNS, EventRow, PICOS_SPLIT, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS, RepriceSteps,
     Rollup, RollupKey, RollupSums, StoredColumns, SumStyle, count, event_usage_values,
@@ -28,10 +29,9 @@ use super::rows::{
     usage_sums,
 };
 use super::{
-    AlertQuery, AlertRecord, Checkpoint, DeadLetter, Delivery, DeliveryAttempt, DeliveryOutcome,
-    Dimension, EventScan, Inserted, NewDelivery, NewEvent, PriceFn, RepriceAudit, RepriceScope,
-    RepriceSummary, Store, StoreError, StoredBudget, UnpricedModel, UsageAggregate, UsageFilter,
-    UsageQuery, WriteBatch, event_windows,
+    Checkpoint, CheckpointStore, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn,
+    RepriceAudit, RepriceScope, RepriceSummary, Store, StoreError, UnpricedModel, UsageAggregate,
+    UsageFilter, UsageQuery, UsageStore, WriteBatch, event_windows,
 };
 use crate::money;
 use crate::prepare::PricedRecord;
@@ -326,14 +326,6 @@ async fn update_pricing(
     Ok(())
 }
 
-pub(super) fn micros(time: DateTime<Utc>) -> i64 {
-    time.timestamp_micros()
-}
-
-pub(super) fn from_micros(value: i64) -> DateTime<Utc> {
-    Utc.timestamp_micros(value).single().unwrap_or_default()
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn migrate(&self) -> Result<(), StoreError> {
@@ -346,6 +338,13 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+#[async_trait]
+impl UsageStore for SqliteStore {
     async fn write(&self, parts: &[&WriteBatch]) -> Result<Inserted, StoreError> {
         let now = micros(Utc::now());
         let events: Vec<&NewEvent> = parts.iter().flat_map(|p| p.events.iter()).collect();
@@ -636,76 +635,6 @@ impl Store for SqliteStore {
             .map_err(StoreError::from)
     }
 
-    async fn budgets(&self) -> Result<Vec<StoredBudget>, StoreError> {
-        self.sqlite_budgets().await
-    }
-
-    async fn budget(&self, id: &str) -> Result<Option<StoredBudget>, StoreError> {
-        self.sqlite_budget(id).await
-    }
-
-    async fn insert_budget(&self, budget: &StoredBudget) -> Result<(), StoreError> {
-        self.sqlite_insert_budget(budget).await
-    }
-
-    async fn update_budget(&self, budget: &StoredBudget) -> Result<bool, StoreError> {
-        self.sqlite_update_budget(budget).await
-    }
-
-    async fn delete_budget(&self, id: &str) -> Result<bool, StoreError> {
-        self.sqlite_delete_budget(id).await
-    }
-
-    async fn fire_alert(
-        &self,
-        alert: &AlertRecord,
-        deliveries: &[NewDelivery],
-    ) -> Result<bool, StoreError> {
-        self.sqlite_fire_alert(alert, deliveries).await
-    }
-
-    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertRecord>, StoreError> {
-        self.sqlite_alerts(query).await
-    }
-
-    async fn claim_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        limit: u32,
-        lease: std::time::Duration,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        self.sqlite_claim_deliveries(now, limit, lease).await
-    }
-
-    async fn finish_attempt(
-        &self,
-        attempt: &DeliveryAttempt,
-        outcome: &DeliveryOutcome,
-    ) -> Result<(), StoreError> {
-        self.sqlite_finish_attempt(attempt, outcome).await
-    }
-
-    async fn deliveries(&self, alert_id: Option<&str>) -> Result<Vec<Delivery>, StoreError> {
-        self.sqlite_deliveries(alert_id).await
-    }
-
-    async fn delivery_attempts(
-        &self,
-        delivery_id: &str,
-    ) -> Result<Vec<DeliveryAttempt>, StoreError> {
-        self.sqlite_delivery_attempts(delivery_id).await
-    }
-
-    async fn claim_digest(
-        &self,
-        digest: &str,
-        period_start: DateTime<Utc>,
-        deliveries: &[NewDelivery],
-    ) -> Result<bool, StoreError> {
-        self.sqlite_claim_digest(digest, period_start, deliveries)
-            .await
-    }
-
     async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
         let rows = sqlx::query(
             "SELECT received_at, source, code, reason, line FROM dead_letters ORDER BY seq DESC LIMIT ?",
@@ -726,7 +655,10 @@ impl Store for SqliteStore {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
     }
+}
 
+#[async_trait]
+impl CheckpointStore for SqliteStore {
     async fn checkpoints(&self, collector: &str) -> Result<Vec<Checkpoint>, StoreError> {
         let rows = sqlx::query(
             r#"SELECT collector, fingerprint, path, "offset" FROM collector_checkpoints
@@ -748,26 +680,6 @@ impl Store for SqliteStore {
             .map_err(StoreError::from)
     }
 
-    async fn insert_token(&self, token: &super::StoredToken) -> Result<(), StoreError> {
-        self.sqlite_insert_token(token).await
-    }
-
-    async fn tokens(&self) -> Result<Vec<super::StoredToken>, StoreError> {
-        self.sqlite_tokens().await
-    }
-
-    async fn token(&self, id: &str) -> Result<Option<super::StoredToken>, StoreError> {
-        self.sqlite_token(id).await
-    }
-
-    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.sqlite_revoke_token(id, at).await
-    }
-
-    async fn any_token(&self) -> Result<bool, StoreError> {
-        self.sqlite_any_token().await
-    }
-
     async fn delete_checkpoint(
         &self,
         collector: &str,
@@ -779,10 +691,6 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    fn kind(&self) -> &'static str {
-        "sqlite"
     }
 }
 

@@ -4,9 +4,10 @@
 //! uncached input), so its counts go into the buckets as they are. Writes are split by
 //! TTL with `cache_creation`; without that split every write is a 5-minute write.
 
-use super::detect::{self, count, opt_label, part_of};
+use super::error::ParseError;
+use super::fields::{apply_tier, count, opt_label, part_of};
 use super::raw::{Raw, RawUsage};
-use super::{ParseError, ParsedUsage, Tokens};
+use super::record::{ParsedUsage, Tokens};
 
 pub(crate) fn additive_usage(usage: &RawUsage) -> Result<Tokens, ParseError> {
     let input = count(usage.input_tokens, "usage.input_tokens")?;
@@ -81,7 +82,7 @@ pub(crate) fn message(raw: &Raw<'_>) -> Result<ParsedUsage, ParseError> {
         ..ParsedUsage::default()
     };
     if let Some(tier) = usage.service_tier.as_deref() {
-        detect::apply_tier(&mut parsed, tier);
+        apply_tier(&mut parsed, tier);
     }
     Ok(parsed)
 }

@@ -1,9 +1,11 @@
 //! The canonical record: `tokens` already in disjoint buckets, or a provider-native
 //! `usage` object converted by that provider's convention.
 
-use super::detect::{self, count, opt_label, provider_name};
+use super::error::ParseError;
+use super::fields::{apply_tier, count, money, opt_label, provider_name, time_from, unix_seconds};
 use super::raw::{Raw, RawUsage};
-use super::{ParseError, ParsedUsage, Tokens, anthropic, openai};
+use super::record::{ParsedUsage, Tokens};
+use super::{anthropic, openai};
 
 pub(crate) fn tokens_record(raw: &Raw<'_>) -> Result<ParsedUsage, ParseError> {
     let tokens = raw
@@ -39,19 +41,19 @@ pub(crate) fn native_usage_record(raw: &Raw<'_>) -> Result<ParsedUsage, ParseErr
     if parsed.reported_cost.is_none()
         && let Some(cost) = usage.cost.as_ref()
     {
-        parsed.reported_cost = Some(detect::money(cost, "usage.cost")?);
+        parsed.reported_cost = Some(money(cost, "usage.cost")?);
     }
     if parsed.time.is_none() {
         if let Some(created) = raw.created {
-            parsed.time = Some(detect::unix_seconds(created, "created")?);
+            parsed.time = Some(unix_seconds(created, "created")?);
         } else if let Some(created) = raw.created_at {
-            parsed.time = Some(detect::unix_seconds(created, "created_at")?);
+            parsed.time = Some(unix_seconds(created, "created_at")?);
         }
     }
     if parsed.service_tier.is_none()
         && let Some(tier) = usage.service_tier.as_deref()
     {
-        detect::apply_tier(&mut parsed, tier);
+        apply_tier(&mut parsed, tier);
     }
     Ok(parsed)
 }
@@ -87,13 +89,13 @@ fn record_fields(raw: &Raw<'_>, tokens: Tokens) -> Result<ParsedUsage, ParseErro
         return Err(ParseError::MissingModel);
     }
     if let Some(time) = raw.time.as_ref() {
-        parsed.time = Some(detect::time_from(time, "time")?);
+        parsed.time = Some(time_from(time, "time")?);
     }
     if let Some(tier) = raw.service_tier.as_deref() {
-        detect::apply_tier(&mut parsed, tier);
+        apply_tier(&mut parsed, tier);
     }
     if let Some(cost) = raw.cost_usd.as_ref() {
-        parsed.reported_cost = Some(detect::money(cost, "cost_usd")?);
+        parsed.reported_cost = Some(money(cost, "cost_usd")?);
     }
     Ok(parsed)
 }

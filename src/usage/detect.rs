@@ -1,19 +1,19 @@
 //! Shape detection and the wrappers (envelopes, CloudEvents) around the leaf shapes.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
-use rust_decimal::Decimal;
 
-use super::raw::{Count, Raw, RawMoney, RawTags, RawTime};
-use super::{
-    MAX_TOKENS_PER_BUCKET, MAX_WRAPPER_DEPTH, ParseError, ParsedUsage, anthropic, canonical,
-    check_label, check_tags, gemini, litellm, normalise_effort, openai,
+use super::error::ParseError;
+use super::fields::{
+    apply_tier, check_label, check_tags, effort_label, merge_tags, money, opt_label, provider_name,
+    required_label, time_from,
 };
-use crate::usage::Format;
+use super::format::Format;
+use super::raw::Raw;
+use super::record::ParsedUsage;
+use super::{anthropic, canonical, gemini, litellm, openai};
 
-pub(crate) const DEFAULT_TIER: &str = "default";
+/// Deepest nesting of wrappers (envelope, CloudEvent, batch line) we unwrap.
+const MAX_WRAPPER_DEPTH: usize = 4;
 
 /// Every input shape the parser recognises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -284,200 +284,4 @@ fn apply_attribution(raw: &Raw<'_>, parsed: &mut ParsedUsage) -> Result<(), Pars
         parsed.reasoning_effort = Some(effort_label(effort)?);
     }
     Ok(())
-}
-
-pub(crate) fn merge_tags(
-    into: &mut BTreeMap<String, String>,
-    tags: &RawTags<'_>,
-    field: &str,
-) -> Result<(), ParseError> {
-    for (key, value) in &tags.0 {
-        match value {
-            Ok(Some(value)) => {
-                into.insert(key.to_string(), value.to_string());
-            }
-            Ok(None) => {}
-            Err(()) => {
-                return Err(ParseError::InvalidField {
-                    field: format!("{field}.{key}"),
-                    reason: "must be a string, number or boolean".into(),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Validates a token count, naming the field in the error.
-pub(crate) fn count(value: Option<Count>, field: &str) -> Result<Option<u64>, ParseError> {
-    let problem = match value {
-        None => return Ok(None),
-        Some(Count::Value(n)) if n <= MAX_TOKENS_PER_BUCKET => return Ok(Some(n)),
-        Some(Count::Value(n)) => {
-            format!("is absurdly large ({n} > {MAX_TOKENS_PER_BUCKET} tokens in one request)")
-        }
-        Some(Count::Negative(v)) => format!("is negative ({v})"),
-        Some(Count::Fractional(v)) => format!("is fractional ({v})"),
-        Some(Count::TooLarge) => "overflows a 64-bit count".into(),
-        Some(Count::NotANumber) => "is not a number".into(),
-    };
-    Err(ParseError::BadCount {
-        field: field.to_owned(),
-        problem,
-    })
-}
-
-/// `a - b` where `b` is a part of `a`; a part larger than its whole is rejected.
-pub(crate) fn part_of(
-    whole: u64,
-    whole_field: &str,
-    part: u64,
-    part_field: &str,
-) -> Result<u64, ParseError> {
-    whole.checked_sub(part).ok_or_else(|| {
-        ParseError::Inconsistent(format!(
-            "{part_field} ({part}) exceeds {whole_field} ({whole})"
-        ))
-    })
-}
-
-pub(crate) fn time_from(time: &RawTime<'_>, field: &str) -> Result<DateTime<Utc>, ParseError> {
-    let invalid = |reason: String| ParseError::InvalidField {
-        field: field.to_owned(),
-        reason,
-    };
-    let parsed = match time {
-        RawTime::Text(text) => parse_time_text(text)
-            .ok_or_else(|| invalid(format!("{text:?} is not an RFC 3339 time")))?,
-        RawTime::UnixSeconds(seconds) => unix_seconds(*seconds, field)?,
-        RawTime::Invalid => {
-            return Err(invalid(
-                "expected an RFC 3339 string or Unix seconds".into(),
-            ));
-        }
-    };
-    check_time_range(parsed, field)
-}
-
-fn parse_time_text(text: &str) -> Option<DateTime<Utc>> {
-    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Some(time.with_timezone(&Utc));
-    }
-    // Spend logs and SQL dumps write naive UTC times ("2026-03-01 12:00:00.123").
-    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-        .map(|naive| Utc.from_utc_datetime(&naive))
-}
-
-pub(crate) fn unix_seconds(seconds: f64, field: &str) -> Result<DateTime<Utc>, ParseError> {
-    // Float seconds carry about microsecond precision at today's epoch; keeping more
-    // digits would only keep binary noise (0.412 read back as 0.411999941).
-    let whole = seconds.floor();
-    let micros = ((seconds - whole) * 1e6).round().min(999_999.0) as u32;
-    let nanos = micros * 1000;
-    if !seconds.is_finite() || whole < i64::MIN as f64 || whole > i64::MAX as f64 {
-        return Err(ParseError::InvalidField {
-            field: field.to_owned(),
-            reason: format!("{seconds} is not a Unix time in seconds"),
-        });
-    }
-    let time = Utc.timestamp_opt(whole as i64, nanos).single();
-    match time {
-        Some(time) => check_time_range(time, field),
-        None => Err(ParseError::InvalidField {
-            field: field.to_owned(),
-            reason: format!("{seconds} is not a Unix time in seconds"),
-        }),
-    }
-}
-
-/// Times before 2000 or after 2100 are a unit mix-up (milliseconds for seconds), not usage.
-fn check_time_range(time: DateTime<Utc>, field: &str) -> Result<DateTime<Utc>, ParseError> {
-    let year = chrono::Datelike::year(&time);
-    if (2000..2100).contains(&year) {
-        Ok(time)
-    } else {
-        Err(ParseError::InvalidField {
-            field: field.to_owned(),
-            reason: format!("{} is outside 2000..2100", time.to_rfc3339()),
-        })
-    }
-}
-
-pub(crate) fn money(value: &RawMoney, field: &str) -> Result<Decimal, ParseError> {
-    let invalid = |reason: String| ParseError::InvalidField {
-        field: field.to_owned(),
-        reason,
-    };
-    let amount = match value {
-        RawMoney::Text(text) => text
-            .trim()
-            .parse::<Decimal>()
-            .or_else(|_| Decimal::from_scientific(text.trim()))
-            .map_err(|_| invalid(format!("{text:?} is not a decimal amount")))?,
-        // The shortest text that round-trips the float is what the writer meant.
-        RawMoney::Number(number) => {
-            let text = number.to_string();
-            text.parse::<Decimal>()
-                .or_else(|_| Decimal::from_scientific(&format!("{number:e}")))
-                .map_err(|_| invalid(format!("{number} is not a representable amount")))?
-        }
-        RawMoney::Invalid => return Err(invalid("expected a decimal string or number".into())),
-    };
-    if amount.is_sign_negative() && !amount.is_zero() {
-        return Err(invalid(format!("{amount} is negative")));
-    }
-    Ok(amount)
-}
-
-pub(crate) fn required_label(value: Option<&str>, field: &str) -> Result<String, ParseError> {
-    match value {
-        Some(value) => Ok(check_label(field, value)?.to_owned()),
-        None => Err(ParseError::InvalidField {
-            field: field.to_owned(),
-            reason: "missing".into(),
-        }),
-    }
-}
-
-pub(crate) fn opt_label(value: Option<&str>, field: &str) -> Result<Option<String>, ParseError> {
-    value
-        .map(|value| check_label(field, value).map(str::to_owned))
-        .transpose()
-}
-
-/// Provider names are compared lower-case, and `gemini`/`vertex_ai` style names map
-/// onto the pricing sheets' names.
-pub(crate) fn provider_name(provider: &str) -> Result<String, ParseError> {
-    let provider = check_label("provider", provider.trim())?;
-    let lower = provider.to_ascii_lowercase();
-    Ok(match lower.as_str() {
-        "gemini" | "google_ai_studio" | "gcp.gemini" | "gcp.vertex_ai" | "gcp.gen_ai"
-        | "vertex_ai" | "vertex_ai_beta" | "google-ai" | "google_genai" => "google".to_owned(),
-        "aimlapi" | "ai/ml api" | "ai-ml-api" | "aiml" => "aimlapi".to_owned(),
-        _ => lower,
-    })
-}
-
-pub(crate) fn effort_label(effort: &str) -> Result<String, ParseError> {
-    Ok(normalise_effort(check_label("reasoning_effort", effort)?))
-}
-
-/// Service tier as the provider reported it, mapped onto `default|flex|priority|…`;
-/// Anthropic's `batch` tier sets the batch flag instead.
-pub(crate) fn apply_tier(parsed: &mut ParsedUsage, tier: &str) {
-    let lower = tier.trim().to_ascii_lowercase();
-    let tier = match lower.as_str() {
-        "" | "auto" | "default" | "standard" | "on_demand" => DEFAULT_TIER,
-        "priority" | "fast" | "on_demand_priority" => "priority",
-        "flex" | "on_demand_flex" => "flex",
-        "provisioned_throughput" => "provisioned",
-        "batch" => {
-            parsed.batch = true;
-            DEFAULT_TIER
-        }
-        other => other,
-    };
-    parsed.service_tier = Some(tier.to_owned());
 }

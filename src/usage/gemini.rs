@@ -4,9 +4,10 @@
 //! *separate* from `candidatesTokenCount` and billed at the output rate;
 //! `toolUsePromptTokenCount` is further input.
 
-use super::detect::{self, count, opt_label, part_of};
-use super::raw::Raw;
-use super::{ParseError, ParsedUsage, Tokens};
+use super::error::ParseError;
+use super::fields::{apply_tier, count, opt_label, part_of, time_from};
+use super::raw::{Raw, RawTime};
+use super::record::{ParsedUsage, Tokens};
 
 pub(crate) fn response(raw: &Raw<'_>) -> Result<ParsedUsage, ParseError> {
     let usage = raw
@@ -62,13 +63,10 @@ pub(crate) fn response(raw: &Raw<'_>) -> Result<ParsedUsage, ParseError> {
         ..ParsedUsage::default()
     };
     if let Some(create_time) = raw.create_time.as_deref() {
-        parsed.time = Some(detect::time_from(
-            &super::raw::RawTime::Text(create_time.into()),
-            "createTime",
-        )?);
+        parsed.time = Some(time_from(&RawTime::Text(create_time.into()), "createTime")?);
     }
     if let Some(traffic) = usage.traffic_type.as_deref() {
-        detect::apply_tier(&mut parsed, traffic);
+        apply_tier(&mut parsed, traffic);
     }
     Ok(parsed)
 }

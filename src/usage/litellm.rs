@@ -6,9 +6,14 @@
 //! breakdown is in `metadata.usage_object` or `response.usage`; without either, all
 //! prompt tokens are counted as uncached input (an overestimate, never an undercount).
 
-use super::detect::{self, count, opt_label, provider_name};
+use super::error::ParseError;
+use super::fields::{
+    apply_tier, check_label, check_tags, count, effort_label, merge_tags, money, opt_label,
+    provider_name, time_from,
+};
+use super::openai;
 use super::raw::{Raw, RawUsage};
-use super::{ParseError, ParsedUsage, Tokens, check_label, check_tags, openai};
+use super::record::{ParsedUsage, Tokens};
 
 pub(crate) fn payload(raw: &Raw<'_>, _depth: usize) -> Result<ParsedUsage, ParseError> {
     if raw.cache_hit == Some(true) {
@@ -61,10 +66,10 @@ pub(crate) fn payload(raw: &Raw<'_>, _depth: usize) -> Result<ParsedUsage, Parse
         ..ParsedUsage::default()
     };
     if let Some(start) = raw.start_time.as_ref() {
-        parsed.time = Some(detect::time_from(start, "startTime")?);
+        parsed.time = Some(time_from(start, "startTime")?);
     }
     if let Some(cost) = raw.response_cost.as_ref().or(raw.spend.as_ref()) {
-        parsed.reported_cost = Some(detect::money(cost, "response_cost")?);
+        parsed.reported_cost = Some(money(cost, "response_cost")?);
     }
     let parameters = raw.model_parameters.as_ref();
     let effort = parameters
@@ -72,13 +77,13 @@ pub(crate) fn payload(raw: &Raw<'_>, _depth: usize) -> Result<ParsedUsage, Parse
         .or_else(|| parameters.and_then(|p| p.reasoning.as_ref()?.effort.as_deref()))
         .or_else(|| response.and_then(|r| r.reasoning.as_ref()?.effort.as_deref()));
     if let Some(effort) = effort {
-        parsed.reasoning_effort = Some(detect::effort_label(effort)?);
+        parsed.reasoning_effort = Some(effort_label(effort)?);
     }
     let tier = response
         .and_then(|r| r.service_tier.as_deref())
         .or_else(|| parameters.and_then(|p| p.service_tier.as_deref()));
     if let Some(tier) = tier {
-        detect::apply_tier(&mut parsed, tier);
+        apply_tier(&mut parsed, tier);
     }
     attribution(raw, &mut parsed)?;
     Ok(parsed)
@@ -132,7 +137,7 @@ fn attribution(raw: &Raw<'_>, parsed: &mut ParsedUsage) -> Result<(), ParseError
             }
         }
         if let Some(extra) = metadata.spend_logs_metadata.as_ref() {
-            detect::merge_tags(&mut parsed.tags, extra, "metadata.spend_logs_metadata")?;
+            merge_tags(&mut parsed.tags, extra, "metadata.spend_logs_metadata")?;
         }
         if parsed.user.is_none()
             && let Some(user) = metadata

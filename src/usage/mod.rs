@@ -7,151 +7,26 @@
 mod anthropic;
 mod canonical;
 mod detect;
+mod error;
+mod fields;
+mod format;
 mod gemini;
 mod litellm;
 mod openai;
 mod raw;
 mod record;
 
-use std::collections::BTreeMap;
-use std::fmt;
-
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 pub use detect::Shape;
+pub use error::ParseError;
+pub use fields::{
+    DEFAULT_TIER, MAX_LABEL_BYTES, MAX_TAGS, MAX_TOKENS_PER_BUCKET, check_label, check_tags,
+    normalise_effort, truncate_utf8,
+};
+pub use format::Format;
 pub use record::{Bucket, ParsedUsage, Tokens, UsageRecord};
-
-/// Largest count accepted in one bucket of one record. No single request comes near
-/// (the largest context windows are a few million tokens); a bigger number is a bug
-/// upstream, and pricing it would poison every total it lands in.
-pub const MAX_TOKENS_PER_BUCKET: u64 = 1_000_000_000;
-/// Longest accepted id, project, provider, model, user or tag value, in bytes.
-pub const MAX_LABEL_BYTES: usize = 256;
-/// Most tags a record may carry.
-pub const MAX_TAGS: usize = 32;
-/// Deepest nesting of wrappers (envelope, CloudEvent, batch line) we unwrap.
-const MAX_WRAPPER_DEPTH: usize = 4;
-
-/// Which input shapes a source may contain. `Auto` detects the shape per line.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    #[default]
-    Auto,
-    Canonical,
-    OpenAI,
-    Anthropic,
-    Gemini,
-    LiteLLM,
-    CloudEvents,
-}
-
-impl Format {
-    pub const NAMES: &'static str =
-        "auto, canonical, openai, anthropic, gemini, litellm, cloudevents";
-
-    pub fn parse(name: &str) -> Option<Format> {
-        Some(match name.to_ascii_lowercase().as_str() {
-            "auto" => Format::Auto,
-            "canonical" => Format::Canonical,
-            "openai" => Format::OpenAI,
-            "anthropic" => Format::Anthropic,
-            "gemini" | "google" => Format::Gemini,
-            "litellm" => Format::LiteLLM,
-            "cloudevents" => Format::CloudEvents,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Format::Auto => "auto",
-            Format::Canonical => "canonical",
-            Format::OpenAI => "openai",
-            Format::Anthropic => "anthropic",
-            Format::Gemini => "gemini",
-            Format::LiteLLM => "litellm",
-            Format::CloudEvents => "cloudevents",
-        }
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Why a line could not become a usage record. Every variant renders as one line.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
-pub enum ParseError {
-    #[error("invalid JSON: {0}")]
-    Json(String),
-    /// Valid JSON with a field of the wrong type or name.
-    #[error("malformed record: {0}")]
-    Malformed(String),
-    #[error("expected a JSON object, found {0}")]
-    NotAnObject(&'static str),
-    #[error("unrecognised record shape: {0}")]
-    UnknownShape(String),
-    #[error("{expected} format expected, but the line is {found}")]
-    WrongFormat {
-        expected: Format,
-        found: &'static str,
-    },
-    #[error("{field} {problem}")]
-    BadCount { field: String, problem: String },
-    #[error("inconsistent counts: {0}")]
-    Inconsistent(String),
-    #[error("no model: the record names no model")]
-    MissingModel,
-    #[error("no usage: {0}")]
-    NoUsage(String),
-    #[error("not billed: {0}")]
-    NotBilled(String),
-    #[error("invalid {field}: {reason}")]
-    InvalidField { field: String, reason: String },
-    #[error("{shape}: {inner}")]
-    InShape {
-        shape: &'static str,
-        inner: Box<ParseError>,
-    },
-}
-
-impl ParseError {
-    /// A short stable code for metrics and dead letters.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ParseError::Json(_) => "invalid_json",
-            ParseError::Malformed(_) => "malformed_record",
-            ParseError::NotAnObject(_) => "not_an_object",
-            ParseError::UnknownShape(_) => "unknown_shape",
-            ParseError::WrongFormat { .. } => "wrong_format",
-            ParseError::BadCount { .. } => "bad_count",
-            ParseError::Inconsistent(_) => "inconsistent_counts",
-            ParseError::MissingModel => "missing_model",
-            ParseError::NoUsage(_) => "no_usage",
-            ParseError::NotBilled(_) => "not_billed",
-            ParseError::InvalidField { .. } => "invalid_field",
-            ParseError::InShape { inner, .. } => inner.code(),
-        }
-    }
-
-    fn in_shape(self, shape: &'static str) -> ParseError {
-        match self {
-            // Keep the innermost shape only: "anthropic message: usage.x is negative".
-            already @ ParseError::InShape { .. } => already,
-            ParseError::WrongFormat { .. } => self,
-            other => ParseError::InShape {
-                shape,
-                inner: Box::new(other),
-            },
-        }
-    }
-}
 
 /// Parses one record (one line of a file, one element of a JSON array) of the given
 /// format. The id is filled in deterministically when the input carries none.
@@ -239,18 +114,6 @@ pub fn format_time(time: &DateTime<Utc>) -> String {
     out
 }
 
-/// The longest prefix of `text` that fits in `max` bytes without splitting a character.
-pub fn truncate_utf8(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
 /// What fills in the fields a record may leave out.
 #[derive(Clone, Debug)]
 pub struct Defaults<'a> {
@@ -297,69 +160,12 @@ pub fn normalise(
         batch: parsed.batch,
         service_tier: parsed
             .service_tier
-            .unwrap_or_else(|| detect::DEFAULT_TIER.to_owned()),
+            .unwrap_or_else(|| DEFAULT_TIER.to_owned()),
         tags: parsed.tags,
         user: parsed.user,
         reasoning_effort: parsed.reasoning_effort,
         reported_cost: parsed.reported_cost,
     })
-}
-
-/// Checks a label (id, project, provider, model, user) for length and control
-/// characters; labels end up in URLs, CSV cells and log lines.
-pub fn check_label<'s>(field: &str, value: &'s str) -> Result<&'s str, ParseError> {
-    let problem = if value.is_empty() {
-        Some("is empty".to_owned())
-    } else if value.len() > MAX_LABEL_BYTES {
-        Some(format!("is longer than {MAX_LABEL_BYTES} bytes"))
-    } else if value.chars().any(char::is_control) {
-        Some("contains control characters".to_owned())
-    } else {
-        None
-    };
-    match problem {
-        Some(reason) => Err(ParseError::InvalidField {
-            field: field.to_owned(),
-            reason,
-        }),
-        None => Ok(value),
-    }
-}
-
-/// Validates tags gathered from any shape.
-pub(crate) fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), ParseError> {
-    if tags.len() > MAX_TAGS {
-        return Err(ParseError::InvalidField {
-            field: "tags".into(),
-            reason: format!("{} tags, at most {MAX_TAGS} are allowed", tags.len()),
-        });
-    }
-    for (key, value) in tags {
-        check_label("tag name", key)?;
-        if value.len() > MAX_LABEL_BYTES || value.chars().any(char::is_control) {
-            return Err(ParseError::InvalidField {
-                field: format!("tags.{key}"),
-                reason: format!(
-                    "longer than {MAX_LABEL_BYTES} bytes or contains control characters"
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Maps the reasoning-effort spellings seen in the wild onto one vocabulary:
-/// `none|minimal|low|medium|high|xhigh`; ChatGPT's `light|standard|extended` map to
-/// low, medium and high. Anything else is kept (lower-cased) as its own value.
-pub fn normalise_effort(effort: &str) -> String {
-    let lower = effort.trim().to_ascii_lowercase();
-    match lower.as_str() {
-        "light" => "low".to_owned(),
-        "standard" => "medium".to_owned(),
-        "extended" => "high".to_owned(),
-        "x-high" | "extra_high" | "extra-high" => "xhigh".to_owned(),
-        _ => lower,
-    }
 }
 
 fn truncate_to_micros(time: DateTime<Utc>) -> DateTime<Utc> {

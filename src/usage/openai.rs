@@ -4,9 +4,14 @@
 //! OpenAI reports cached tokens as a *part of* the prompt count and reasoning tokens as
 //! a *part of* the completion count; both are subtracted out into their own buckets.
 
-use super::detect::{self, count, opt_label, part_of, unix_seconds};
+use super::detect;
+use super::error::ParseError;
+use super::fields::{
+    apply_tier, count, effort_label, money, opt_label, part_of, truncate_utf8, unix_seconds,
+};
+use super::format::Format;
 use super::raw::{Raw, RawUsage};
-use super::{Format, ParseError, ParsedUsage, Tokens};
+use super::record::{ParsedUsage, Tokens};
 
 /// Converts an OpenAI-convention usage object (Chat or Responses field names, also
 /// used by OpenAI-compatible gateways) into disjoint buckets.
@@ -119,10 +124,10 @@ fn chat_like(raw: &Raw<'_>, usage: &RawUsage) -> Result<ParsedUsage, ParseError>
         parsed.time = Some(unix_seconds(created, "created")?);
     }
     if let Some(tier) = raw.service_tier.as_deref() {
-        detect::apply_tier(&mut parsed, tier);
+        apply_tier(&mut parsed, tier);
     }
     if let Some(cost) = usage.cost.as_ref() {
-        parsed.reported_cost = Some(detect::money(cost, "usage.cost")?);
+        parsed.reported_cost = Some(money(cost, "usage.cost")?);
     }
     Ok(parsed)
 }
@@ -174,10 +179,10 @@ pub(crate) fn response(raw: &Raw<'_>) -> Result<ParsedUsage, ParseError> {
         parsed.time = Some(unix_seconds(created, "created_at")?);
     }
     if let Some(tier) = raw.service_tier.as_deref() {
-        detect::apply_tier(&mut parsed, tier);
+        apply_tier(&mut parsed, tier);
     }
     if let Some(effort) = raw.reasoning.as_ref().and_then(|r| r.effort.as_deref()) {
-        parsed.reasoning_effort = Some(detect::effort_label(effort)?);
+        parsed.reasoning_effort = Some(effort_label(effort)?);
     }
     Ok(parsed)
 }
@@ -214,7 +219,7 @@ pub(crate) fn batch_line(raw: &Raw<'_>, depth: usize) -> Result<ParsedUsage, Par
             .unwrap_or("unknown error");
         return Err(ParseError::NotBilled(format!(
             "batch request {custom_id:?} failed: {}",
-            super::truncate_utf8(reason, 200)
+            truncate_utf8(reason, 200)
         )));
     }
     let response = raw.response.as_deref().ok_or_else(|| {

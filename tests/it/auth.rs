@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use llm_meter::auth::{self, Role};
 use llm_meter::config::Config;
-use llm_meter::store::Store;
+use llm_meter::store::TokenStore;
 use serde_json::{Value, json};
 
 use crate::helpers::binary;

@@ -549,7 +549,7 @@ async fn a_failing_receiver_gets_the_alert_once_it_recovers_with_the_same_id() {
     let deliveries = server.daemon.store.deliveries(None).await.unwrap();
     let delivery = loop {
         let deliveries = server.daemon.store.deliveries(None).await.unwrap();
-        if deliveries[0].status == "delivered" {
+        if deliveries[0].status == llm_meter::store::DeliveryStatus::Delivered {
             break deliveries[0].clone();
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -594,7 +594,7 @@ async fn two_serve_processes_on_one_database_deliver_each_threshold_once() {
     let book = book();
     for (step, dollars) in [(0, 6), (1, 5), (2, 5), (3, 6)] {
         let batch = intake_batch(&book, &[record(&format!("x{step}"), "p", dollars)]);
-        llm_meter::store::Store::write(store.as_ref(), &[&batch])
+        llm_meter::store::UsageStore::write(store.as_ref(), &[&batch])
             .await
             .unwrap();
         receiver
@@ -628,7 +628,7 @@ async fn two_serve_processes_on_one_database_deliver_each_threshold_once() {
             ("20".into(), 1)
         ])
     );
-    let alerts = llm_meter::store::Store::alerts(
+    let alerts = llm_meter::store::BudgetStore::alerts(
         store.as_ref(),
         &llm_meter::store::AlertQuery {
             limit: 100,
@@ -669,7 +669,7 @@ async fn a_daily_digest_reports_yesterday_once_across_restarts() {
         record_at("d5", "ads", 70, today),
     ];
     let batch = intake_batch(&book(), &lines);
-    llm_meter::store::Store::write(store.as_ref(), &[&batch])
+    llm_meter::store::UsageStore::write(store.as_ref(), &[&batch])
         .await
         .unwrap();
 

@@ -718,7 +718,7 @@ async fn alerts_are_recorded_once_and_deliveries_leased_retried_and_finished() {
             id: "bud_1".into(),
             name: "b".into(),
             spec_json: r#"{"name":"b","limit_usd":"1","period":"day"}"#.into(),
-            source: "api".into(),
+            source: llm_meter::store::BudgetSource::Api,
             created_at: now,
             updated_at: now,
         };
@@ -752,7 +752,7 @@ async fn alerts_are_recorded_once_and_deliveries_leased_retried_and_finished() {
             budget_name: "b".into(),
             period_start: now - hour,
             period_end: now + hour,
-            kind: "threshold".into(),
+            kind: llm_meter::store::AlertKind::Threshold,
             threshold_key: "0.5".into(),
             threshold: Some(Decimal::new(5, 1)),
             spend: Decimal::new(7, 1),
@@ -763,7 +763,7 @@ async fn alerts_are_recorded_once_and_deliveries_leased_retried_and_finished() {
         let delivery = |id: &str| NewDelivery {
             id: id.into(),
             url: "https://hooks.example.com/x".into(),
-            format: "json".into(),
+            format: llm_meter::store::WebhookFormat::Json,
             secret: None,
             body: "{}".into(),
             expires_at: now + hour,
@@ -979,7 +979,7 @@ async fn tokens_are_stored_hashed_listed_and_revoked_once() {
         // Times come back at the store's precision (microseconds).
         assert_eq!(got.projects, ["a", "b"], "{at}");
         assert_eq!(got.hash, llm_meter::auth::hash(&token));
-        assert_eq!(got.role, "read");
+        assert_eq!(got.role, llm_meter::store::Role::Read);
         assert_eq!(
             got.expires_at.unwrap().timestamp_micros(),
             read.expires_at.unwrap().timestamp_micros()
