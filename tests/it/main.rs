@@ -1,5 +1,6 @@
 //! One integration-test binary (compiled and linked once), one module per area.
 
+mod architecture;
 mod auth;
 mod backfill;
 mod budgets;
