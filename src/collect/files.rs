@@ -147,22 +147,7 @@ impl LineReader {
             self.reader.consume(consumed);
             if done {
                 self.position += self.pending_length + 1;
-                let length = self.pending_length;
-                let mut bytes = std::mem::take(&mut self.pending);
-                self.pending_length = 0;
-                return Ok(Some(if length > self.max_line_bytes as u64 {
-                    bytes.truncate(crate::store::DEAD_LETTER_LINE_BYTES);
-                    Line::TooLong {
-                        sample: bytes,
-                        length,
-                        end: self.position,
-                    }
-                } else {
-                    Line::Text {
-                        bytes,
-                        end: self.position,
-                    }
-                }));
+                return Ok(Some(self.take_line()));
             }
         }
     }
@@ -173,9 +158,14 @@ impl LineReader {
             return None;
         }
         self.position += self.pending_length;
+        Some(self.take_line())
+    }
+
+    /// The held line, ending at `position`: its text, or a sample if it is too long.
+    fn take_line(&mut self) -> Line {
         let length = std::mem::take(&mut self.pending_length);
         let mut bytes = std::mem::take(&mut self.pending);
-        Some(if length > self.max_line_bytes as u64 {
+        if length > self.max_line_bytes as u64 {
             bytes.truncate(crate::store::DEAD_LETTER_LINE_BYTES);
             Line::TooLong {
                 sample: bytes,
@@ -187,7 +177,7 @@ impl LineReader {
                 bytes,
                 end: self.position,
             }
-        })
+        }
     }
 }
 

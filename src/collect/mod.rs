@@ -597,18 +597,22 @@ impl Collector {
             .map(|(f, _)| f.clone())
             .collect();
         for fingerprint in done {
-            self.store
-                .delete_checkpoint(&self.config.name, &fingerprint)
-                .await
-                .map_err(|error| CollectError::Store {
-                    collector: self.config.name.clone(),
-                    error: Arc::new(error),
-                })?;
+            self.forget_checkpoint(&fingerprint).await?;
             if let Some(tracked) = self.files.remove(&fingerprint) {
                 tracing::info!(message = "Forgot a finished file.", collector = %self.config.name, path = %tracked.path.display());
             }
         }
         Ok(())
+    }
+
+    async fn forget_checkpoint(&self, fingerprint: &str) -> Result<(), CollectError> {
+        self.store
+            .delete_checkpoint(&self.config.name, fingerprint)
+            .await
+            .map_err(|error| CollectError::Store {
+                collector: self.config.name.clone(),
+                error: Arc::new(error),
+            })
     }
 
     /// Checkpoints of files that were not found for `rotate_wait` after start belong to
@@ -619,13 +623,7 @@ impl Collector {
         }
         for (fingerprint, checkpoint) in std::mem::take(&mut self.saved) {
             tracing::info!(message = "Forgot the checkpoint of a file no longer there.", collector = %self.config.name, path = %checkpoint.path);
-            self.store
-                .delete_checkpoint(&self.config.name, &fingerprint)
-                .await
-                .map_err(|error| CollectError::Store {
-                    collector: self.config.name.clone(),
-                    error: Arc::new(error),
-                })?;
+            self.forget_checkpoint(&fingerprint).await?;
         }
         Ok(())
     }

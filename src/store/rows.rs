@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 
 use super::{
     EventScan, Measures, NewEvent, PriceFn, RepriceScope, RepriceSummary, StoreError,
-    UsageAggregate, UsageFilter,
+    UsageAggregate,
 };
 use crate::money;
 use crate::prepare::PricedRecord;
@@ -720,10 +720,7 @@ pub(crate) async fn reprice_windows(
     scope: &RepriceScope,
     price: &PriceFn<'_>,
 ) -> Result<RepriceSummary, StoreError> {
-    let filter = UsageFilter {
-        projects: scope.project.clone().map(|p| vec![p]),
-        ..UsageFilter::default()
-    };
+    let filter = scope.filter();
     let mut summary = RepriceSummary::default();
     for (from, to) in windows {
         steps.begin().await?;

@@ -566,10 +566,7 @@ impl UsageStore for SqliteStore {
         scope: &RepriceScope,
         price: &PriceFn<'_>,
     ) -> Result<RepriceSummary, StoreError> {
-        let filter = UsageFilter {
-            projects: scope.project.clone().map(|p| vec![p]),
-            ..UsageFilter::default()
-        };
+        let filter = scope.filter();
         let windows = event_windows(self, scope.from, scope.to, &filter).await?;
         let mut steps = Repricing {
             pool: &self.pool,

@@ -264,6 +264,16 @@ pub struct RepriceScope {
     pub actor: String,
 }
 
+impl RepriceScope {
+    /// The usage a reprice covers.
+    pub fn filter(&self) -> UsageFilter {
+        UsageFilter {
+            projects: self.project.clone().map(|p| vec![p]),
+            ..UsageFilter::default()
+        }
+    }
+}
+
 /// What a reprice found (and, unless a dry run, changed).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RepriceSummary {

@@ -111,8 +111,14 @@ pub(crate) fn subset_usage(usage: &RawUsage) -> Result<Tokens, ParseError> {
     })
 }
 
-/// Fields common to a Chat Completion and its final chunk.
-fn chat_like(raw: &Raw<'_>, usage: &RawUsage) -> Result<ParsedUsage, ParseError> {
+/// What every OpenAI-shaped object carries: id, model, usage (as OpenAI counts it), who
+/// bills it, when it was created (`created_field`) and its service tier.
+fn openai_object(
+    raw: &Raw<'_>,
+    usage: &RawUsage,
+    created: Option<f64>,
+    created_field: &str,
+) -> Result<ParsedUsage, ParseError> {
     let mut parsed = ParsedUsage {
         id: opt_label(raw.id.as_deref(), "id")?,
         model: opt_label(raw.model.as_deref(), "model")?,
@@ -120,12 +126,18 @@ fn chat_like(raw: &Raw<'_>, usage: &RawUsage) -> Result<ParsedUsage, ParseError>
         provider: Some(gateway_or(usage, "openai")),
         ..ParsedUsage::default()
     };
-    if let Some(created) = raw.created {
-        parsed.time = Some(unix_seconds(created, "created")?);
+    if let Some(created) = created {
+        parsed.time = Some(unix_seconds(created, created_field)?);
     }
     if let Some(tier) = raw.service_tier.as_deref() {
         apply_tier(&mut parsed, tier);
     }
+    Ok(parsed)
+}
+
+/// Fields common to a Chat Completion and its final chunk.
+fn chat_like(raw: &Raw<'_>, usage: &RawUsage) -> Result<ParsedUsage, ParseError> {
+    let mut parsed = openai_object(raw, usage, raw.created, "created")?;
     if let Some(cost) = usage.cost.as_ref() {
         parsed.reported_cost = Some(money(cost, "usage.cost")?);
     }
@@ -168,19 +180,7 @@ pub(crate) fn response(raw: &Raw<'_>) -> Result<ParsedUsage, ParseError> {
             raw.status.as_deref().unwrap_or("unknown")
         ))
     })?;
-    let mut parsed = ParsedUsage {
-        id: opt_label(raw.id.as_deref(), "id")?,
-        model: opt_label(raw.model.as_deref(), "model")?,
-        tokens: subset_usage(usage)?,
-        provider: Some(gateway_or(usage, "openai")),
-        ..ParsedUsage::default()
-    };
-    if let Some(created) = raw.created_at {
-        parsed.time = Some(unix_seconds(created, "created_at")?);
-    }
-    if let Some(tier) = raw.service_tier.as_deref() {
-        apply_tier(&mut parsed, tier);
-    }
+    let mut parsed = openai_object(raw, usage, raw.created_at, "created_at")?;
     if let Some(effort) = raw.reasoning.as_ref().and_then(|r| r.effort.as_deref()) {
         parsed.reasoning_effort = Some(effort_label(effort)?);
     }

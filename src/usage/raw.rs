@@ -311,12 +311,12 @@ impl<'de> Deserialize<'de> for Count {
             fn visit_bool<E>(self, _: bool) -> Result<Count, E> {
                 Ok(Count::NotANumber)
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Count, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Count, A::Error> {
+                skip_map(map)?;
                 Ok(Count::NotANumber)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Count, A::Error> {
+                skip_seq(seq)?;
                 Ok(Count::NotANumber)
             }
         }
@@ -358,12 +358,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawTime<'a> {
             fn visit_bool<E>(self, _: bool) -> Result<RawTime<'a>, E> {
                 Ok(RawTime::Invalid)
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawTime<'a>, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawTime<'a>, A::Error> {
+                skip_map(map)?;
                 Ok(RawTime::Invalid)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawTime<'a>, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawTime<'a>, A::Error> {
+                skip_seq(seq)?;
                 Ok(RawTime::Invalid)
             }
         }
@@ -403,12 +403,12 @@ impl<'de> Deserialize<'de> for RawMoney {
             fn visit_bool<E>(self, _: bool) -> Result<RawMoney, E> {
                 Ok(RawMoney::Invalid)
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawMoney, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawMoney, A::Error> {
+                skip_map(map)?;
                 Ok(RawMoney::Invalid)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawMoney, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawMoney, A::Error> {
+                skip_seq(seq)?;
                 Ok(RawMoney::Invalid)
             }
         }
@@ -459,16 +459,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawTags<'a> {
                     }
                     fn visit_map<A: MapAccess<'de>>(
                         self,
-                        mut map: A,
+                        map: A,
                     ) -> Result<TagValue<'a>, A::Error> {
-                        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                        skip_map(map)?;
                         Ok(TagValue(Err(())))
                     }
                     fn visit_seq<A: SeqAccess<'de>>(
                         self,
-                        mut seq: A,
+                        seq: A,
                     ) -> Result<TagValue<'a>, A::Error> {
-                        while seq.next_element::<IgnoredAny>()?.is_some() {}
+                        skip_seq(seq)?;
                         Ok(TagValue(Err(())))
                     }
                 }
@@ -524,8 +524,8 @@ where
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
             T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<T>, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<T>, A::Error> {
+            skip_seq(seq)?;
             Ok(None)
         }
         fn visit_unit<E>(self) -> Result<Option<T>, E> {
@@ -665,14 +665,26 @@ fn lenient_bool<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<boo
         fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
             d.deserialize_any(self)
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            skip_map(map)?;
             Ok(None)
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            skip_seq(seq)?;
             Ok(None)
         }
     }
     deserializer.deserialize_any(BoolVisitor)
+}
+
+/// Reads past an object the field has no use for (the field is then invalid or absent).
+fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// Reads past an array the field has no use for.
+fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
 }
