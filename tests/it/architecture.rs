@@ -368,3 +368,30 @@ fn the_import_reader_sees_groups_and_ignores_comments() {
     edges.entry("b".into()).or_default().insert("c".into());
     assert_eq!(cycles(&edges), vec![vec!["a".to_owned(), "b".to_owned()]]);
 }
+
+#[test]
+fn the_code_map_names_every_source_file() {
+    let root = src();
+    let map =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md"))
+            .unwrap();
+    let mut files = Vec::new();
+    source_files(&root, &mut files);
+    let missing: Vec<String> = files
+        .iter()
+        .map(|p| format!("`src/{}`", p.strip_prefix(&root).unwrap().to_string_lossy()))
+        .filter(|name| !map.contains(name.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md's code map does not name: {}",
+        missing.join(", ")
+    );
+    // And every layer module is in the layer table.
+    for module in LAYERS.iter().flat_map(|layer| layer.iter()) {
+        assert!(
+            map.contains(&format!("`{module}`")),
+            "ARCHITECTURE.md: layer table lacks `{module}`"
+        );
+    }
+}
