@@ -328,20 +328,7 @@ impl PriceBook {
             .map(str::to_owned)
             .collect();
         for entry in file.models {
-            let prices = entry.prices.clone();
-            let model = Model::new(
-                provider.clone(),
-                &entry,
-                prices,
-                name,
-                &source,
-                file.retrieved,
-            );
-            self.upsert_model(model);
-            if let Some(pattern) = entry.pattern {
-                self.pending_patterns
-                    .push((provider.clone(), entry.id, pattern));
-            }
+            self.add_model(&provider, entry, name, &source, file.retrieved);
         }
         Ok(())
     }
@@ -394,20 +381,7 @@ impl PriceBook {
                 gateway.mapped.push((entry, provider, model));
             } else {
                 // The gateway's own price list: a model of the gateway "provider".
-                let prices = entry.prices.clone();
-                let model = Model::new(
-                    gateway_name.clone(),
-                    &entry,
-                    prices,
-                    name,
-                    &source,
-                    file.retrieved,
-                );
-                self.upsert_model(model);
-                if let Some(pattern) = entry.pattern {
-                    self.pending_patterns
-                        .push((gateway_name.clone(), entry.id, pattern));
-                }
+                self.add_model(&gateway_name, entry, name, &source, file.retrieved);
             }
         }
         Ok(())
@@ -417,6 +391,31 @@ impl PriceBook {
     /// earlier sheet loaded: prices are merged by date (a later sheet's price for the
     /// same day wins), aliases are joined. An overlay sheet thus corrects or extends the
     /// price history without erasing it.
+    /// Adds a sheet's model (or merges it into the one already known by that id).
+    fn add_model(
+        &mut self,
+        provider: &str,
+        entry: ModelEntry,
+        sheet: &str,
+        source: &[String],
+        retrieved: NaiveDate,
+    ) {
+        let prices = entry.prices.clone();
+        let model = Model::new(
+            provider.to_owned(),
+            &entry,
+            prices,
+            sheet,
+            source,
+            retrieved,
+        );
+        self.upsert_model(model);
+        if let Some(pattern) = entry.pattern {
+            self.pending_patterns
+                .push((provider.to_owned(), entry.id, pattern));
+        }
+    }
+
     fn upsert_model(&mut self, model: Model) {
         let existing = self
             .models
