@@ -165,20 +165,59 @@ pub enum PricingCommand {
         #[arg(long, value_name = "YYYY-MM-DD")]
         date: Option<String>,
     },
-    /// Turn a community price database into pricing sheets.
+    /// Turn a community price catalog into pricing sheets.
     Import {
-        /// litellm (model_prices_and_context_window.json) or genai-prices (data.json).
+        /// litellm (model_prices_and_context_window_backup.json, as the `litellm` package
+        /// ships it) or genai-prices (the JSON `scripts/catalog/export_genai_prices.py`
+        /// writes from the `genai-prices` package, or its published data.json).
         #[arg(long = "from", value_enum)]
         source: ImportSource,
-        /// The database file.
+        /// The catalog file.
         file: PathBuf,
-        /// Directory to write one sheet per provider into.
+        /// Directory to write into.
         #[arg(long, value_name = "DIR", default_value = "pricing/imported")]
         out: PathBuf,
-        /// Only these providers (comma-separated; default openai,anthropic,google).
+        /// Only these providers (comma-separated ids; default: every provider).
         #[arg(long, value_name = "LIST")]
         providers: Option<String>,
+        /// The catalog's version, kept with every price (e.g. "litellm 1.110.2").
+        #[arg(long = "source-version", value_name = "TEXT")]
+        source_version: Option<String>,
+        /// catalog: the sheets only fill in models no curated sheet lists (undated prices
+        /// apply from 2000-01-01). curated: they override the built-in sheets (undated
+        /// prices apply from --since, default today, so earlier history stays).
+        #[arg(long, value_enum, default_value = "catalog")]
+        layer: ImportLayer,
+        /// When undated prices take effect (YYYY-MM-DD).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// toml: one sheet per provider; json: one file holding every sheet (what the
+        /// built-in catalog in pricing/catalog/ is).
+        #[arg(long, value_enum, default_value = "toml")]
+        format: SheetFormat,
     },
+    /// List where the price sources disagree on a model's standard rates, and which
+    /// price applies (curated sheets, then genai-prices, then LiteLLM).
+    Diff {
+        /// Only this provider.
+        #[arg(long)]
+        provider: Option<String>,
+        /// Compare the prices in force on this date (default: today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum ImportLayer {
+    Catalog,
+    Curated,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum SheetFormat {
+    Toml,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -305,6 +305,13 @@ impl Config {
 
     /// Loads the price book this configuration describes (the only file I/O of pricing).
     pub fn price_book(&self) -> Result<PriceBook, ConfigError> {
+        let book = PriceBook::from_texts(self.sheet_texts()?)?;
+        Ok(book.with_overrides(self.pricing.overrides.clone()))
+    }
+
+    /// The sheets this configuration loads, as (name, text), in order: the built-in
+    /// sheets and catalogs, then the `[pricing] dirs`.
+    pub fn sheet_texts(&self) -> Result<Vec<(String, String)>, ConfigError> {
         let mut sheets: Vec<(String, String)> = Vec::new();
         if self.pricing.builtin {
             sheets.extend(
@@ -315,12 +322,11 @@ impl Config {
         for dir in &self.pricing.dirs {
             sheets.extend(read_sheet_dir(dir)?);
         }
-        let book = PriceBook::from_texts(sheets)?;
-        Ok(book.with_overrides(self.pricing.overrides.clone()))
+        Ok(sheets)
     }
 }
 
-/// Every `*.toml` file of a directory, sorted by name, as (path, text).
+/// Every `*.toml` sheet and `*.json` catalog of a directory, sorted by name, as (path, text).
 pub fn read_sheet_dir(dir: &Path) -> Result<Vec<(String, String)>, ConfigError> {
     let error = |source| ConfigError::PricingDir {
         path: dir.to_owned(),
@@ -329,7 +335,10 @@ pub fn read_sheet_dir(dir: &Path) -> Result<Vec<(String, String)>, ConfigError> 
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(error)?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|ext| ext == "toml" || ext == "json")
+        })
         .collect();
     paths.sort();
     paths

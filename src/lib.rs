@@ -17,6 +17,7 @@ pub mod money;
 pub mod otlp;
 pub mod prepare;
 pub mod pricing;
+pub mod providers;
 pub mod report;
 pub mod store;
 pub mod usage;

@@ -241,12 +241,7 @@ fn span_usage(
 }
 
 fn otel_provider(name: &str) -> String {
-    match name {
-        "gcp.gemini" | "gcp.vertex_ai" | "gcp.gen_ai" => "google".to_owned(),
-        "aws.bedrock" => "bedrock".to_owned(),
-        "azure.ai.openai" | "azure.ai.inference" => "azure".to_owned(),
-        other => other.to_ascii_lowercase(),
-    }
+    crate::providers::canonical(name)
 }
 
 fn time_from_nanos(nanos: u64) -> Result<DateTime<Utc>, ParseError> {

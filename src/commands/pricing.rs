@@ -1,4 +1,4 @@
-//! `llm-meter pricing check [MODEL]` and `llm-meter pricing import`.
+//! `llm-meter pricing check [MODEL]`, `pricing import` and `pricing diff`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{NaiveDate, Utc};
 
-use crate::cli::{ImportSource, PricingCommand};
+use crate::cli::{ImportLayer, ImportSource, PricingCommand, SheetFormat};
 use crate::config::{Config, ConfigError};
 use crate::pricing::import::{self, Imported};
-use crate::pricing::sheet::{RateTable, Tier};
+use crate::pricing::sheet::{Effective, Layer, RateTable, Tier};
 use crate::pricing::{PriceBook, normalise_name};
 use crate::report::render::Table;
 use crate::usage::Bucket;
@@ -32,7 +32,26 @@ pub fn run(config: &Config, command: PricingCommand) -> anyhow::Result<ExitCode>
             file,
             out,
             providers,
-        } => import_command(config, source, &file, &out, providers.as_deref()),
+            source_version,
+            layer,
+            since,
+            format,
+        } => import_command(
+            config,
+            ImportRequest {
+                source,
+                file: &file,
+                out_dir: &out,
+                providers: providers.as_deref(),
+                version: source_version,
+                layer,
+                since: since.as_deref(),
+                format,
+            },
+        ),
+        PricingCommand::Diff { provider, date } => {
+            diff(config, provider.as_deref(), date.as_deref())
+        }
     }
 }
 
@@ -114,15 +133,15 @@ fn summary(book: &PriceBook, today: NaiveDate) -> String {
         let _ = writeln!(out, "  {sheet}: {} models", in_sheet.len());
     }
     for model in models {
-        if model.retrieved > today {
+        if model.provenance.retrieved > today {
             let _ = writeln!(
                 out,
                 "warning: {model}: read on {}, a future date",
-                model.retrieved
+                model.provenance.retrieved
             );
         }
         if let Some(last) = model.prices.last()
-            && last.from > today
+            && last.from.date() > today
         {
             let _ = writeln!(
                 out,
@@ -143,16 +162,29 @@ fn describe(
     let model = resolved.model;
     let mut out = String::new();
     let _ = writeln!(out, "{name} → {}", resolved.name());
-    let _ = writeln!(out, "sheet: {} (read {})", model.sheet, model.retrieved);
-    for source in &model.source {
+    let provenance = &model.provenance;
+    let _ = writeln!(
+        out,
+        "sheet: {} ({}, read {})",
+        model.sheet,
+        match provenance.layer {
+            Layer::Curated => "curated",
+            Layer::Catalog => "catalog",
+        },
+        provenance.retrieved
+    );
+    for source in &provenance.source {
         let _ = writeln!(out, "source: {source}");
+    }
+    if let Some(version) = &provenance.source_version {
+        let _ = writeln!(out, "source version: {version}");
     }
     if !model.aliases.is_empty() {
         let _ = writeln!(out, "aliases: {}", model.aliases.join(", "));
     }
     let history: Vec<String> = model.prices.iter().map(|p| p.from.to_string()).collect();
     let _ = writeln!(out, "prices from: {}", history.join(", "));
-    let Some(entry) = book.entry_on(model, date) else {
+    let Some(entry) = book.entry_at(model, Effective::day(date).time()) else {
         let _ = writeln!(out, "no price in force on {date}");
         return out;
     };
@@ -206,41 +238,63 @@ fn rate_table(rows: &[(String, RateTable)]) -> String {
         .collect()
 }
 
-fn import_command(
-    config: &Config,
+/// What `pricing import` was asked to do.
+struct ImportRequest<'a> {
     source: ImportSource,
-    file: &Path,
-    out_dir: &Path,
-    providers: Option<&str>,
-) -> anyhow::Result<ExitCode> {
+    file: &'a Path,
+    out_dir: &'a Path,
+    providers: Option<&'a str>,
+    version: Option<String>,
+    layer: ImportLayer,
+    since: Option<&'a str>,
+    format: SheetFormat,
+}
+
+fn import_command(config: &Config, request: ImportRequest<'_>) -> anyhow::Result<ExitCode> {
+    let file = request.file;
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let providers: Vec<String> = providers
-        .unwrap_or("openai,anthropic,google")
+    let providers: Vec<String> = request
+        .providers
+        .unwrap_or("")
         .split(',')
-        .map(|p| p.trim().to_ascii_lowercase())
+        .map(crate::providers::canonical)
         .filter(|p| !p.is_empty())
         .collect();
     let today = Utc::now().date_naive();
-    let (label, result) = match source {
-        ImportSource::Litellm => (
-            "litellm",
-            import::from_litellm(
-                &text,
-                &providers,
-                today,
-                &format!("LiteLLM {}", file.display()),
-            ),
-        ),
-        ImportSource::GenaiPrices => (
-            "genai-prices",
-            import::from_genai_prices(
-                &text,
-                &providers,
-                today,
-                &format!("pydantic/genai-prices {}", file.display()),
-            ),
-        ),
+    let layer = match request.layer {
+        ImportLayer::Catalog => Layer::Catalog,
+        ImportLayer::Curated => Layer::Curated,
+    };
+    let from = match (request.since, layer) {
+        (Some(text), _) => match text.parse::<NaiveDate>() {
+            Ok(date) => Effective::day(date),
+            Err(_) => {
+                eprintln!("error: --since {text:?} is not YYYY-MM-DD");
+                return Ok(ExitCode::from(super::EXIT_USAGE));
+            }
+        },
+        (None, Layer::Catalog) => Effective::default(),
+        (None, Layer::Curated) => Effective::day(today),
+    };
+    let file_name = file.file_name().map_or_else(
+        || file.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let (label, description) = match request.source {
+        ImportSource::Litellm => ("litellm", "LiteLLM"),
+        ImportSource::GenaiPrices => ("genai-prices", "pydantic genai-prices"),
+    };
+    let source = import::Source {
+        name: format!("{description} {file_name}"),
+        version: request.version.clone(),
+        retrieved: today,
+        from,
+        layer,
+    };
+    let result = match request.source {
+        ImportSource::Litellm => import::from_litellm(&text, &providers, &source),
+        ImportSource::GenaiPrices => import::from_genai_prices(&text, &providers, &source),
     };
     let mut imported = match result {
         Ok(imported) => imported,
@@ -253,25 +307,37 @@ fn import_command(
         Ok(book) => book,
         Err(code) => return Ok(code),
     };
-    reconcile_names(&book, &mut imported);
+    if layer == Layer::Curated {
+        reconcile_names(&book, &mut imported);
+    }
+    imported.sheets.retain(|_, sheet| !sheet.models.is_empty());
+    let out_dir = request.out_dir;
     std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    let mut written = Vec::new();
-    for (provider, sheet) in &imported.sheets {
-        if sheet.models.is_empty() {
-            continue;
+    let mut written: Vec<(std::path::PathBuf, usize)> = Vec::new();
+    match request.format {
+        SheetFormat::Json => {
+            let path = out_dir.join(format!("{label}.json"));
+            let sheets: Vec<_> = imported.sheets.values().collect();
+            let body = serde_json::to_string_pretty(&sheets)?;
+            std::fs::write(&path, body + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            written.push((path, imported.model_count()));
         }
-        let path = out_dir.join(format!("{label}-{provider}.toml"));
-        let body = toml::to_string_pretty(sheet).context("cannot write the sheet as TOML")?;
-        let header = format!(
-            "# Imported from {} by `llm-meter pricing import --from {label}` on {today}.\n\
-             # Undated prices are taken as in force from the import day; load this directory\n\
-             # after the built-in sheets (`[pricing] dirs`) so their history stays intact.\n\n",
-            file.display()
-        );
-        std::fs::write(&path, header + &body)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        written.push((path, sheet.models.len()));
+        SheetFormat::Toml => {
+            for (provider, sheet) in &imported.sheets {
+                let path = out_dir.join(format!("{label}-{provider}.toml"));
+                let body =
+                    toml::to_string_pretty(sheet).context("cannot write the sheet as TOML")?;
+                let header = format!(
+                    "# Imported from {} by `llm-meter pricing import --from {label}` on {today}.\n\n",
+                    file.display()
+                );
+                std::fs::write(&path, header + &body)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                written.push((path, sheet.models.len()));
+            }
+        }
     }
     for note in &imported.notes {
         eprintln!("note: {note}");
@@ -279,11 +345,14 @@ fn import_command(
     for (path, count) in &written {
         println!("wrote {} ({count} models)", path.display());
     }
+    println!(
+        "{} providers, {} models; {} entries malformed and skipped",
+        imported.sheets.len(),
+        imported.model_count(),
+        imported.malformed
+    );
     // The result must load on top of the current sheets, or it is no use.
-    let mut texts: Vec<(String, String)> = crate::pricing::builtin_sheets()
-        .filter(|_| config.pricing.builtin)
-        .map(|(n, t)| (n.to_owned(), t.to_owned()))
-        .collect();
+    let mut texts = config.sheet_texts()?;
     for (path, _) in &written {
         texts.push((path.display().to_string(), std::fs::read_to_string(path)?));
     }
@@ -332,5 +401,106 @@ fn reconcile_names(book: &PriceBook, imported: &mut Imported) {
         // Two imported models may now share an id; keep the first.
         let mut seen = std::collections::HashSet::new();
         sheet.models.retain(|m| seen.insert(m.id.clone()));
+    }
+}
+
+/// Where each price source stands on the models several of them price: one row per
+/// model and bucket where their standard rates differ, with the rate that applies.
+fn diff(config: &Config, provider: Option<&str>, date: Option<&str>) -> anyhow::Result<ExitCode> {
+    let at = match date.map(str::parse::<NaiveDate>) {
+        None => Utc::now(),
+        Some(Ok(date)) => Effective::day(date).time(),
+        Some(Err(_)) => {
+            eprintln!("error: --date is not YYYY-MM-DD");
+            return Ok(ExitCode::from(super::EXIT_USAGE));
+        }
+    };
+    let provider = provider.map(crate::providers::canonical);
+    // One book per source: the curated sheets, and each catalog file on its own.
+    let mut sources: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for (name, text) in config.sheet_texts()? {
+        let label = match name.strip_suffix(".json") {
+            Some(stem) => stem.rsplit(['/', '\\']).next().unwrap_or(stem).to_owned(),
+            None => "curated".to_owned(),
+        };
+        match sources.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, texts)) => texts.push((name, text)),
+            None => sources.push((label, vec![(name, text)])),
+        }
+    }
+    let mut books = Vec::new();
+    for (label, texts) in sources {
+        match PriceBook::from_texts(texts) {
+            Ok(book) => books.push((label, book)),
+            Err(error) => {
+                eprintln!("error: {label}: {error}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    let applied = match load(config) {
+        Ok(book) => book,
+        Err(code) => return Ok(code),
+    };
+    let mut header = vec!["provider", "model", "bucket"];
+    header.extend(books.iter().map(|(label, _)| label.as_str()));
+    header.push("applied");
+    let mut table = Table::new(&header, 3);
+    let mut seen = std::collections::HashSet::new();
+    for (_, book) in &books {
+        for model in book.models() {
+            if provider.as_ref().is_some_and(|p| *p != model.provider)
+                || !seen.insert((model.provider.clone(), normalise_name(&model.id)))
+            {
+                continue;
+            }
+            // The same model in each source: any of its names, exactly.
+            let rates: Vec<Option<RateTable>> = books
+                .iter()
+                .map(|(_, other)| {
+                    let found = model
+                        .names()
+                        .find_map(|name| other.exact_model(&model.provider, name))?;
+                    other.entry_at(found, at).map(|entry| entry.rates())
+                })
+                .collect();
+            if rates.iter().flatten().count() < 2 {
+                continue;
+            }
+            let used = applied
+                .resolve(&model.provider, &model.id)
+                .map(|r| source_label(&r.model.sheet))
+                .unwrap_or_default();
+            for bucket in Bucket::ALL {
+                let i = crate::pricing::bucket_position(bucket);
+                let given: Vec<_> = rates.iter().flatten().filter_map(|r| r[i]).collect();
+                if given.windows(2).all(|pair| pair[0] == pair[1]) {
+                    continue;
+                }
+                let mut row = vec![model.provider.clone(), model.id.clone(), bucket.to_string()];
+                row.extend(rates.iter().map(|r| {
+                    r.and_then(|r| r[i])
+                        .map_or_else(|| "-".to_owned(), |rate| rate.normalize().to_string())
+                }));
+                row.push(used.clone());
+                table.rows.push(row);
+            }
+        }
+    }
+    println!(
+        "Standard rates (USD per 1M tokens) where the price sources disagree, {}; \
+         the applied price comes from curated sheets, then genai-prices, then LiteLLM:",
+        Effective::at(at)
+    );
+    print!("{}", table.text());
+    println!("{} disagreements", table.rows.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `catalog/litellm.json:openai` → `litellm`; a TOML sheet → `curated`.
+fn source_label(sheet: &str) -> String {
+    match sheet.split_once(".json") {
+        Some((stem, _)) => stem.rsplit(['/', '\\']).next().unwrap_or(stem).to_owned(),
+        None => "curated".to_owned(),
     }
 }

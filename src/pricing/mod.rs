@@ -11,20 +11,21 @@ pub mod sheet;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
 use crate::usage::{Bucket, Tokens, UsageRecord};
 pub use resolve::normalise_name;
+pub use sheet::Effective;
 use sheet::{
-    ModelEntry, Modifier, PriceEntry, RateFields, RateTable, SheetFile, SheetKind, Tier,
+    Layer, ModelEntry, Modifier, PriceEntry, RateFields, RateTable, SheetFile, SheetKind, Tier,
     bucket_index,
 };
 
 /// The sheets shipped in `pricing/` and compiled into the binary, as (file name, text).
 pub fn builtin_sheets() -> impl Iterator<Item = (&'static str, &'static str)> {
-    builtin::SHEETS.iter().copied()
+    builtin::SHEETS.iter().chain(builtin::CATALOGS).copied()
 }
 
 /// The position of a bucket in rate tables and `Priced::bucket_costs`.
@@ -78,36 +79,66 @@ pub struct Model {
     pub aliases: Vec<String>,
     pub prices: Vec<PriceEntry>,
     pub sheet: String,
-    pub source: Vec<String>,
-    pub retrieved: NaiveDate,
+    pub provenance: Provenance,
     /// `provider/id`, computed once.
     name: String,
     /// `provider/id@date` for each price, computed once (pricing is a hot path).
     price_refs: Vec<String>,
 }
 
+/// Where a model's prices come from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Provenance {
+    pub layer: Layer,
+    /// URLs or references the sheet names.
+    pub source: Vec<String>,
+    /// The catalog's package version, when the sheet was generated from one.
+    pub source_version: Option<String>,
+    /// The day the source was read.
+    pub retrieved: NaiveDate,
+}
+
+impl Provenance {
+    fn of(file: &SheetFile) -> Provenance {
+        Provenance {
+            layer: file.layer,
+            source: file
+                .source
+                .as_list()
+                .into_iter()
+                .map(str::to_owned)
+                .collect(),
+            source_version: file.source_version.clone(),
+            retrieved: file.retrieved,
+        }
+    }
+}
+
 impl Model {
-    fn new(
-        provider: String,
-        entry: &ModelEntry,
-        prices: Vec<PriceEntry>,
-        sheet: &str,
-        source: &[String],
-        retrieved: NaiveDate,
-    ) -> Model {
+    fn new(provider: String, entry: &ModelEntry, sheet: &str, provenance: Provenance) -> Model {
         let mut model = Model {
             name: String::new(),
             provider,
             id: entry.id.clone(),
             aliases: entry.aliases.clone(),
-            prices,
+            prices: entry.prices.clone(),
             sheet: sheet.to_owned(),
-            source: source.to_vec(),
-            retrieved,
+            provenance,
             price_refs: Vec::new(),
         };
         model.refresh_names();
         model
+    }
+
+    /// Its id and aliases.
+    pub fn names(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.id).chain(self.aliases.iter())
+    }
+
+    /// The price in force at `time`, and its position.
+    pub fn price_at(&self, time: DateTime<Utc>) -> Option<(usize, &PriceEntry)> {
+        let position = self.prices.iter().rposition(|p| p.from.time() <= time)?;
+        Some((position, &self.prices[position]))
     }
 
     fn refresh_names(&mut self) {
@@ -131,6 +162,8 @@ impl Model {
 struct Gateway {
     upstreams: BTreeMap<String, String>,
     bare_names: Vec<String>,
+    /// Tried after the gateway's own prices (curated and catalog).
+    fallback: Vec<String>,
     /// Gateway model name → upstream (provider, model name).
     mapped: Vec<(ModelEntry, String, String)>,
 }
@@ -202,7 +235,7 @@ impl PriceOutcome {
 }
 
 /// Every loaded sheet, indexed for lookup.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct PriceBook {
     models: Vec<Model>,
     providers: BTreeMap<String, ProviderSheet>,
@@ -213,6 +246,11 @@ pub struct PriceBook {
     sheets: Vec<String>,
     /// (provider, model id, regex) from the sheets, compiled by `rebuild_index`.
     pending_patterns: Vec<(String, String, String)>,
+    /// (provider, lower-case id or alias) of every model loaded: a catalog model with a
+    /// name already taken is left out.
+    taken_names: std::collections::HashSet<(String, String)>,
+    /// (provider, id) → position in `models`.
+    positions: HashMap<(String, String), usize>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -234,6 +272,18 @@ impl PriceBook {
         let mut parsed = Vec::new();
         let mut errors = Vec::new();
         for (name, text) in sheets {
+            // A `.json` file is a catalog: every sheet of one source, as a JSON array.
+            if name.ends_with(".json") {
+                match serde_json::from_str::<Vec<SheetFile>>(&text) {
+                    Ok(files) => parsed.extend(
+                        files
+                            .into_iter()
+                            .map(|file| (format!("{name}:{}", file.provider), file)),
+                    ),
+                    Err(error) => errors.push(invalid(&name, error.to_string())),
+                }
+                continue;
+            }
             match toml::from_str::<SheetFile>(&text) {
                 Ok(file) => parsed.push((name, file)),
                 Err(error) => errors.push(invalid(&name, one_line(&error.to_string()))),
@@ -248,10 +298,21 @@ impl PriceBook {
     pub fn from_sheets(sheets: Vec<(String, SheetFile)>) -> Result<PriceBook, PricingError> {
         let mut book = PriceBook::default();
         let mut errors = Vec::new();
-        // Provider sheets first, so gateways can check their upstreams.
-        let (providers, gateways): (Vec<_>, Vec<_>) = sheets
-            .into_iter()
-            .partition(|(_, file)| file.kind == SheetKind::Provider);
+        // Curated sheets before catalog ones (a catalog only fills in), and provider
+        // sheets before gateways, so gateways can check their upstreams.
+        let mut sheets = sheets;
+        sheets.sort_by_key(|(_, file)| file.layer == Layer::Catalog);
+        // A catalog lists a cloud or gateway as a provider: its models are that gateway's
+        // own prices when a curated sheet makes it a gateway.
+        let gateway_names: std::collections::HashSet<String> = sheets
+            .iter()
+            .filter(|(_, file)| file.kind == SheetKind::Gateway)
+            .map(|(_, file)| crate::providers::canonical(&file.provider))
+            .collect();
+        let (providers, gateways): (Vec<_>, Vec<_>) = sheets.into_iter().partition(|(_, file)| {
+            file.kind == SheetKind::Provider
+                && !gateway_names.contains(&crate::providers::canonical(&file.provider))
+        });
         for (name, file) in providers {
             if let Err(mut problems) = book.add_provider_sheet(&name, file) {
                 errors.append(&mut problems);
@@ -294,7 +355,7 @@ impl PriceBook {
     }
 
     fn add_provider_sheet(&mut self, name: &str, file: SheetFile) -> Result<(), Vec<PricingError>> {
-        let provider = file.provider.trim().to_ascii_lowercase();
+        let provider = crate::providers::canonical(&file.provider);
         let mut errors = check_sheet_header(name, &file);
         if !file.upstreams.is_empty() || !file.bare_names.is_empty() {
             errors.push(invalid(
@@ -309,6 +370,7 @@ impl PriceBook {
             return Err(errors);
         }
         self.sheets.push(name.to_owned());
+        let provenance = Provenance::of(&file);
         let sheet = self.providers.entry(provider.clone()).or_default();
         // A later sheet's modifiers replace the earlier ones tier by tier.
         let modifiers = file.modifiers;
@@ -321,20 +383,14 @@ impl PriceBook {
         if modifiers.priority.is_some() {
             sheet.modifiers.priority = modifiers.priority;
         }
-        let source: Vec<String> = file
-            .source
-            .as_list()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
         for entry in file.models {
-            self.add_model(&provider, entry, name, &source, file.retrieved);
+            self.add_model(&provider, entry, name, &provenance);
         }
         Ok(())
     }
 
     fn add_gateway_sheet(&mut self, name: &str, file: SheetFile) -> Result<(), Vec<PricingError>> {
-        let gateway_name = file.provider.trim().to_ascii_lowercase();
+        let gateway_name = crate::providers::canonical(&file.provider);
         let mut errors = check_sheet_header(name, &file);
         if !file.modifiers.is_empty() {
             errors.push(invalid(
@@ -342,6 +398,7 @@ impl PriceBook {
                 "a gateway sheet has no modifiers; give its own prices per model",
             ));
         }
+        // Fallback providers may be absent (a catalog left out): they are then skipped.
         for upstream in file.upstreams.values().chain(file.bare_names.iter()) {
             if !self.providers.contains_key(upstream) {
                 errors.push(invalid(
@@ -357,17 +414,17 @@ impl PriceBook {
             return Err(errors);
         }
         self.sheets.push(name.to_owned());
-        let source: Vec<String> = file
-            .source
-            .as_list()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+        let provenance = Provenance::of(&file);
         let gateway = self.gateways.entry(gateway_name.clone()).or_default();
         gateway.upstreams.extend(file.upstreams);
-        for bare in file.bare_names {
-            if !gateway.bare_names.contains(&bare) {
-                gateway.bare_names.push(bare);
+        for (list, more) in [
+            (&mut gateway.bare_names, file.bare_names),
+            (&mut gateway.fallback, file.fallback),
+        ] {
+            for provider in more {
+                if !list.contains(&provider) {
+                    list.push(provider);
+                }
             }
         }
         for entry in file.models {
@@ -381,34 +438,35 @@ impl PriceBook {
                 gateway.mapped.push((entry, provider, model));
             } else {
                 // The gateway's own price list: a model of the gateway "provider".
-                self.add_model(&gateway_name, entry, name, &source, file.retrieved);
+                self.add_model(&gateway_name, entry, name, &provenance);
             }
         }
         Ok(())
     }
 
-    /// Adds a model, or merges it into the model of the same provider and id that an
-    /// earlier sheet loaded: prices are merged by date (a later sheet's price for the
-    /// same day wins), aliases are joined. An overlay sheet thus corrects or extends the
-    /// price history without erasing it.
-    /// Adds a sheet's model (or merges it into the one already known by that id).
+    /// Adds a curated model, or merges it into the model of the same provider and id
+    /// that an earlier sheet loaded: prices are merged by date (a later sheet's price for
+    /// the same day wins), aliases are joined. An overlay sheet thus corrects or extends
+    /// the price history without erasing it. A catalog model only fills in: it is left
+    /// out when any model of its provider already answers to one of its names.
     fn add_model(
         &mut self,
         provider: &str,
         entry: ModelEntry,
         sheet: &str,
-        source: &[String],
-        retrieved: NaiveDate,
+        provenance: &Provenance,
     ) {
-        let prices = entry.prices.clone();
-        let model = Model::new(
-            provider.to_owned(),
-            &entry,
-            prices,
-            sheet,
-            source,
-            retrieved,
-        );
+        let names: Vec<(String, String)> = std::iter::once(&entry.id)
+            .chain(entry.aliases.iter())
+            .map(|name| (provider.to_owned(), name.to_ascii_lowercase()))
+            .collect();
+        if provenance.layer == Layer::Catalog
+            && names.iter().any(|name| self.taken_names.contains(name))
+        {
+            return;
+        }
+        self.taken_names.extend(names);
+        let model = Model::new(provider.to_owned(), &entry, sheet, provenance.clone());
         self.upsert_model(model);
         if let Some(pattern) = entry.pattern {
             self.pending_patterns
@@ -417,14 +475,13 @@ impl PriceBook {
     }
 
     fn upsert_model(&mut self, model: Model) {
-        let existing = self
-            .models
-            .iter_mut()
-            .find(|m| m.provider == model.provider && m.id == model.id);
-        let Some(existing) = existing else {
+        let key = (model.provider.clone(), model.id.clone());
+        let Some(&position) = self.positions.get(&key) else {
+            self.positions.insert(key, self.models.len());
             self.models.push(model);
             return;
         };
+        let existing = &mut self.models[position];
         for price in model.prices {
             existing.prices.retain(|p| p.from != price.from);
             existing.prices.push(price);
@@ -435,19 +492,26 @@ impl PriceBook {
             }
         }
         existing.sheet = model.sheet;
-        existing.source = model.source;
-        existing.retrieved = model.retrieved;
+        existing.provenance = model.provenance;
         existing.refresh_names();
     }
 
     fn rebuild_index(&mut self) -> Result<(), Vec<PricingError>> {
         let mut errors = Vec::new();
         let mut index = resolve::Index::default();
-        for (position, model) in self.models.iter().enumerate() {
-            for name in std::iter::once(&model.id).chain(model.aliases.iter()) {
-                if let Err(other) = index.insert(&model.provider, name, position) {
+        // Curated names first: a clash between two curated models is an error. Catalog
+        // names take what is left: a catalog name that clashes is skipped.
+        for layer in [Layer::Curated, Layer::Catalog] {
+            for (position, model) in self.models.iter().enumerate() {
+                if model.provenance.layer != layer {
+                    continue;
+                }
+                for name in model.names() {
+                    let Err(other) = index.insert(&model.provider, name, position) else {
+                        continue;
+                    };
                     let other = &self.models[other];
-                    if other.id != model.id {
+                    if layer == Layer::Curated && other.id != model.id {
                         errors.push(invalid(
                             &model.sheet,
                             format!(
@@ -457,6 +521,13 @@ impl PriceBook {
                         ));
                     }
                 }
+            }
+        }
+        // Then each name as records may decorate it (`us.anthropic.…-v1:0`, `eu/gpt-4o`,
+        // `meta-llama/Llama-3.3-70B`): its bare form, where no other name took it.
+        for (position, model) in self.models.iter().enumerate() {
+            for name in model.names() {
+                index.insert_bare(&model.provider, name, position);
             }
         }
         for (provider, id, pattern) in &self.pending_patterns {
@@ -503,6 +574,18 @@ impl PriceBook {
     /// Finds the priced model for a name as a record wrote it.
     pub fn resolve(&self, provider: &str, model: &str) -> Option<Resolved<'_>> {
         let provider = provider.to_ascii_lowercase();
+        // `azure/eu/gpt-4o` for provider `azure` is `eu/gpt-4o`, unless the provider
+        // lists the prefixed name itself (Perplexity's `perplexity/sonar`).
+        let model = match model.split_once('/') {
+            Some((prefix, rest))
+                if !rest.is_empty()
+                    && crate::providers::canonical(prefix) == provider
+                    && self.index.exact(&provider, model).is_none() =>
+            {
+                rest
+            }
+            _ => model,
+        };
         if let Some(gateway) = self.gateways.get(&provider) {
             return self.resolve_in_gateway(&provider, gateway, model);
         }
@@ -523,13 +606,40 @@ impl PriceBook {
             .gateways
             .get_key_value(gateway_name)
             .map(|(k, _)| k.as_str());
-        // The gateway's own prices win over the upstream list price.
-        if let Some(found) = self.index.lookup(gateway_name, model) {
-            return Some(Resolved {
+        // Curated prices first: its own, then the upstream list price its curated sheet
+        // maps to; then catalog prices: its own, then upstream ones; its fallback last.
+        let curated = |r: &Resolved<'_>| r.model.provenance.layer == Layer::Curated;
+        let own = self
+            .index
+            .lookup(gateway_name, model)
+            .map(|found| Resolved {
                 model: &self.models[found],
                 via: None,
             });
-        }
+        let upstream = self.resolve_upstream(gateway, via, model);
+        own.filter(curated)
+            .or(upstream.filter(curated))
+            .or(own)
+            .or(upstream)
+            .or_else(|| {
+                gateway.fallback.iter().find_map(|provider| {
+                    let found = self.index.lookup(provider, model)?;
+                    Some(Resolved {
+                        model: &self.models[found],
+                        via,
+                    })
+                })
+            })
+    }
+
+    /// What a gateway's curated sheet maps a name to: an explicit mapping, a vendor
+    /// prefix (`openai/gpt-5.2`), or a bare name of one of its upstreams.
+    fn resolve_upstream<'b>(
+        &'b self,
+        gateway: &'b Gateway,
+        via: Option<&'b str>,
+        model: &str,
+    ) -> Option<Resolved<'b>> {
         let (name, _suffix) = resolve::split_gateway_suffix(model);
         for (entry, provider, upstream_model) in &gateway.mapped {
             let matches = std::iter::once(&entry.id)
@@ -568,25 +678,44 @@ impl PriceBook {
             .map(|position| &self.models[position])
     }
 
-    /// The provider whose sheet lists a model, when a record names none. A name that
-    /// several providers list (or none) infers nothing.
+    /// The provider whose sheet lists a model, when a record names none: the one curated
+    /// sheet that lists it, else the one model maker (OpenAI, Anthropic, …) whose catalog
+    /// does. Hosts, clouds and gateways resell models and are never inferred; a name
+    /// that several candidates list (or none) infers nothing.
     pub fn infer_provider(&self, model: &str) -> Option<String> {
         if let Some((vendor, _)) = model.split_once('/') {
-            let vendor = vendor.to_ascii_lowercase();
-            if self.providers.contains_key(&vendor) {
+            let vendor = crate::providers::canonical(vendor);
+            let curated = self
+                .models
+                .iter()
+                .any(|m| m.provider == vendor && m.provenance.layer == Layer::Curated);
+            if curated {
                 return Some(vendor);
             }
         }
-        let mut found: Option<&str> = None;
+        let mut curated: Vec<&str> = Vec::new();
+        let mut makers: Vec<&str> = Vec::new();
         for provider in self.providers.keys() {
-            if self.index.lookup(provider, model).is_some() {
-                if found.is_some() {
-                    return None;
-                }
-                found = Some(provider);
+            let Some(position) = self.index.lookup(provider, model) else {
+                continue;
+            };
+            let found = &self.models[position];
+            if found.provenance.layer == Layer::Curated {
+                curated.push(provider);
+            } else if crate::providers::is_maker(provider) && !found.id.contains('/') {
+                // `openai/gpt-5.5` in Perplexity's list is OpenAI's model, resold.
+                makers.push(provider);
             }
         }
-        found.map(str::to_owned)
+        match (curated.as_slice(), makers.as_slice()) {
+            ([one], _) | ([], [one]) => Some((*one).to_owned()),
+            // Several makers list it (a cloud's catalog filed under its maker): the one
+            // whose family the name is.
+            ([], several) => crate::providers::maker_of(model)
+                .filter(|maker| several.contains(maker))
+                .map(str::to_owned),
+            _ => None,
+        }
     }
 
     /// Prices one record with the price in force at its time.
@@ -600,7 +729,6 @@ impl PriceBook {
                 resolved_model: None,
             });
         };
-        let date = record.time.date_naive();
         let model = resolved.model;
         let unpriced = |reason: String| {
             PriceOutcome::Unpriced(Unpriced {
@@ -608,10 +736,11 @@ impl PriceBook {
                 resolved_model: Some(resolved.name()),
             })
         };
-        let Some(position) = model.prices.iter().rposition(|p| p.from <= date) else {
+        let Some((position, entry)) = model.price_at(record.time) else {
             return unpriced(format!(
-                "no price for {} in force on {date}: its first price starts {}",
+                "no price for {} in force at {}: its first price starts {}",
                 resolved.name(),
+                crate::usage::format_time(&record.time),
                 model
                     .prices
                     .first()
@@ -619,8 +748,15 @@ impl PriceBook {
                     .unwrap_or_default()
             ));
         };
-        let entry = &model.prices[position];
-        let tier = if record.batch {
+        // OpenRouter names its batch endpoint with a `:batch` suffix (unless the sheet
+        // lists the batch name with its own, already discounted, price).
+        let batch_suffix = resolve::split_gateway_suffix(&record.model)
+            .1
+            .is_some_and(|suffix| suffix.eq_ignore_ascii_case("batch"))
+            && !model
+                .names()
+                .any(|name| name.eq_ignore_ascii_case(&record.model));
+        let tier = if record.batch || batch_suffix {
             Tier::Batch
         } else {
             match record.service_tier.as_str() {
@@ -656,7 +792,7 @@ impl PriceBook {
         let multiplier = override_.and_then(|o| o.multiplier).unwrap_or(Decimal::ONE);
         let negotiated = |rates: &mut RateTable| {
             if let Some(override_) = override_ {
-                for (slot, rate) in rates.iter_mut().zip(override_.rates.table()) {
+                for (slot, rate) in rates.iter_mut().zip(override_.rates.rates()) {
                     if rate.is_some() {
                         *slot = rate;
                     }
@@ -785,9 +921,9 @@ impl PriceBook {
         tier_rates(entry, modifier, tier, long_context)
     }
 
-    /// The standard rates of a model on a date, for display (`pricing check MODEL`).
-    pub fn entry_on<'m>(&self, model: &'m Model, date: NaiveDate) -> Option<&'m PriceEntry> {
-        model.prices.iter().rev().find(|p| p.from <= date)
+    /// The price of a model in force at a time, for display (`pricing check MODEL`).
+    pub fn entry_at<'m>(&self, model: &'m Model, time: DateTime<Utc>) -> Option<&'m PriceEntry> {
+        model.price_at(time).map(|(_, entry)| entry)
     }
 
     /// Models that are cheaper than `model` for the same tokens, by the same provider:
@@ -830,11 +966,11 @@ fn tier_rates(
     };
     if let Some(explicit) = explicit {
         let overlay = if long_context {
-            explicit.long_context.clone().unwrap_or_default()
+            explicit.long_context.clone().unwrap_or_default().rates()
         } else {
             explicit.rates()
         };
-        for (slot, rate) in rates.iter_mut().zip(overlay.table()) {
+        for (slot, rate) in rates.iter_mut().zip(overlay) {
             if rate.is_some() {
                 *slot = rate;
             }
@@ -846,8 +982,8 @@ fn tier_rates(
 
 fn standard_rates(entry: &PriceEntry, long_context: bool) -> RateTable {
     let mut rates = match (&entry.long_context, long_context) {
-        (Some(lc), true) => lc.rates().table(),
-        _ => entry.standard(),
+        (Some(lc), true) => lc.rates(),
+        _ => entry.rates(),
     };
     fill_defaults(&mut rates);
     rates
@@ -959,7 +1095,7 @@ fn check_model(sheet: &str, entry: &ModelEntry, kind: SheetKind) -> Vec<PricingE
         }
         _ => {}
     }
-    let mut dates: Vec<NaiveDate> = entry.prices.iter().map(|p| p.from).collect();
+    let mut dates: Vec<Effective> = entry.prices.iter().map(|p| p.from).collect();
     dates.sort();
     for pair in dates.windows(2) {
         if pair[0] == pair[1] {
@@ -989,7 +1125,7 @@ fn check_model(sheet: &str, entry: &ModelEntry, kind: SheetKind) -> Vec<PricingE
             }
             for bucket in Bucket::ALL {
                 let i = bucket_index(bucket);
-                if price.standard()[i].is_some() && lc.rates().table()[i].is_none() {
+                if price.rates()[i].is_some() && lc.rates()[i].is_none() {
                     errors.push(invalid(
                         sheet,
                         format!(

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use regex::Regex;
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Index {
     /// provider → lower-cased id or alias → model position.
     exact: HashMap<String, HashMap<String, usize>>,
@@ -47,6 +47,17 @@ impl Index {
         }
         normalised.insert(key, position);
         Ok(())
+    }
+
+    /// Adds the bare, normalised form of a decorated name (`eu/gpt-4o` → `gpt-4o`), unless
+    /// a name already has it.
+    pub(crate) fn insert_bare(&mut self, provider: &str, name: &str, position: usize) {
+        let bare = normalise_name(strip_decorations(name));
+        self.normalised
+            .entry(provider.to_owned())
+            .or_default()
+            .entry(bare)
+            .or_insert(position);
     }
 
     /// Only ids and aliases as written (case aside): no spelling or date tolerance.

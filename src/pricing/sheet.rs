@@ -28,7 +28,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 use rust_decimal::Decimal;
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
@@ -45,14 +45,30 @@ pub enum SheetKind {
     Gateway,
 }
 
+/// Where a sheet stands: curated sheets (this repository's `pricing/*.toml`, local
+/// sheets) say what they say; catalog sheets (generated from the community catalogs,
+/// or synced while running) fill in the models no curated sheet lists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    #[default]
+    Curated = 0,
+    Catalog = 1,
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SheetFile {
     pub provider: String,
     #[serde(default)]
     pub kind: SheetKind,
+    #[serde(default, skip_serializing_if = "is_curated")]
+    pub layer: Layer,
     /// Where the prices were read: one or more URLs or references.
     pub source: Sources,
+    /// Which version of the source (a catalog's package version), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<String>,
     /// The day the source was read.
     pub retrieved: NaiveDate,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,8 +82,17 @@ pub struct SheetFile {
     /// (`gpt-5.2` rather than `openai/gpt-5.2`), tried in this order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bare_names: Vec<String>,
+    /// Gateway only: providers whose models it resells at their list price when neither
+    /// a curated nor a catalog sheet gives it a price of its own (a cloud's catalog comes
+    /// first, its publisher's price after).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback: Vec<String>,
     #[serde(default, rename = "model", skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<ModelEntry>,
+}
+
+fn is_curated(layer: &Layer) -> bool {
+    *layer == Layer::Curated
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -134,237 +159,194 @@ pub struct ModelEntry {
     pub prices: Vec<PriceEntry>,
 }
 
-/// One price, in force from `from` until the next entry's `from`.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PriceEntry {
-    pub from: NaiveDate,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub input: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cached_input: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cache_write_5m: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cache_write_1h: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub output: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub reasoning: Option<Decimal>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub long_context: Option<LongContext>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch: Option<TierRates>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flex: Option<TierRates>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority: Option<TierRates>,
+/// Declares a struct that carries the six per-bucket rates (USD per 1M tokens, decimal
+/// strings in the sheet) besides its own fields, with `rates()` and `set_rates()` to
+/// read and write them as one [`RateTable`]. Written once, used by every place a sheet
+/// gives rates.
+macro_rules! with_rates {
+    ($(#[$meta:meta])* pub struct $name:ident {
+        $($(#[$field_meta:meta])* pub $field:ident: $type:ty,)*
+    }) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($(#[$field_meta])* pub $field: $type,)*
+            #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+            pub input: Option<Decimal>,
+            #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+            pub cached_input: Option<Decimal>,
+            #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+            pub cache_write_5m: Option<Decimal>,
+            #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+            pub cache_write_1h: Option<Decimal>,
+            #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+            pub output: Option<Decimal>,
+            #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+            pub reasoning: Option<Decimal>,
+        }
+
+        impl $name {
+            /// The rates in bucket order (`bucket_index`).
+            pub fn rates(&self) -> RateTable {
+                [
+                    self.input,
+                    self.cached_input,
+                    self.cache_write_5m,
+                    self.cache_write_1h,
+                    self.output,
+                    self.reasoning,
+                ]
+            }
+
+            pub fn set_rates(&mut self, rates: &RateTable) {
+                [
+                    self.input,
+                    self.cached_input,
+                    self.cache_write_5m,
+                    self.cache_write_1h,
+                    self.output,
+                    self.reasoning,
+                ] = *rates;
+            }
+
+            /// Whether it gives no rate at all.
+            pub fn has_no_rates(&self) -> bool {
+                self.rates().iter().all(Option::is_none)
+            }
+        }
+    };
 }
 
-/// Rates that replace the standard ones once a request's input passes `above` tokens:
-/// the whole request is then priced at these rates.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct LongContext {
-    pub above: u64,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub input: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cached_input: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cache_write_5m: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cache_write_1h: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub output: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub reasoning: Option<Decimal>,
-}
-
-impl LongContext {
-    pub fn rates(&self) -> RateFields {
-        RateFields {
-            input: self.input,
-            cached_input: self.cached_input,
-            cache_write_5m: self.cache_write_5m,
-            cache_write_1h: self.cache_write_1h,
-            output: self.output,
-            reasoning: self.reasoning,
-        }
-    }
-
-    pub fn from_rates(above: u64, rates: &RateFields) -> LongContext {
-        LongContext {
-            above,
-            input: rates.input,
-            cached_input: rates.cached_input,
-            cache_write_5m: rates.cache_write_5m,
-            cache_write_1h: rates.cache_write_1h,
-            output: rates.output,
-            reasoning: rates.reasoning,
-        }
+with_rates! {
+    /// One price, in force from `from` until the next entry's `from`.
+    #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct PriceEntry {
+        pub from: Effective,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub source: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub long_context: Option<LongContext>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub batch: Option<TierRates>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub flex: Option<TierRates>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub priority: Option<TierRates>,
     }
 }
 
-/// Explicit rates of a tier (batch, flex, priority). Buckets left out are derived
-/// from the standard rates by the sheet's modifier for that tier.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TierRates {
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub input: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cached_input: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cache_write_5m: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cache_write_1h: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub output: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub reasoning: Option<Decimal>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub long_context: Option<RateFields>,
+with_rates! {
+    /// Rates that replace the standard ones once a request's input passes `above`
+    /// tokens: the whole request is then priced at these rates.
+    #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct LongContext {
+        pub above: u64,
+    }
 }
 
-impl TierRates {
-    pub fn rates(&self) -> RateFields {
-        RateFields {
-            input: self.input,
-            cached_input: self.cached_input,
-            cache_write_5m: self.cache_write_5m,
-            cache_write_1h: self.cache_write_1h,
-            output: self.output,
-            reasoning: self.reasoning,
-        }
+with_rates! {
+    /// Explicit rates of a tier (batch, flex, priority). Buckets left out are derived
+    /// from the standard rates by the sheet's modifier for that tier.
+    #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct TierRates {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub long_context: Option<RateFields>,
+    }
+}
+
+with_rates! {
+    /// Rates alone: a tier's long-context rates, a project's negotiated rates.
+    #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct RateFields {}
+}
+
+impl RateFields {
+    pub fn from_table(rates: &RateTable) -> RateFields {
+        let mut fields = RateFields::default();
+        fields.set_rates(rates);
+        fields
+    }
+}
+
+/// When a price takes effect: a UTC day (`"2026-03-05"`, from its midnight) or an instant
+/// (`"2026-12-01T06:00:00Z"`: a price synced while running applies from the sync on).
+/// The default is the start of usage time (2000-01-01): a catalog price with no date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Effective(DateTime<Utc>);
+
+impl Effective {
+    pub fn day(date: NaiveDate) -> Effective {
+        Effective(date.and_time(NaiveTime::MIN).and_utc())
     }
 
-    pub fn from_rates(rates: &RateFields, long_context: Option<RateFields>) -> TierRates {
-        TierRates {
-            input: rates.input,
-            cached_input: rates.cached_input,
-            cache_write_5m: rates.cache_write_5m,
-            cache_write_1h: rates.cache_write_1h,
-            output: rates.output,
-            reasoning: rates.reasoning,
-            long_context,
+    /// An instant, kept to the second.
+    pub fn at(time: DateTime<Utc>) -> Effective {
+        Effective(time.with_nanosecond(0).unwrap_or(time))
+    }
+
+    pub fn time(self) -> DateTime<Utc> {
+        self.0
+    }
+
+    pub fn date(self) -> NaiveDate {
+        self.0.date_naive()
+    }
+}
+
+impl Default for Effective {
+    fn default() -> Self {
+        Effective::day(NaiveDate::from_ymd_opt(2000, 1, 1).expect("a valid date"))
+    }
+}
+
+impl fmt::Display for Effective {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.time() == NaiveTime::MIN {
+            write!(f, "{}", self.0.date_naive())
+        } else {
+            write!(f, "{}", self.0.format("%Y-%m-%dT%H:%M:%SZ"))
         }
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct RateFields {
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub input: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cached_input: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cache_write_5m: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub cache_write_1h: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub output: Option<Decimal>,
-    #[serde(
-        default,
-        deserialize_with = "opt_decimal_text",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub reasoning: Option<Decimal>,
+impl std::str::FromStr for Effective {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Effective, String> {
+        let text = text.trim();
+        if let Ok(date) = text.parse::<NaiveDate>() {
+            return Ok(Effective::day(date));
+        }
+        DateTime::parse_from_rfc3339(text)
+            .map(|time| Effective::at(time.with_timezone(&Utc)))
+            .map_err(|_| format!("{text:?} is neither a date (2026-03-05) nor an RFC 3339 time"))
+    }
+}
+
+impl Serialize for Effective {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Effective {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // A string in JSON and TOML; TOML may also write an unquoted date.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Text(String),
+            Toml(toml::value::Datetime),
+        }
+        let text = match Written::deserialize(deserializer)? {
+            Written::Text(text) => text,
+            Written::Toml(datetime) => datetime.to_string(),
+        };
+        text.parse().map_err(de::Error::custom)
+    }
 }
 
 /// USD per 1M tokens for each bucket, `None` where the sheet gives no price.
@@ -381,46 +363,7 @@ pub(crate) fn bucket_index(bucket: Bucket) -> usize {
     }
 }
 
-impl RateFields {
-    pub fn table(&self) -> RateTable {
-        [
-            self.input,
-            self.cached_input,
-            self.cache_write_5m,
-            self.cache_write_1h,
-            self.output,
-            self.reasoning,
-        ]
-    }
-
-    pub fn from_table(table: &RateTable) -> RateFields {
-        RateFields {
-            input: table[0],
-            cached_input: table[1],
-            cache_write_5m: table[2],
-            cache_write_1h: table[3],
-            output: table[4],
-            reasoning: table[5],
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.table().iter().all(Option::is_none)
-    }
-}
-
 impl PriceEntry {
-    pub fn standard(&self) -> RateTable {
-        [
-            self.input,
-            self.cached_input,
-            self.cache_write_5m,
-            self.cache_write_1h,
-            self.output,
-            self.reasoning,
-        ]
-    }
-
     pub fn tier(&self, tier: Tier) -> Option<&TierRates> {
         match tier {
             Tier::Standard => None,

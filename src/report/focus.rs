@@ -183,10 +183,11 @@ pub fn to_csv(rows: &[FocusRow], book: &PriceBook) -> String {
     let mut out = String::with_capacity(256 * (rows.len() + 1));
     let _ = writeln!(out, "{}", COLUMNS.join(","));
     for row in rows {
-        let issuer = display_name(&row.provider);
-        let publisher = book
-            .infer_provider(&row.model)
-            .map_or_else(|| issuer.clone(), |vendor| display_name(&vendor));
+        let issuer = crate::providers::display_name(&row.provider);
+        let publisher = book.infer_provider(&row.model).map_or_else(
+            || issuer.clone(),
+            |vendor| crate::providers::display_name(&vendor),
+        );
         let cost = money(row.cost);
         let total_tokens = row.tokens.total().to_string();
         let mut description = format!(
@@ -276,23 +277,6 @@ fn money(amount: Decimal) -> String {
 /// FOCUS date/time format: UTC, ISO 8601 with `Z`.
 fn timestamp(time: DateTime<Utc>) -> String {
     time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-}
-
-/// The name a provider goes by on an invoice.
-pub fn display_name(provider: &str) -> String {
-    match provider {
-        "openai" => "OpenAI".into(),
-        "anthropic" => "Anthropic".into(),
-        "google" => "Google".into(),
-        "openrouter" => "OpenRouter".into(),
-        "aimlapi" => "AI/ML API".into(),
-        "cometapi" => "CometAPI".into(),
-        "evolink" => "EvoLink".into(),
-        "azure" => "Microsoft Azure".into(),
-        "bedrock" => "Amazon Bedrock".into(),
-        "vertex" => "Google Vertex AI".into(),
-        other => other.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -252,17 +252,13 @@ pub(crate) fn opt_label(value: Option<&str>, field: &str) -> Result<Option<Strin
         .transpose()
 }
 
-/// Provider names are compared lower-case, and `gemini`/`vertex_ai` style names map
-/// onto the pricing sheets' names.
+/// The provider a record names, as its one id (`bedrock_converse` and `aws.bedrock` are
+/// `bedrock`; see `crate::providers`).
 pub(crate) fn provider_name(provider: &str) -> Result<String, ParseError> {
-    let provider = check_label("provider", provider.trim())?;
-    let lower = provider.to_ascii_lowercase();
-    Ok(match lower.as_str() {
-        "gemini" | "google_ai_studio" | "gcp.gemini" | "gcp.vertex_ai" | "gcp.gen_ai"
-        | "vertex_ai" | "vertex_ai_beta" | "google-ai" | "google_genai" => "google".to_owned(),
-        "aimlapi" | "ai/ml api" | "ai-ml-api" | "aiml" => "aimlapi".to_owned(),
-        _ => lower,
-    })
+    Ok(crate::providers::canonical(check_label(
+        "provider",
+        provider.trim(),
+    )?))
 }
 
 pub(crate) fn effort_label(effort: &str) -> Result<String, ParseError> {

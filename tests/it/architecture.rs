@@ -10,7 +10,14 @@ use std::path::{Path, PathBuf};
 /// Lowest first. A module may import from its own layer and the ones before it.
 const LAYERS: &[&[&str]] = &[
     // Pure values and rules: no I/O.
-    &["money", "usage", "pricing", "duration_text", "otlp"],
+    &[
+        "money",
+        "providers",
+        "usage",
+        "pricing",
+        "duration_text",
+        "otlp",
+    ],
     &["prepare"],
     // Knows nothing of config or HTTP.
     &["store"],

@@ -38,7 +38,7 @@ async fn backfill_twice_adds_nothing_the_second_time_and_report_matches() {
         .write_all(lines[1500..].join("\n").as_bytes())
         .unwrap();
     encoder.finish().unwrap();
-    let want = expected(&book(), &lines);
+    let want = expected(book(), &lines);
 
     let (code, stdout, stderr) = run(
         &db,

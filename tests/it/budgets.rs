@@ -593,7 +593,7 @@ async fn two_serve_processes_on_one_database_deliver_each_threshold_once() {
     let store = pg_store(&db).await;
     let book = book();
     for (step, dollars) in [(0, 6), (1, 5), (2, 5), (3, 6)] {
-        let batch = intake_batch(&book, &[record(&format!("x{step}"), "p", dollars)]);
+        let batch = intake_batch(book, &[record(&format!("x{step}"), "p", dollars)]);
         llm_meter::store::UsageStore::write(store.as_ref(), &[&batch])
             .await
             .unwrap();
@@ -668,7 +668,7 @@ async fn a_daily_digest_reports_yesterday_once_across_restarts() {
         record_at("d4", "ads", 50, yesterday - chrono::Duration::seconds(1)),
         record_at("d5", "ads", 70, today),
     ];
-    let batch = intake_batch(&book(), &lines);
+    let batch = intake_batch(book(), &lines);
     llm_meter::store::UsageStore::write(store.as_ref(), &[&batch])
         .await
         .unwrap();
@@ -769,7 +769,7 @@ async fn a_crossing_committed_at_the_period_boundary_still_alerts_for_its_period
             .with_timezone(&Utc);
         // $12 in the last second of May 1, evaluated just after midnight (the debounce).
         let line = r#"{"id":"late","time":"2026-05-01T23:59:59.9Z","project":"p","provider":"anthropic","model":"claude-haiku-4-5","tokens":{"input":12000000}}"#.to_owned();
-        let batch = intake_batch(&book(), &[line]);
+        let batch = intake_batch(book(), &[line]);
         store.write(&[&batch]).await.unwrap();
         let status = engine
             .evaluate(&budget, midnight + chrono::Duration::milliseconds(100))
@@ -813,7 +813,7 @@ async fn raising_the_limit_mid_period_lets_its_fractions_alert_again_once() {
         llm_meter::budget::Budget::new("bud_raise".into(), spec).unwrap()
     };
     let now = Utc::now();
-    let spend = |id: &str, dollars: u64| intake_batch(&book(), &[record(id, "p", dollars)]);
+    let spend = |id: &str, dollars: u64| intake_batch(book(), &[record(id, "p", dollars)]);
     let count = || async {
         store
             .alerts(&llm_meter::store::AlertQuery {

@@ -200,7 +200,7 @@ impl Files {
 async fn run_model(backend: &Backend, seed: u64, steps: usize) {
     let dir = tempfile::tempdir().unwrap();
     let store = backend.store();
-    let book = Arc::new(crate::helpers::book());
+    let book = Arc::new(crate::helpers::book().clone());
     let metrics = Arc::new(Metrics::new());
     let (pipeline, batcher) =
         Pipeline::start(store.clone(), PipelineConfig::default(), metrics.clone());
@@ -319,7 +319,7 @@ async fn start_at_end_skips_existing_content_but_not_what_comes_after() {
         start_at: StartAt::End,
         ..collector_config(dir.path(), "end")
     };
-    let book = Arc::new(crate::helpers::book());
+    let book = Arc::new(crate::helpers::book().clone());
     let mut collector = Collector::new(
         config.clone(),
         book.clone(),
@@ -390,7 +390,7 @@ async fn long_lines_are_dead_lettered_and_pointers_set_project_and_tags() {
     let metrics = Arc::new(Metrics::new());
     let mut collector = Collector::new(
         config,
-        Arc::new(crate::helpers::book()),
+        Arc::new(crate::helpers::book().clone()),
         pipeline.clone(),
         store.clone(),
         metrics.clone(),
@@ -451,7 +451,7 @@ async fn a_store_outage_stops_reading_and_ends_with_exact_totals() {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let collector = Collector::new(
         collector_config(dir.path(), "outage"),
-        Arc::new(crate::helpers::book()),
+        Arc::new(crate::helpers::book().clone()),
         pipeline.clone(),
         store.clone(),
         Arc::new(Metrics::new()),

@@ -65,8 +65,20 @@ async fn kill_and_restart_while_writing(backend: &Backend, seed: u64) {
     let mut kills_mid_ingest = 0;
     let mut daemon = spawn_serve(&config);
     while !writing_done.load(Ordering::SeqCst) || kills < 4 {
-        // Let it run a random while, then kill it without warning.
-        tokio::time::sleep(Duration::from_millis(60 + next() % 250)).await;
+        // Let it run a random while, then kill it without warning. Two kills in three
+        // first wait for it to store something (so they land mid-ingest whatever its
+        // start-up takes); the third may land anywhere, start-up included.
+        if kills % 3 != 2 {
+            let before = stored_requests(store.as_ref(), "tail").await;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline
+                && stored_requests(store.as_ref(), "tail").await == before
+                && before < total_lines
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(next() % 250)).await;
         daemon.kill().unwrap();
         daemon.wait().unwrap();
         kills += 1;

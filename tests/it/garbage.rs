@@ -201,7 +201,7 @@ fn the_cost_command_answers_every_line_with_one_json_object() {
         input.push_str(&line);
         input.push('\n');
     }
-    let mut preparer = Preparer::new(&book, Format::Auto, "default");
+    let mut preparer = Preparer::new(book, Format::Auto, "default");
     let mut out = Vec::new();
     let mut summary = CostSummary::default();
     price_lines(

@@ -7,8 +7,11 @@ use llm_meter::prepare::{Preparer, PricedRecord};
 use llm_meter::pricing::{PriceBook, PriceOutcome};
 use llm_meter::usage::Format;
 
-pub fn book() -> PriceBook {
-    PriceBook::builtin().expect("the built-in sheets load")
+/// The built-in price book, loaded once for the whole test binary (the catalog makes it
+/// a few hundred milliseconds to load in a debug build).
+pub fn book() -> &'static PriceBook {
+    static BOOK: std::sync::OnceLock<PriceBook> = std::sync::OnceLock::new();
+    BOOK.get_or_init(|| PriceBook::builtin().expect("the built-in sheets load"))
 }
 
 /// A fixed ingest time, so records without a time of their own are deterministic.

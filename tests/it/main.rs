@@ -4,6 +4,7 @@ mod architecture;
 mod auth;
 mod backfill;
 mod budgets;
+mod catalog;
 mod cli_cost;
 mod collector;
 mod dashboards;

@@ -27,7 +27,7 @@ fn the_contract_worked_examples_reproduce_exactly() {
         (r#"{"cached_input":300000,"output":10000}"#, "0.1925"),
     ] {
         let line = canonical("openai", "gpt-5.2", "2026-03-01T12:00:00Z", tokens, "");
-        assert_eq!(cost_of(&book, &line), expected, "{tokens}");
+        assert_eq!(cost_of(book, &line), expected, "{tokens}");
     }
 }
 
@@ -266,7 +266,7 @@ fn table_of_prices_by_model_date_and_tier() {
     ];
     for (provider, model, time, tokens, extra, expected) in cases {
         let line = canonical(provider, model, time, tokens, extra);
-        assert_eq!(&cost_of(&book, &line), expected, "{line}");
+        assert_eq!(&cost_of(book, &line), expected, "{line}");
     }
 }
 
@@ -281,7 +281,7 @@ fn a_provider_is_inferred_from_the_model_name_when_a_record_names_none() {
         ("llama-4-maverick", "unknown"),
     ] {
         let line = format!(r#"{{"model":"{model}","tokens":{{"input":1}}}}"#);
-        assert_eq!(prepare(&book, &line).record.provider, provider, "{model}");
+        assert_eq!(prepare(book, &line).record.provider, provider, "{model}");
     }
 }
 
@@ -356,7 +356,7 @@ fn records_that_cannot_be_priced_say_why_and_are_never_a_silent_zero() {
         ),
     ];
     for (line, reason) in cases {
-        match prepare(&book, &line).price {
+        match prepare(book, &line).price {
             PriceOutcome::Unpriced(unpriced) => {
                 assert!(
                     unpriced.reason.contains(reason),
@@ -443,7 +443,7 @@ fn list_cost_counts_cached_tokens_at_the_input_rate_and_ignores_batch() {
         r#"{"input":1000,"cached_input":9000,"output":100,"reasoning":100}"#,
         r#","batch":true"#,
     );
-    match prepare(&book, &line).price {
+    match prepare(book, &line).price {
         PriceOutcome::Priced(priced) => {
             // List: 10,000 × $1.75 + 200 × $14 = $0.0203.
             assert_eq!(priced.list_cost.to_string(), "0.0203");
@@ -481,7 +481,7 @@ fn savings_from_caching_and_batch_are_split_against_list_price() {
     ];
     for &(tokens, extra, cost, cache, batch) in cases {
         let line = canonical("openai", "gpt-5.2", "2026-03-01T00:00:00Z", tokens, extra);
-        match prepare(&book, &line).price {
+        match prepare(book, &line).price {
             PriceOutcome::Priced(p) => {
                 assert_eq!(
                     (
@@ -505,7 +505,7 @@ fn savings_from_caching_and_batch_are_split_against_list_price() {
         r#"{"cache_write_5m":10000,"output":10}"#,
         "",
     );
-    match prepare(&book, &line).price {
+    match prepare(book, &line).price {
         PriceOutcome::Priced(p) => assert_eq!(p.cache_savings.to_string(), "-0.0075"),
         PriceOutcome::Unpriced(u) => panic!("{}", u.reason),
     }

@@ -71,7 +71,7 @@ proptest! {
     ) {
         let book = book();
         let (provider, name) = MODELS[model];
-        if let PriceOutcome::Priced(priced) = price(&book, &record_line(provider, name, day, &tokens, batch, tier)) {
+        if let PriceOutcome::Priced(priced) = price(book, &record_line(provider, name, day, &tokens, batch, tier)) {
             prop_assert!(priced.cost >= Decimal::ZERO, "{}", priced.cost);
             prop_assert!(priced.list_cost >= Decimal::ZERO);
             prop_assert!(priced.cost.scale() <= 9, "rounded to 1e-9: {}", priced.cost);
@@ -90,7 +90,7 @@ proptest! {
     ) {
         let book = book();
         let (provider, name) = MODELS[model];
-        if let PriceOutcome::Priced(p) = price(&book, &record_line(provider, name, day, &tokens, batch, tier)) {
+        if let PriceOutcome::Priced(p) = price(book, &record_line(provider, name, day, &tokens, batch, tier)) {
             // No project overrides here, so nothing is left over as a negotiated discount.
             prop_assert_eq!(p.list_cost, p.cost + p.cache_savings + p.batch_savings, "{:?}", p);
             prop_assert!(p.batch_savings >= Decimal::ZERO);
@@ -113,7 +113,7 @@ proptest! {
         let book = book();
         let (provider, name) = MODELS[model];
         let day = 100;
-        let outcomes = [a, b, a.add(&b)].map(|t| price(&book, &record_line(provider, name, day, &t, batch, "default")));
+        let outcomes = [a, b, a.add(&b)].map(|t| price(book, &record_line(provider, name, day, &t, batch, "default")));
         match outcomes {
             [PriceOutcome::Priced(pa), PriceOutcome::Priced(pb), PriceOutcome::Priced(sum)] => {
                 let difference = (sum.cost - pa.cost - pb.cost).abs();

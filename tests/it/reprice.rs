@@ -100,7 +100,7 @@ async fn a_reprice_leaves_the_store_as_if_ingested_with_the_corrected_prices() {
     let newly_priced = lines
         .iter()
         .filter(|line| {
-            matches!(prepare(&old_book, line).price, PriceOutcome::Unpriced(_))
+            matches!(prepare(old_book, line).price, PriceOutcome::Unpriced(_))
                 && matches!(prepare(&new_book, line).price, PriceOutcome::Priced(_))
         })
         .count() as u64;
@@ -109,7 +109,7 @@ async fn a_reprice_leaves_the_store_as_if_ingested_with_the_corrected_prices() {
         let name = repriced.name();
         let store = repriced.store();
         store
-            .write(&[&intake_batch(&old_book, &lines)])
+            .write(&[&intake_batch(old_book, &lines)])
             .await
             .unwrap();
         reference
@@ -124,7 +124,7 @@ async fn a_reprice_leaves_the_store_as_if_ingested_with_the_corrected_prices() {
         let dry = store.reprice(&scope(None, true), &price).await.unwrap();
         assert_eq!(repriced.totals().await, before, "{name}");
         assert!(store.reprice_audits(10).await.unwrap().is_empty(), "{name}");
-        assert_eq!(dry.old_total, total(&old_book, &lines, None), "{name}");
+        assert_eq!(dry.old_total, total(old_book, &lines, None), "{name}");
         assert_eq!(dry.new_total, total(&new_book, &lines, None), "{name}");
         assert_eq!(dry.newly_priced, newly_priced, "{name}");
 
@@ -171,7 +171,7 @@ async fn a_reprice_leaves_the_store_as_if_ingested_with_the_corrected_prices() {
         for aggregate in by_project {
             let project = aggregate.keys[0].as_str();
             let book = if project == "search" {
-                &old_book
+                old_book
             } else {
                 &new_book
             };
@@ -223,7 +223,7 @@ fn the_reprice_command_prints_the_difference_and_a_dry_run_changes_nothing() {
         json["total_cost_usd"].as_str().unwrap().to_owned()
     };
     let old_total = report(&run);
-    assert_eq!(old_total, total(&book(), &lines, None).to_string());
+    assert_eq!(old_total, total(book(), &lines, None).to_string());
 
     std::fs::write(dir.path().join("sheets/correction.toml"), CORRECTION).unwrap();
     let new_total = total(&corrected_book(), &lines, None);

@@ -325,7 +325,7 @@ fn every_sample_parses_into_the_expected_buckets_and_costs_what_was_worked_out()
     let book = book();
     for case in CASES {
         let line = sample(case.file);
-        let priced = prepare(&book, &line);
+        let priced = prepare(book, &line);
         let record = &priced.record;
         let at = case.file;
         assert_eq!(record.tokens, case.tokens, "{at}: tokens");
@@ -373,7 +373,7 @@ fn every_sample_file_is_covered_by_a_case() {
 #[test]
 fn attribution_fields_are_carried_through() {
     let book = book();
-    let litellm = prepare(&book, &sample("litellm-payload.json")).record;
+    let litellm = prepare(book, &sample("litellm-payload.json")).record;
     assert_eq!(litellm.user.as_deref(), Some("cust_00917"));
     for (key, value) in [
         ("key_alias", "billing-svc-prod"),
@@ -395,14 +395,14 @@ fn attribution_fields_are_carried_through() {
     );
     assert_eq!(litellm.reported_cost.unwrap().to_string(), "0.0304416");
 
-    let envelope = prepare(&book, &sample("envelope.json")).record;
+    let envelope = prepare(book, &sample("envelope.json")).record;
     assert_eq!(envelope.user.as_deref(), Some("svc-ranker"));
     assert_eq!(
         envelope.tags.get("team").map(String::as_str),
         Some("ranking")
     );
 
-    let openrouter = prepare(&book, &sample("openrouter-chat.json")).record;
+    let openrouter = prepare(book, &sample("openrouter-chat.json")).record;
     assert_eq!(openrouter.reported_cost.unwrap().to_string(), "0.01878");
 }
 
@@ -432,14 +432,14 @@ fn a_time_added_next_to_a_shape_without_one_is_used() {
         serde_json::from_str(&sample("anthropic-message.json")).unwrap();
     value["time"] = serde_json::json!("2026-03-01T12:05:00Z");
     value["project"] = serde_json::json!("support");
-    let record = prepare(&book, &value.to_string()).record;
+    let record = prepare(book, &value.to_string()).record;
     assert_eq!(record.time.to_rfc3339(), "2026-03-01T12:05:00+00:00");
     assert_eq!(record.project, "support");
     // A shape with its own time keeps it.
     let mut chat: serde_json::Value = serde_json::from_str(&sample("openai-chat.json")).unwrap();
     chat["time"] = serde_json::json!("2020-01-01T00:00:00Z");
     assert_eq!(
-        prepare(&book, &chat.to_string()).record.time.to_rfc3339(),
+        prepare(book, &chat.to_string()).record.time.to_rfc3339(),
         "2026-01-01T00:00:00+00:00"
     );
 }

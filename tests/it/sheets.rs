@@ -71,7 +71,7 @@ fn shipped_sheets_cover_the_models_the_issue_names() {
             );
         }
         assert!(
-            !resolved.model.source.is_empty(),
+            !resolved.model.provenance.source.is_empty(),
             "{provider}/{model} names its source"
         );
     }

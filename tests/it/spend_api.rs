@@ -249,7 +249,7 @@ async fn every_grouping_and_filter_matches_sums_computed_from_the_records() {
     let db = TestDb::new().await;
     let lines = generated_records(700);
     let book = book();
-    let records = seen(&book, &lines);
+    let records = seen(book, &lines);
     let server = ingested_server(&db, &lines).await;
 
     let utc: Tz = "UTC".parse().unwrap();
@@ -463,7 +463,7 @@ async fn csv_and_focus_exports_carry_the_same_money() {
     let db = TestDb::new().await;
     let lines = generated_records(300);
     let book = book();
-    let records = seen(&book, &lines);
+    let records = seen(book, &lines);
     let server = ingested_server(&db, &lines).await;
     let range = "from=2026-03-27T00:00:00Z&to=2026-04-03T00:00:00Z";
 
@@ -674,7 +674,7 @@ async fn savings_what_if_and_unpriced_models_add_up() {
     let db = TestDb::new().await;
     let lines = generated_records(350);
     let book = book();
-    let records = seen(&book, &lines);
+    let records = seen(book, &lines);
     let server = ingested_server(&db, &lines).await;
     let range = "from=2026-03-27T00:00:00Z&to=2026-04-03T00:00:00Z";
 
@@ -739,7 +739,7 @@ async fn savings_what_if_and_unpriced_models_add_up() {
     let mut on_mini = Decimal::ZERO;
     let mut compared = 0u64;
     for line in &lines {
-        let priced = prepare(&book, line);
+        let priced = prepare(book, line);
         let PriceOutcome::Priced(p) = &priced.price else {
             continue;
         };
@@ -772,7 +772,7 @@ async fn savings_what_if_and_unpriced_models_add_up() {
     type Sightings = BTreeMap<(String, String), (u64, DateTime<Utc>, DateTime<Utc>, u64)>;
     let mut expected = Sightings::new();
     for line in &lines {
-        let priced = prepare(&book, line);
+        let priced = prepare(book, line);
         if let PriceOutcome::Unpriced(_) = priced.price {
             let record = priced.record;
             let entry = expected.entry((record.provider, record.model)).or_insert((

@@ -217,7 +217,7 @@ async fn duplicates_within_a_batch_and_across_batches_count_once() {
         };
         // r1 twice in one batch (the first copy wins), and the same id in another project.
         let first = intake_batch(
-            &book,
+            book,
             &[
                 line("a", "r1", 1000),
                 line("a", "r2", 2000),
@@ -231,15 +231,15 @@ async fn duplicates_within_a_batch_and_across_batches_count_once() {
             "{at}"
         );
         // Again, plus one new record.
-        let second = intake_batch(&book, &[line("a", "r1", 1000), line("a", "r3", 4000)]);
+        let second = intake_batch(book, &[line("a", "r1", 1000), line("a", "r3", 4000)]);
         assert_eq!(
             store.write(&[&second]).await.unwrap(),
             vec![false, true],
             "{at}"
         );
         // Two parts of one write.
-        let third = intake_batch(&book, &[line("a", "r4", 1)]);
-        let fourth = intake_batch(&book, &[line("a", "r4", 1), line("a", "r2", 2000)]);
+        let third = intake_batch(book, &[line("a", "r4", 1)]);
+        let fourth = intake_batch(book, &[line("a", "r4", 1), line("a", "r2", 2000)]);
         assert_eq!(
             store.write(&[&third, &fourth]).await.unwrap(),
             vec![true, false, false],
@@ -262,7 +262,7 @@ async fn duplicates_within_a_batch_and_across_batches_count_once() {
 
 #[tokio::test]
 async fn two_concurrent_writers_with_overlapping_sets_count_each_record_once() {
-    let book = Arc::new(book());
+    let book = Arc::new(book().clone());
     let all = generated_lines("rec", 0..9000);
     let want = expected(&book, &all);
     for backend in Backend::both().await {
@@ -319,7 +319,7 @@ async fn a_malformed_line_is_dead_lettered_and_the_rest_of_its_batch_lands() {
         lines.insert(5, r#"{"model":"gpt-5.2","tokens":{"input":-3}}"#.to_owned());
         lines.insert(8, "this is not json".to_owned());
         let mut intake = Intake::new(
-            Preparer::new(&book, Format::Auto, "default"),
+            Preparer::new(book, Format::Auto, "default"),
             "test",
             ingest_time(),
         )
@@ -361,12 +361,12 @@ async fn a_malformed_line_is_dead_lettered_and_the_rest_of_its_batch_lands() {
 async fn usage_queries_agree_with_sums_over_the_events() {
     let book = book();
     let lines = generated_lines("q", 0..3000);
-    let want = expected(&book, &lines);
+    let want = expected(book, &lines);
     for backend in Backend::both().await {
         let at = backend.name();
         let store = backend.store();
         for chunk in lines.chunks(1000) {
-            store.write(&[&intake_batch(&book, chunk)]).await.unwrap();
+            store.write(&[&intake_batch(book, chunk)]).await.unwrap();
         }
         let everything = UsageQuery {
             from: "2026-03-01T00:00:00Z".parse().unwrap(),
@@ -410,7 +410,7 @@ async fn usage_queries_agree_with_sums_over_the_events() {
                 })
                 .cloned()
                 .collect();
-            let want_window = expected(&book, &window);
+            let want_window = expected(book, &window);
             for (group_by, measures) in [
                 (vec![], Measures::All),
                 (
@@ -498,7 +498,7 @@ async fn usage_queries_agree_with_sums_over_the_events() {
             .collect();
         assert_eq!(rows.len(), 1, "{at}");
         assert_eq!(rows[0].keys, vec!["t1".to_owned()], "{at}");
-        assert_eq!(rows[0].cost, expected(&book, &ads_t1).cost, "{at}");
+        assert_eq!(rows[0].cost, expected(book, &ads_t1).cost, "{at}");
 
         // Model and provider groups and filters.
         let rows = store
@@ -593,7 +593,7 @@ async fn a_store_restart_mid_ingest_neither_loses_nor_doubles_a_record() {
         unreachable!()
     };
     let store = backend.store();
-    let book = Arc::new(book());
+    let book = Arc::new(book().clone());
     let lines = generated_lines("restart", 0..12_000);
     let want = expected(&book, &lines);
     let (pipeline, batcher) = Pipeline::start(
@@ -668,11 +668,11 @@ async fn sums_past_nine_million_dollars_do_not_overflow() {
             )
         })
         .collect();
-    let want = expected(&book, &lines);
+    let want = expected(book, &lines);
     assert!(want.cost > Decimal::from(9_300_000));
     for backend in Backend::both().await {
         let store = backend.store();
-        store.write(&[&intake_batch(&book, &lines)]).await.unwrap();
+        store.write(&[&intake_batch(book, &lines)]).await.unwrap();
         for (from, to) in [
             ("2026-01-01T00:00:00Z", "2026-06-01T00:00:00Z"),
             ("2026-02-01T10:00:30Z", "2026-06-01T00:00:00Z"),
@@ -905,7 +905,7 @@ async fn finance_views_sum_the_rollups_exactly_per_utc_month() {
         .iter()
         .cloned()
         .partition(|l| l.contains("2026-03-31"));
-    let expected_by_month = [expected(&book, &march), expected(&book, &april)];
+    let expected_by_month = [expected(book, &march), expected(book, &april)];
     const SQL: &str = "SELECT project, CAST(sum(cost_nanos) AS BIGINT), \
          CAST(sum(requests) AS BIGINT) \
          FROM finance_spend_monthly GROUP BY month, project ORDER BY month, project";
@@ -913,7 +913,7 @@ async fn finance_views_sum_the_rollups_exactly_per_utc_month() {
          FROM finance_spend_daily";
     for backend in Backend::both().await {
         let at = backend.name();
-        let batch = intake_batch(&book, &lines);
+        let batch = intake_batch(book, &lines);
         backend.store().write(&[&batch]).await.unwrap();
         type Row = (String, i64, i64);
         let (rows, exact): (Vec<Row>, Vec<(String, i64)>) = match &backend {
