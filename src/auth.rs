@@ -313,6 +313,7 @@ pub fn role_allows(role: Role, method: &str, route: &str) -> bool {
                         | "/v1/budgets/{id}/status"
                         | "/v1/budgets/check"
                         | "/v1/alerts"
+                        | "/v1/prices"
                         | "/metrics"
                         | "/openapi.json"
                 )

@@ -196,6 +196,12 @@ pub enum PricingCommand {
         #[arg(long, value_enum, default_value = "toml")]
         format: SheetFormat,
     },
+    /// Sync the catalogs `[pricing.sync]` names now, into the configured store.
+    Sync {
+        /// Only this source (its name in the config).
+        #[arg(long, value_name = "NAME")]
+        source: Option<String>,
+    },
     /// List where the price sources disagree on a model's standard rates, and which
     /// price applies (curated sheets, then genai-prices, then LiteLLM).
     Diff {

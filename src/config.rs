@@ -126,6 +126,9 @@ pub struct PricingConfig {
     /// Negotiated prices per project.
     #[serde(default)]
     pub overrides: Vec<ProjectOverride>,
+    /// Catalogs to keep in sync while running.
+    #[serde(default)]
+    pub sync: crate::pricesync::SyncConfig,
 }
 
 impl Default for PricingConfig {
@@ -134,6 +137,7 @@ impl Default for PricingConfig {
             builtin: true,
             dirs: Vec::new(),
             overrides: Vec::new(),
+            sync: crate::pricesync::SyncConfig::default(),
         }
     }
 }
@@ -214,6 +218,7 @@ impl Config {
         if self.metrics.refresh_interval.is_zero() {
             return Err("metrics.refresh_interval must be above zero".into());
         }
+        self.pricing.sync.validate()?;
         if self.alerts.evaluate_interval.is_zero() {
             return Err("alerts.evaluate_interval must be above zero".into());
         }
@@ -307,6 +312,19 @@ impl Config {
     pub fn price_book(&self) -> Result<PriceBook, ConfigError> {
         let book = PriceBook::from_texts(self.sheet_texts()?)?;
         Ok(book.with_overrides(self.pricing.overrides.clone()))
+    }
+
+    /// The price book of this configuration and the prices synced into its store.
+    pub async fn live_price_book(
+        &self,
+        store: &dyn crate::store::Store,
+    ) -> anyhow::Result<PriceBook> {
+        let syncs = store.price_syncs().await?;
+        Ok(crate::pricesync::book_with_syncs(
+            self.sheet_texts()?,
+            &syncs,
+            self.pricing.overrides.clone(),
+        )?)
     }
 
     /// The sheets this configuration loads, as (name, text), in order: the built-in

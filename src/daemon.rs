@@ -52,7 +52,9 @@ impl Daemon {
         listener: TcpListener,
         store: Arc<dyn Store>,
     ) -> anyhow::Result<Daemon> {
-        let book = Arc::new(config.price_book()?);
+        // The marker first: a sync recorded while the book loads is then picked up later.
+        let prices_marker = store.price_sync_marker().await?;
+        let book = crate::pricing::LiveBook::new(config.live_price_book(store.as_ref()).await?);
         let metrics = Arc::new(Metrics::new());
         let changes = Arc::new(Changes::default());
         let (pipeline, batcher) = Pipeline::start(
@@ -106,9 +108,23 @@ impl Daemon {
             config: config.webhooks.clone(),
             wake: wake_deliveries,
         });
+        let syncer = Arc::new(crate::pricesync::Syncer::new(
+            config.pricing.sync.clone(),
+            store.clone(),
+            metrics.clone(),
+            config.sheet_texts()?,
+            config.pricing.overrides.clone(),
+            state.book.clone(),
+        ));
+        syncer.loaded(prices_marker);
         let background = vec![
             tokio::spawn(engine.run(collectors_stop.clone())),
             tokio::spawn(deliverer.run(collectors_stop.clone())),
+            tokio::spawn(crate::pricesync::run(
+                syncer,
+                config.metrics.refresh_interval,
+                collectors_stop.clone(),
+            )),
         ];
         let mut collectors = Vec::new();
         for collector_config in &config.collectors {

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod money;
 pub mod otlp;
 pub mod prepare;
+pub mod pricesync;
 pub mod pricing;
 pub mod providers;
 pub mod report;

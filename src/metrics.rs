@@ -55,6 +55,10 @@ pub struct Metrics {
     pub budget_forecast_usd: GaugeVec,
     pub alerts: IntCounterVec,
     pub webhook_deliveries: IntCounterVec,
+    pub pricing_sync_failures: IntCounterVec,
+    pub pricing_sync_last_success: GaugeVec,
+    pub pricing_sync_models: GaugeVec,
+    pub pricing_sync_skipped_entries: IntCounterVec,
     /// The label keys each store-derived gauge family shows now.
     spend_projects: Mutex<HashSet<String>>,
     savings_projects: Mutex<HashSet<String>>,
@@ -260,6 +264,38 @@ impl Metrics {
                 &["outcome"],
             )
             .expect("valid metric"),
+            pricing_sync_failures: IntCounterVec::new(
+                Opts::new(
+                    "llm_meter_pricing_sync_failures_total",
+                    "Price catalog syncs refused, by source and reason (unreachable, malformed, shrunk, price_jump, store); the last good prices stay.",
+                ),
+                &["source", "reason"],
+            )
+            .expect("valid metric"),
+            pricing_sync_last_success: GaugeVec::new(
+                Opts::new(
+                    "llm_meter_pricing_sync_last_success_timestamp_seconds",
+                    "When each price catalog source was last synced successfully (Unix time).",
+                ),
+                &["source"],
+            )
+            .expect("valid metric"),
+            pricing_sync_models: GaugeVec::new(
+                Opts::new(
+                    "llm_meter_pricing_sync_models",
+                    "Priced chat models the last accepted catalog of each source lists.",
+                ),
+                &["source"],
+            )
+            .expect("valid metric"),
+            pricing_sync_skipped_entries: IntCounterVec::new(
+                Opts::new(
+                    "llm_meter_pricing_sync_skipped_entries_total",
+                    "Malformed catalog entries skipped by price syncs, by source.",
+                ),
+                &["source"],
+            )
+            .expect("valid metric"),
             registry,
             spend_projects: Mutex::new(HashSet::new()),
             savings_projects: Mutex::new(HashSet::new()),
@@ -290,6 +326,10 @@ impl Metrics {
             Box::new(metrics.budget_forecast_usd.clone()),
             Box::new(metrics.alerts.clone()),
             Box::new(metrics.webhook_deliveries.clone()),
+            Box::new(metrics.pricing_sync_failures.clone()),
+            Box::new(metrics.pricing_sync_last_success.clone()),
+            Box::new(metrics.pricing_sync_models.clone()),
+            Box::new(metrics.pricing_sync_skipped_entries.clone()),
         ] {
             metrics
                 .registry

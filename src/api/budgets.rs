@@ -542,8 +542,9 @@ async fn check_budgets(
     let mut provider = params.get("provider").cloned();
     let mut model = params.get("model").cloned();
     if let Some(name) = &model {
-        let inferred = provider.clone().or_else(|| state.book.infer_provider(name));
-        if let Some(resolved) = inferred.and_then(|p| state.book.resolve(&p, name)) {
+        let book = state.book.current();
+        let inferred = provider.clone().or_else(|| book.infer_provider(name));
+        if let Some(resolved) = inferred.and_then(|p| book.resolve(&p, name)) {
             provider = Some(resolved.model.provider.clone());
             model = Some(resolved.model.id.clone());
         }

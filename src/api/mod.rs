@@ -4,6 +4,7 @@
 mod budgets;
 mod health;
 mod openapi;
+mod prices;
 mod spend;
 mod traces;
 mod usage;
@@ -22,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::ingest::{IngestError, Pipeline};
 use crate::metrics::Metrics;
-use crate::pricing::PriceBook;
+use crate::pricing::LiveBook;
 use crate::store::{Store, StoreError};
 
 /// Request limits: `[limits]` in the config.
@@ -75,7 +76,7 @@ pub fn rate_limiter(limits: &Limits) -> RateLimiter {
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub pipeline: Pipeline,
-    pub book: Arc<PriceBook>,
+    pub book: LiveBook,
     pub metrics: Arc<Metrics>,
     pub default_project: Arc<str>,
     pub limits: Limits,
@@ -96,6 +97,7 @@ pub fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(traces::router())
         .merge(spend::router())
         .merge(budgets::router())
+        .merge(prices::router())
         .merge(openapi::router())
         .split_for_parts()
 }

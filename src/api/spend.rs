@@ -274,7 +274,7 @@ async fn get_spend(State(state): State<AppState>, call: SpendCall) -> Result<Res
         focus::check_request(&request)?;
         let rows = focus::rows(store, &request).await?;
         return Ok(csv_response(
-            focus::to_csv(&rows, &state.book),
+            focus::to_csv(&rows, &state.book.current()),
             "llm-meter-focus.csv",
         ));
     }
@@ -472,9 +472,10 @@ async fn get_what_if(State(state): State<AppState>, call: SpendCall) -> Result<R
     let target_provider = spend.provider.take();
     spend.provider = params.extra("from_provider");
     spend.model = params.extra("from_model");
-    let target = WhatIfTarget::new(&state.book, &target_model, target_provider.as_deref())?;
+    let book = state.book.current();
+    let target = WhatIfTarget::new(&book, &target_model, target_provider.as_deref())?;
     let request = request(spend)?;
-    let report = whatif::what_if(state.store.as_ref(), &state.book, &request, &target).await?;
+    let report = whatif::what_if(state.store.as_ref(), &book, &request, &target).await?;
     Ok(respond(
         params.format,
         &report,
@@ -516,6 +517,6 @@ async fn get_cheaper(
     }
     let request = request(params.spend)?;
     Ok(Json(
-        whatif::cheaper_models(state.store.as_ref(), &state.book, &request).await?,
+        whatif::cheaper_models(state.store.as_ref(), &state.book.current(), &request).await?,
     ))
 }

@@ -83,7 +83,8 @@ async fn post_traces(
         ));
     };
     let (spans, _) = otlp::usage_spans(&request);
-    let preparer = Preparer::new(&state.book, Format::Auto, state.default_project.as_ref());
+    let book = state.book.current();
+    let preparer = Preparer::new(&book, Format::Auto, state.default_project.as_ref());
     let mut intake =
         Intake::new(preparer, "otlp", Utc::now()).with_allowed_projects(principal.projects);
     for span in spans {

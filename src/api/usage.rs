@@ -103,7 +103,8 @@ async fn post_usage(
     } else {
         Format::Auto
     };
-    let preparer = Preparer::new(&state.book, format, state.default_project.as_ref());
+    let book = state.book.current();
+    let preparer = Preparer::new(&book, format, state.default_project.as_ref());
     let mut intake =
         Intake::new(preparer, "http", Utc::now()).with_allowed_projects(principal.projects);
     match &records {

@@ -26,7 +26,7 @@ pub use files::{FINGERPRINT_BYTES, Line, LineReader, fingerprint, is_compressed}
 use crate::ingest::{Intake, Pipeline};
 use crate::metrics::Metrics;
 use crate::prepare::Preparer;
-use crate::pricing::PriceBook;
+use crate::pricing::LiveBook;
 use crate::store::{Checkpoint, Store, StoreError, WriteBatch};
 use crate::usage::{Format, ParsedUsage};
 
@@ -172,7 +172,7 @@ pub struct PollOutcome {
 pub struct Collector {
     config: CollectorConfig,
     format: Format,
-    book: Arc<PriceBook>,
+    book: LiveBook,
     pipeline: Pipeline,
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
@@ -187,7 +187,7 @@ impl Collector {
     /// Loads the collector's checkpoints; files resume from them.
     pub async fn new(
         config: CollectorConfig,
-        book: Arc<PriceBook>,
+        book: impl Into<LiveBook>,
         pipeline: Pipeline,
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
@@ -206,7 +206,7 @@ impl Collector {
         Ok(Collector {
             config,
             format,
-            book,
+            book: book.into(),
             pipeline,
             store,
             metrics,
@@ -485,7 +485,8 @@ impl Collector {
             .project
             .as_deref()
             .unwrap_or(crate::usage::DEFAULT_PROJECT);
-        let preparer = Preparer::new(&self.book, self.format, project);
+        let book = self.book.current();
+        let preparer = Preparer::new(&book, self.format, project);
         let mut intake = Intake::new(preparer, &self.config.name, Utc::now())
             .with_dead_letter_source(&format!("collector {} {path}", self.config.name));
         let mut outcome = PollOutcome::default();

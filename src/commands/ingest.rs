@@ -62,7 +62,7 @@ pub async fn ingest(config: &Config, args: IngestArgs) -> anyhow::Result<ExitCod
         .unwrap_or(DEFAULT_PROJECT)
         .to_owned();
     let store = config.open_store().await?;
-    let book = Arc::new(config.price_book()?);
+    let book = Arc::new(config.live_price_book(store.as_ref()).await?);
     let metrics = Arc::new(Metrics::new());
     let (pipeline, batcher) = Pipeline::start(store, PipelineConfig::default(), metrics);
     let total_bytes: u64 = args

@@ -49,6 +49,9 @@ pub fn run(config: &Config, command: PricingCommand) -> anyhow::Result<ExitCode>
                 format,
             },
         ),
+        PricingCommand::Sync { source } => {
+            super::runtime()?.block_on(sync(config, source.as_deref()))
+        }
         PricingCommand::Diff { provider, date } => {
             diff(config, provider.as_deref(), date.as_deref())
         }
@@ -75,10 +78,21 @@ fn check(
     provider: Option<&str>,
     date: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let book = match load(config) {
+    let mut book = match load(config) {
         Ok(book) => book,
         Err(code) => return Ok(code),
     };
+    // A model's price as the daemon sees it: with the prices synced into the store.
+    if model.is_some() {
+        let live = super::runtime()?.block_on(async {
+            let store = config.open_store().await?;
+            config.live_price_book(store.as_ref()).await
+        });
+        match live {
+            Ok(live) => book = live,
+            Err(error) => eprintln!("note: without synced prices ({error:#})"),
+        }
+    }
     let today = Utc::now().date_naive();
     let date = match date {
         Some(text) => match text.parse::<NaiveDate>() {
@@ -167,10 +181,7 @@ fn describe(
         out,
         "sheet: {} ({}, read {})",
         model.sheet,
-        match provenance.layer {
-            Layer::Curated => "curated",
-            Layer::Catalog => "catalog",
-        },
+        provenance.layer.as_str(),
         provenance.retrieved
     );
     for source in &provenance.source {
@@ -274,7 +285,7 @@ fn import_command(config: &Config, request: ImportRequest<'_>) -> anyhow::Result
                 return Ok(ExitCode::from(super::EXIT_USAGE));
             }
         },
-        (None, Layer::Catalog) => Effective::default(),
+        (None, Layer::Catalog | Layer::Synced) => Effective::default(),
         (None, Layer::Curated) => Effective::day(today),
     };
     let file_name = file.file_name().map_or_else(
@@ -503,4 +514,68 @@ fn source_label(sheet: &str) -> String {
         Some((stem, _)) => stem.rsplit(['/', '\\']).next().unwrap_or(stem).to_owned(),
         None => "curated".to_owned(),
     }
+}
+
+/// `pricing sync`: each configured source once, into the configured store.
+async fn sync(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
+    let sources: Vec<_> = config
+        .pricing
+        .sync
+        .sources
+        .iter()
+        .filter(|s| only.is_none_or(|name| s.name == name))
+        .collect();
+    if sources.is_empty() {
+        eprintln!(
+            "error: no [[pricing.sync.sources]]{} in the config",
+            only.map(|n| format!(" named {n:?}")).unwrap_or_default()
+        );
+        return Ok(ExitCode::from(super::EXIT_USAGE));
+    }
+    let store = config.open_store().await?;
+    let book = crate::pricing::LiveBook::new(config.live_price_book(store.as_ref()).await?);
+    let syncer = crate::pricesync::Syncer::new(
+        config.pricing.sync.clone(),
+        store,
+        std::sync::Arc::new(crate::metrics::Metrics::new()),
+        config.sheet_texts()?,
+        config.pricing.overrides.clone(),
+        book,
+    );
+    let mut refused = false;
+    for source in sources {
+        match syncer.sync_one(source, Utc::now()).await {
+            Ok(outcome) => println!(
+                "{}: {} models, {} new, {} prices changed, {} entries skipped; {}{}",
+                source.name,
+                outcome.models,
+                outcome.new_models,
+                outcome.changed_prices,
+                outcome.malformed_entries,
+                if outcome.recorded {
+                    "recorded"
+                } else {
+                    "nothing new"
+                },
+                if outcome.repriced_records > 0 {
+                    format!("; {} stored records priced", outcome.repriced_records)
+                } else {
+                    String::new()
+                }
+            ),
+            Err(error) => {
+                refused = true;
+                println!(
+                    "{}: refused ({}): {error}; the last good prices stay",
+                    source.name,
+                    error.reason()
+                );
+            }
+        }
+    }
+    Ok(if refused {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -21,7 +21,8 @@ pub async fn report(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCod
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
     };
-    let book = config.price_book()?;
+    let store = config.open_store().await?;
+    let book = config.live_price_book(store.as_ref()).await?;
     let target = match &args.what_if {
         Some(model) => match WhatIfTarget::new(&book, model, args.what_if_provider.as_deref()) {
             Ok(target) => Some(target),
@@ -46,7 +47,6 @@ pub async fn report(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCod
         );
         return Ok(ExitCode::from(super::EXIT_USAGE));
     }
-    let store = config.open_store().await?;
     if args.savings {
         let report = savings::savings(store.as_ref(), &request).await?;
         print_savings(&report, args.format)?;

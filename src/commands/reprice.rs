@@ -17,8 +17,8 @@ pub async fn reprice(config: &Config, args: RepriceArgs) -> anyhow::Result<ExitC
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
     };
-    let book = config.price_book()?;
     let store = config.open_store().await?;
+    let book = config.live_price_book(store.as_ref()).await?;
     let price = move |record: &UsageRecord| book.price(record);
     let summary = store.reprice(&scope, &price).await?;
     print!("{}", describe(&scope, &summary));
@@ -39,6 +39,8 @@ fn scope_from(args: &RepriceArgs) -> Result<RepriceScope, String> {
         to,
         project: args.project.clone(),
         dry_run: args.dry_run,
+        provider: None,
+        only_unpriced: false,
         actor: format!(
             "cli:{}",
             std::env::var("USER").unwrap_or_else(|_| "unknown".into())

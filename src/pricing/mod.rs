@@ -301,7 +301,7 @@ impl PriceBook {
         // Curated sheets before catalog ones (a catalog only fills in), and provider
         // sheets before gateways, so gateways can check their upstreams.
         let mut sheets = sheets;
-        sheets.sort_by_key(|(_, file)| file.layer == Layer::Catalog);
+        sheets.sort_by_key(|(_, file)| file.layer as u8);
         // A catalog lists a cloud or gateway as a provider: its models are that gateway's
         // own prices when a curated sheet makes it a gateway.
         let gateway_names: std::collections::HashSet<String> = sheets
@@ -460,9 +460,18 @@ impl PriceBook {
             .chain(entry.aliases.iter())
             .map(|name| (provider.to_owned(), name.to_ascii_lowercase()))
             .collect();
-        if provenance.layer == Layer::Catalog
-            && names.iter().any(|name| self.taken_names.contains(name))
-        {
+        let same_id = self
+            .positions
+            .get(&(provider.to_owned(), entry.id.clone()))
+            .map(|&position| self.models[position].provenance.layer);
+        let taken = names.iter().any(|name| self.taken_names.contains(name));
+        let keep = match (provenance.layer, same_id) {
+            (Layer::Curated, _) => true,
+            // A synced price extends a catalog model's history; a curated model stands.
+            (Layer::Synced, Some(layer)) => layer != Layer::Curated,
+            (Layer::Catalog | Layer::Synced, _) => !taken,
+        };
+        if !keep {
             return;
         }
         self.taken_names.extend(names);
@@ -501,9 +510,9 @@ impl PriceBook {
         let mut index = resolve::Index::default();
         // Curated names first: a clash between two curated models is an error. Catalog
         // names take what is left: a catalog name that clashes is skipped.
-        for layer in [Layer::Curated, Layer::Catalog] {
+        for curated in [true, false] {
             for (position, model) in self.models.iter().enumerate() {
-                if model.provenance.layer != layer {
+                if (model.provenance.layer == Layer::Curated) != curated {
                     continue;
                 }
                 for name in model.names() {
@@ -511,7 +520,7 @@ impl PriceBook {
                         continue;
                     };
                     let other = &self.models[other];
-                    if layer == Layer::Curated && other.id != model.id {
+                    if curated && other.id != model.id {
                         errors.push(invalid(
                             &model.sheet,
                             format!(
@@ -1161,6 +1170,40 @@ fn one_line(text: &str) -> String {
 impl fmt::Display for Model {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.provider, self.id)
+    }
+}
+
+/// The price book in force, shared by everything that prices; replaced whole when synced
+/// prices change. A reader keeps the book it took for as long as it uses it, so one
+/// request or batch is priced by one book.
+#[derive(Clone, Debug)]
+pub struct LiveBook(std::sync::Arc<std::sync::RwLock<std::sync::Arc<PriceBook>>>);
+
+impl LiveBook {
+    pub fn new(book: PriceBook) -> LiveBook {
+        LiveBook::from(std::sync::Arc::new(book))
+    }
+
+    /// The book in force now.
+    pub fn current(&self) -> std::sync::Arc<PriceBook> {
+        match self.0.read() {
+            Ok(book) => book.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn replace(&self, book: PriceBook) {
+        let book = std::sync::Arc::new(book);
+        match self.0.write() {
+            Ok(mut slot) => *slot = book,
+            Err(poisoned) => *poisoned.into_inner() = book,
+        }
+    }
+}
+
+impl From<std::sync::Arc<PriceBook>> for LiveBook {
+    fn from(book: std::sync::Arc<PriceBook>) -> LiveBook {
+        LiveBook(std::sync::Arc::new(std::sync::RwLock::new(book)))
     }
 }
 

@@ -46,14 +46,17 @@ pub enum SheetKind {
 }
 
 /// Where a sheet stands: curated sheets (this repository's `pricing/*.toml`, local
-/// sheets) say what they say; catalog sheets (generated from the community catalogs,
-/// or synced while running) fill in the models no curated sheet lists.
+/// sheets) say what they say; catalog sheets (generated from the community catalogs)
+/// fill in the models no curated sheet lists; synced sheets (a catalog's changes
+/// fetched while running) add models and later prices to what the catalogs said, never
+/// to a curated model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Layer {
     #[default]
     Curated = 0,
     Catalog = 1,
+    Synced = 2,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -89,6 +92,16 @@ pub struct SheetFile {
     pub fallback: Vec<String>,
     #[serde(default, rename = "model", skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<ModelEntry>,
+}
+
+impl Layer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Curated => "curated",
+            Layer::Catalog => "catalog",
+            Layer::Synced => "synced",
+        }
+    }
 }
 
 fn is_curated(layer: &Layer) -> bool {

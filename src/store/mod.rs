@@ -3,11 +3,13 @@
 
 mod columns;
 mod pg_budgets;
+mod pg_prices;
 mod pg_tokens;
 mod postgres;
 mod rows;
 mod sqlite;
 mod sqlite_budgets;
+mod sqlite_prices;
 mod sqlite_tokens;
 mod types;
 
@@ -99,7 +101,7 @@ impl StoreError {
 /// budget, outbox and token files) and a caller can say which part it needs.
 #[async_trait]
 pub trait Store:
-    UsageStore + BudgetStore + OutboxStore + TokenStore + CheckpointStore + 'static
+    UsageStore + BudgetStore + OutboxStore + TokenStore + CheckpointStore + PriceStore + 'static
 {
     /// Applies the schema migrations.
     async fn migrate(&self) -> Result<(), StoreError>;
@@ -214,6 +216,20 @@ pub trait TokenStore: Send + Sync {
     /// Whether any token was ever made (revoked and expired ones count): then every
     /// request needs one.
     async fn any_token(&self) -> Result<bool, StoreError>;
+}
+
+/// Synced prices: every accepted change of every catalog source, so every replica (and
+/// a restart) prices alike.
+#[async_trait]
+pub trait PriceStore: Send + Sync {
+    /// Every accepted change, oldest first.
+    async fn price_syncs(&self) -> Result<Vec<PriceSync>, StoreError>;
+    /// Records a change; `false` (and nothing written) when that change of that source
+    /// (same parent, same content) is already recorded.
+    async fn record_price_sync(&self, sync: &PriceSync) -> Result<bool, StoreError>;
+    /// How many changes are recorded and when the last was: cheap, for replicas that
+    /// follow the syncs of others.
+    async fn price_sync_marker(&self) -> Result<(u64, Option<DateTime<Utc>>), StoreError>;
 }
 
 /// How far each collector has read each file (written by `UsageStore::write`).

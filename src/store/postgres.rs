@@ -903,6 +903,7 @@ impl UsageStore for PgStore {
                         project: row.try_get(3)?,
                         dry_run: false,
                         actor: row.try_get(10)?,
+                        ..RepriceScope::default()
                     },
                     summary: RepriceSummary {
                         examined: unsigned(row.try_get(4)?),

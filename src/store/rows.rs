@@ -729,7 +729,11 @@ pub(crate) async fn reprice_windows(
             to,
             filter: filter.clone(),
         };
-        let repriced = reprice_events(steps.scan(&scan).await?, price);
+        let mut stored = steps.scan(&scan).await?;
+        if scope.only_unpriced {
+            stored.retain(|event| matches!(event.price, PriceOutcome::Unpriced(_)));
+        }
+        let repriced = reprice_events(stored, price);
         summary.absorb(&repriced.summary);
         if !scope.dry_run && !repriced.new.is_empty() {
             let old_rows: Vec<EventRow<'_>> = repriced.old.iter().map(EventRow::new).collect();

@@ -617,6 +617,7 @@ impl UsageStore for SqliteStore {
                         project: row.try_get(3)?,
                         dry_run: false,
                         actor: row.try_get(10)?,
+                        ..RepriceScope::default()
                     },
                     summary: RepriceSummary {
                         examined: unsigned(row.try_get(4)?),

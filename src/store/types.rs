@@ -252,12 +252,17 @@ pub struct EventScan {
 pub type PriceFn<'p> = dyn Fn(&UsageRecord) -> PriceOutcome + Send + Sync + 'p;
 
 /// What a reprice covers.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RepriceScope {
     pub from: DateTime<Utc>,
     pub to: DateTime<Utc>,
     /// `None`: every project.
     pub project: Option<String>,
+    /// `None`: every provider.
+    pub provider: Option<String>,
+    /// Price only records that have no price: a first price for a model, never a
+    /// change to records already priced.
+    pub only_unpriced: bool,
     /// Compute the difference, change nothing, write no audit row.
     pub dry_run: bool,
     /// Who asked, for the audit row.
@@ -269,6 +274,7 @@ impl RepriceScope {
     pub fn filter(&self) -> UsageFilter {
         UsageFilter {
             projects: self.project.clone().map(|p| vec![p]),
+            provider: self.provider.clone(),
             ..UsageFilter::default()
         }
     }
@@ -413,6 +419,22 @@ impl DeliveryOutcome {
             DeliveryOutcome::Expired => (DeliveryStatus::Expired, at, None),
         }
     }
+}
+
+/// One accepted change of a synced price catalog (see `PriceStore`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PriceSync {
+    pub source: String,
+    /// The content hash of the source's previous accepted sync ("" for its first).
+    pub parent_hash: String,
+    /// SHA-256 (hex) of the fetched catalog.
+    pub content_hash: String,
+    pub synced_at: DateTime<Utc>,
+    /// Chat models the catalog listed.
+    pub models: u32,
+    pub changed_models: u32,
+    /// What changed, as a JSON array of pricing sheets.
+    pub changes: String,
 }
 
 /// A model seen without a price.

@@ -24,7 +24,7 @@ const LAYERS: &[&[&str]] = &[
     // The read side.
     &["report"],
     &["auth", "webhook", "metrics", "ingest"],
-    &["budget", "collect", "api"],
+    &["budget", "collect", "pricesync", "api"],
     &["config"],
     &["daemon", "commands", "cli"],
 ];

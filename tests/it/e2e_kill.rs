@@ -44,8 +44,9 @@ async fn kill_and_restart_while_writing(backend: &Backend, seed: u64) {
                     .unwrap();
                 file.write_all(format!("{}\n", line(id)).as_bytes())
                     .unwrap();
+                // About six seconds of writing: several restarts of a debug build fit in.
                 if id % 10 == 0 {
-                    std::thread::sleep(Duration::from_millis(4));
+                    std::thread::sleep(Duration::from_millis(20));
                 }
             }
             done.store(true, Ordering::SeqCst);

@@ -18,6 +18,7 @@ mod metrics;
 mod openapi;
 mod parse_errors;
 mod pg;
+mod price_sync;
 mod pricing_rules;
 mod properties;
 mod reprice;

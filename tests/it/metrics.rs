@@ -21,7 +21,7 @@ fn now_record(id: &str, project: &str, model: &str, input: u64) -> String {
     )
 }
 
-async fn scrape(server: &TestServer) -> String {
+pub async fn scrape(server: &TestServer) -> String {
     let response = server
         .client
         .get(format!("{}/metrics", server.base))

@@ -16,6 +16,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/savings"),
     ("get", "/v1/whatif"),
     ("get", "/v1/whatif/cheaper"),
+    ("get", "/v1/prices"),
     ("get", "/metrics"),
     ("get", "/healthz"),
     ("get", "/readyz"),

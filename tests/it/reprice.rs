@@ -42,6 +42,7 @@ fn scope(project: Option<&str>, dry_run: bool) -> RepriceScope {
         project: project.map(str::to_owned),
         dry_run,
         actor: "test".into(),
+        ..RepriceScope::default()
     }
 }
 

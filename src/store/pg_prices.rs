@@ -1,0 +1,59 @@
+//! Synced prices in Postgres.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{PgStore, PriceStore, PriceSync, StoreError};
+
+#[async_trait]
+impl PriceStore for PgStore {
+    async fn price_syncs(&self) -> Result<Vec<PriceSync>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT source, parent_hash, content_hash, synced_at, models, changed_models, changes
+             FROM price_syncs ORDER BY synced_at, source, content_hash",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PriceSync {
+                    source: row.try_get(0)?,
+                    parent_hash: row.try_get(1)?,
+                    content_hash: row.try_get(2)?,
+                    synced_at: row.try_get(3)?,
+                    models: u32::try_from(row.try_get::<i32, _>(4)?).unwrap_or(0),
+                    changed_models: u32::try_from(row.try_get::<i32, _>(5)?).unwrap_or(0),
+                    changes: row.try_get(6)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn record_price_sync(&self, sync: &PriceSync) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO price_syncs (source, parent_hash, content_hash, synced_at, models,
+                 changed_models, changes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(&sync.source)
+        .bind(&sync.parent_hash)
+        .bind(&sync.content_hash)
+        .bind(sync.synced_at)
+        .bind(i32::try_from(sync.models).unwrap_or(i32::MAX))
+        .bind(i32::try_from(sync.changed_models).unwrap_or(i32::MAX))
+        .bind(&sync.changes)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn price_sync_marker(&self) -> Result<(u64, Option<DateTime<Utc>>), StoreError> {
+        let (count, last): (i64, Option<DateTime<Utc>>) =
+            sqlx::query_as("SELECT count(*), max(synced_at) FROM price_syncs")
+                .fetch_one(self.pool())
+                .await?;
+        Ok((u64::try_from(count).unwrap_or(0), last))
+    }
+}
