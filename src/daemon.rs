@@ -302,13 +302,9 @@ pub async fn refresh_store_gauges(
 /// SQLite allows one writer per file, and several daemons on one file would each run
 /// their own budget and delivery workers: refuse a second `serve` on the same file.
 fn lock_sqlite_file(url: &str) -> anyhow::Result<Option<std::fs::File>> {
-    let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    else {
+    let Some(path) = crate::store::sqlite_path(url) else {
         return Ok(None);
     };
-    let path = path.split('?').next().unwrap_or(path);
     let lock_path = format!("{path}.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -599,6 +599,7 @@ fn same_rates(a: &PriceEntry, b: &PriceEntry) -> bool {
         && a.batch == b.batch
         && a.flex == b.flex
         && a.priority == b.priority
+        && a.daily == b.daily
 }
 
 /// Refuses a standard rate that moves by more than `limit` times (a rate from or to

@@ -254,19 +254,42 @@ const PROVIDERS: &[Provider] = &[
     },
 ];
 
+/// Every known spelling (ids included) → its id.
+static BY_SPELLING: std::sync::LazyLock<std::collections::HashMap<&'static str, &'static str>> =
+    std::sync::LazyLock::new(|| {
+        PROVIDERS
+            .iter()
+            .flat_map(|p| {
+                std::iter::once(&p.id)
+                    .chain(p.spellings)
+                    .map(|s| (*s, p.id))
+            })
+            .collect()
+    });
+
+/// The id of a known provider spelling (compared lower-case); parsing calls it for every
+/// record, so a lower-case name is looked up without a copy.
+pub fn known(name: &str) -> Option<&'static str> {
+    let name = name.trim();
+    let found = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        BY_SPELLING.get(name.to_ascii_lowercase().as_str()).copied()
+    } else {
+        BY_SPELLING.get(name).copied()
+    };
+    // LiteLLM names the Vertex model gardens `vertex_ai-<family>_models`.
+    found.or_else(|| {
+        name.get(..10)
+            .is_some_and(|start| start.eq_ignore_ascii_case("vertex_ai-"))
+            .then_some("vertex")
+    })
+}
+
 /// The provider id a spelling names: a known spelling's id, else the name lower-cased.
 pub fn canonical(name: &str) -> String {
-    let lower = name.trim().to_ascii_lowercase();
-    for provider in PROVIDERS {
-        if provider.id == lower || provider.spellings.contains(&lower.as_str()) {
-            return provider.id.to_owned();
-        }
+    match known(name) {
+        Some(id) => id.to_owned(),
+        None => name.trim().to_ascii_lowercase(),
     }
-    // LiteLLM names the Vertex model gardens `vertex_ai-<family>_models`.
-    if lower.starts_with("vertex_ai-") {
-        return "vertex".to_owned();
-    }
-    lower
 }
 
 /// Whether a provider makes the models it sells (see `Provider::maker`).

@@ -82,8 +82,11 @@ fn check(
         Ok(book) => book,
         Err(code) => return Ok(code),
     };
-    // A model's price as the daemon sees it: with the prices synced into the store.
-    if model.is_some() {
+    // A model's price as the daemon sees it: with the prices synced into the store (an
+    // embedded store that does not exist yet has none, and is not created for this).
+    let no_store = crate::store::sqlite_path(config.database_url())
+        .is_some_and(|path| !Path::new(path).exists());
+    if model.is_some() && !no_store {
         let live = super::runtime()?.block_on(async {
             let store = config.open_store().await?;
             config.live_price_book(store.as_ref()).await
@@ -109,7 +112,7 @@ fn check(
         return Ok(ExitCode::SUCCESS);
     };
     let provider = match provider {
-        Some(provider) => Some(provider.to_ascii_lowercase()),
+        Some(provider) => Some(crate::providers::canonical(provider)),
         None => book.infer_provider(model),
     };
     let Some(provider) = provider else {

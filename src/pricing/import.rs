@@ -17,8 +17,8 @@ use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
 use super::sheet::{
-    Effective, Layer, LongContext, ModelEntry, PriceEntry, RateFields, RateTable, SheetFile,
-    SheetKind, Sources, TierRates,
+    DailyWindow, Effective, Layer, LongContext, ModelEntry, PriceEntry, RateFields, RateTable,
+    SheetFile, SheetKind, Sources, TierRates,
 };
 use crate::providers;
 
@@ -342,6 +342,7 @@ fn genai_model(model: &Value, id: &str, source: &Source) -> Result<Option<ModelE
     aliases.dedup();
     let prices_value = model.get("prices").ok_or("no `prices`")?;
     let mut prices = Vec::new();
+    let mut windows = Vec::new();
     match prices_value {
         // genai-prices lists OpenRouter's `:free` models with no prices: they cost nothing.
         Value::Object(map) if map.is_empty() && id.contains("free") => {
@@ -363,9 +364,11 @@ fn genai_model(model: &Value, id: &str, source: &Source) -> Result<Option<ModelE
                         .and_then(|d| d.parse::<NaiveDate>().ok())
                         .map(Effective::day)
                         .ok_or("a start_date that is not a date")?,
-                    // Time-of-day prices (off-peak hours) are not modelled: the price that
-                    // holds outside them stands.
-                    None if constraint.is_some() => continue,
+                    // Hours of the day with other rates: every dated price has them.
+                    None if constraint.is_some() => {
+                        windows.push(genai_window(item)?);
+                        continue;
+                    }
                     // The undated first price of a history holds until the first dated one.
                     None if position == 0 && conditional.len() > 1 => Effective::default(),
                     None => source.from,
@@ -381,6 +384,9 @@ fn genai_model(model: &Value, id: &str, source: &Source) -> Result<Option<ModelE
     prices.retain(|p| p.input.is_some() && p.output.is_some());
     if prices.is_empty() {
         return Ok(None);
+    }
+    for price in &mut prices {
+        price.daily.clone_from(&windows);
     }
     // Price variants: service tiers and batch processing, on the latest price.
     if let Some(variants) = model.get("price_variants").and_then(Value::as_array) {
@@ -442,6 +448,30 @@ fn genai_model(model: &Value, id: &str, source: &Source) -> Result<Option<ModelE
         notes: None,
         prices,
     }))
+}
+
+/// A genai-prices price for some hours of every day: `{constraint: {start_time,
+/// end_time}, prices}`.
+fn genai_window(item: &Value) -> Result<DailyWindow, String> {
+    let time = |key: &str| -> Result<chrono::NaiveTime, String> {
+        let text = item
+            .pointer(&format!("/constraint/{key}"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("a time window without {key}"))?;
+        let trimmed = text.trim_end_matches('Z');
+        chrono::NaiveTime::parse_from_str(trimmed, "%H:%M:%S")
+            .or_else(|_| chrono::NaiveTime::parse_from_str(trimmed, "%H:%M"))
+            .map_err(|_| format!("{key} {text:?} is not a time of day"))
+    };
+    let prices = item.get("prices").ok_or("a time window without `prices`")?;
+    let price = genai_price(prices, Effective::default())?;
+    let mut window = DailyWindow {
+        start: time("start_time")?,
+        end: time("end_time")?,
+        ..DailyWindow::default()
+    };
+    window.set_rates(&price.rates());
+    Ok(window)
 }
 
 /// One genai-prices `ModelPrice` object: numbers or `{base, tiers:[{start, price}]}`.

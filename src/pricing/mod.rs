@@ -582,23 +582,34 @@ impl PriceBook {
 
     /// Finds the priced model for a name as a record wrote it.
     pub fn resolve(&self, provider: &str, model: &str) -> Option<Resolved<'_>> {
-        let provider = provider.to_ascii_lowercase();
+        // Records carry lower-case ids: copy only when there is something to lower.
+        let provider: std::borrow::Cow<'_, str> =
+            if provider.bytes().any(|b| b.is_ascii_uppercase()) {
+                provider.to_ascii_lowercase().into()
+            } else {
+                provider.into()
+            };
+        let provider = provider.as_ref();
         // `azure/eu/gpt-4o` for provider `azure` is `eu/gpt-4o`, unless the provider
         // lists the prefixed name itself (Perplexity's `perplexity/sonar`).
+        let names_provider = |prefix: &str| {
+            prefix.eq_ignore_ascii_case(provider)
+                || crate::providers::known(prefix).is_some_and(|id| id == provider)
+        };
         let model = match model.split_once('/') {
             Some((prefix, rest))
                 if !rest.is_empty()
-                    && crate::providers::canonical(prefix) == provider
-                    && self.index.exact(&provider, model).is_none() =>
+                    && names_provider(prefix)
+                    && self.index.exact(provider, model).is_none() =>
             {
                 rest
             }
             _ => model,
         };
-        if let Some(gateway) = self.gateways.get(&provider) {
-            return self.resolve_in_gateway(&provider, gateway, model);
+        if let Some(gateway) = self.gateways.get(provider) {
+            return self.resolve_in_gateway(provider, gateway, model);
         }
-        let found = self.index.lookup(&provider, model)?;
+        let found = self.index.lookup(provider, model)?;
         Some(Resolved {
             model: &self.models[found],
             via: None,
@@ -625,20 +636,19 @@ impl PriceBook {
                 model: &self.models[found],
                 via: None,
             });
+        if let Some(own) = own.filter(curated) {
+            return Some(own);
+        }
         let upstream = self.resolve_upstream(gateway, via, model);
-        own.filter(curated)
-            .or(upstream.filter(curated))
-            .or(own)
-            .or(upstream)
-            .or_else(|| {
-                gateway.fallback.iter().find_map(|provider| {
-                    let found = self.index.lookup(provider, model)?;
-                    Some(Resolved {
-                        model: &self.models[found],
-                        via,
-                    })
+        upstream.filter(curated).or(own).or(upstream).or_else(|| {
+            gateway.fallback.iter().find_map(|provider| {
+                let found = self.index.lookup(provider, model)?;
+                Some(Resolved {
+                    model: &self.models[found],
+                    via,
                 })
             })
+        })
     }
 
     /// What a gateway's curated sheet maps a name to: an explicit mapping, a vendor
@@ -759,9 +769,10 @@ impl PriceBook {
         };
         // OpenRouter names its batch endpoint with a `:batch` suffix (unless the sheet
         // lists the batch name with its own, already discounted, price).
-        let batch_suffix = resolve::split_gateway_suffix(&record.model)
-            .1
-            .is_some_and(|suffix| suffix.eq_ignore_ascii_case("batch"))
+        let batch_suffix = record
+            .model
+            .rsplit_once(':')
+            .is_some_and(|(_, suffix)| suffix.eq_ignore_ascii_case("batch"))
             && !model
                 .names()
                 .any(|name| name.eq_ignore_ascii_case(&record.model));
@@ -792,6 +803,18 @@ impl PriceBook {
                 return unpriced(format!("no {tier} price for {}", resolved.name()));
             }
         };
+        // At some hours of the day the standard rates are others (off-peak discounts).
+        let window = (tier == Tier::Standard && !long_context)
+            .then(|| entry.daily.iter().find(|w| w.contains(record.time)))
+            .flatten();
+        if let Some(window) = window {
+            for (slot, rate) in rates.iter_mut().zip(window.rates()) {
+                if rate.is_some() {
+                    *slot = rate;
+                }
+            }
+            fill_defaults(&mut rates);
+        }
         // List price: the standard (or priority) rates, without batch or flex discounts.
         let list_rates = match tier {
             Tier::Standard | Tier::Priority => rates,
@@ -880,6 +903,10 @@ impl PriceBook {
         }
         if long_context {
             price_ref.push_str("+long_context");
+        }
+        if let Some(window) = window {
+            price_ref.push_str("+hours:");
+            price_ref.push_str(&window.label());
         }
         if override_.is_some() {
             price_ref.push_str("+override:");

@@ -245,6 +245,62 @@ with_rates! {
         pub flex: Option<TierRates>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub priority: Option<TierRates>,
+        /// Hours of every UTC day at which other standard rates apply (DeepSeek's
+        /// off-peak discount): the first window that holds a record's time wins.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pub daily: Vec<DailyWindow>,
+    }
+}
+
+with_rates! {
+    /// Standard rates at some hours of every UTC day: from `start` (included) to `end`
+    /// (excluded), past midnight when `end` comes before `start`. Buckets left out keep
+    /// the price's own rates.
+    #[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    pub struct DailyWindow {
+        #[serde(with = "time_of_day")]
+        pub start: NaiveTime,
+        #[serde(with = "time_of_day")]
+        pub end: NaiveTime,
+    }
+}
+
+impl DailyWindow {
+    pub fn contains(&self, time: DateTime<Utc>) -> bool {
+        let at = time.time();
+        if self.start <= self.end {
+            self.start <= at && at < self.end
+        } else {
+            at >= self.start || at < self.end
+        }
+    }
+
+    /// `00:30-16:30`, for price references.
+    pub fn label(&self) -> String {
+        format!(
+            "{}-{}",
+            self.start.format("%H:%M"),
+            self.end.format("%H:%M")
+        )
+    }
+}
+
+/// A UTC time of day written `"HH:MM"` or `"HH:MM:SS"` (a trailing `Z` is allowed).
+mod time_of_day {
+    use chrono::NaiveTime;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(time: &NaiveTime, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&time.format("%H:%M:%S"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NaiveTime, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let trimmed = text.trim().trim_end_matches('Z');
+        NaiveTime::parse_from_str(trimmed, "%H:%M:%S")
+            .or_else(|_| NaiveTime::parse_from_str(trimmed, "%H:%M"))
+            .map_err(|_| serde::de::Error::custom(format!("{text:?} is not a time of day (HH:MM)")))
     }
 }
 

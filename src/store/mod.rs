@@ -281,6 +281,14 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     }
 }
 
+/// The file of a `sqlite://PATH` URL (its query options left out); `None` for Postgres.
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    Some(path.split('?').next().unwrap_or(path))
+}
+
 /// Opens the store a URL names and brings its schema up to date: what every command
 /// that touches the store does first.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, OpenError> {

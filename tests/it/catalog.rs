@@ -62,24 +62,41 @@ fn litellm_rates(entry: &Map<String, Value>) -> Option<Rates> {
     ))
 }
 
-/// A genai-prices model's standard price today: the last dated price in force (time-of-day
-/// prices aside), the base of a tiered price.
+/// A genai-prices model's standard price at the test records' time (2026-11-20 12:00
+/// UTC): the last entry in force, a time-of-day window included (genai-prices reads its
+/// list from the end), the base of a tiered price.
 fn genai_rates(model: &Value) -> Option<Rates> {
+    let in_force = |constraint: &Value| -> bool {
+        if let Some(date) = constraint.get("start_date").and_then(Value::as_str) {
+            return date <= "2026-11-20";
+        }
+        let time = |key: &str| constraint.get(key).and_then(Value::as_str).map(|t| &t[..5]);
+        match (time("start_time"), time("end_time")) {
+            (Some(start), Some(end)) if start <= end => start <= "12:00" && "12:00" < end,
+            (Some(start), Some(end)) => "12:00" >= start || "12:00" < end,
+            _ => false,
+        }
+    };
     let prices = match model.get("prices")? {
         Value::Array(list) => list
             .iter()
-            .rfind(|p| match p.get("constraint") {
-                None => true,
-                Some(constraint) => constraint
-                    .get("start_date")
-                    .and_then(Value::as_str)
-                    .is_some_and(|date| date <= "2026-11-20"),
+            .rfind(|p| p.get("constraint").is_none_or(in_force))?
+            .get("prices")?,
+        object => object,
+    };
+    let base = match model.get("prices")? {
+        Value::Array(list) => list
+            .iter()
+            .rfind(|p| {
+                p.get("constraint")
+                    .is_none_or(|c| c.get("start_date").is_some() && in_force(c))
             })?
             .get("prices")?,
         object => object,
     };
+    // A window's missing keys keep the dated price's.
     let rate = |key: &str| {
-        let value = prices.get(key)?;
+        let value = prices.get(key).or_else(|| base.get(key))?;
         decimal(value.get("base").unwrap_or(value))
     };
     Some((
@@ -463,4 +480,37 @@ fn every_rate_litellm_gives_is_charged() {
         }
     }
     assert!(failing.is_empty(), "{}", failing.join("\n"));
+}
+
+/// DeepSeek's off-peak hours (genai-prices' time-of-day prices): the same request costs
+/// the peak rate inside the window and the base rate outside it, midnight wrap included.
+#[test]
+fn time_of_day_prices_follow_the_record_time() {
+    let book = book();
+    let line = |time: &str| {
+        format!(
+            r#"{{"id":"d","time":"2026-11-20T{time}Z","project":"p","provider":"deepseek","model":"deepseek-chat","tokens":{{"input":1000000,"output":0}}}}"#
+        )
+    };
+    let priced = |time: &str| match crate::helpers::prepare(book, &line(time)).price {
+        PriceOutcome::Priced(p) => (p.cost.to_string(), p.price_ref),
+        PriceOutcome::Unpriced(u) => panic!("{}", u.reason),
+    };
+    // genai-prices 0.2.3: 0.135 by default, 0.27 from 00:30 to 16:30 UTC.
+    for (time, cost, window) in [
+        ("00:29:59", "0.135", false),
+        ("00:30:00", "0.27", true),
+        ("12:00:00", "0.27", true),
+        ("16:29:59", "0.27", true),
+        ("16:30:00", "0.135", false),
+        ("23:00:00", "0.135", false),
+    ] {
+        let (got, price_ref) = priced(time);
+        assert_eq!(got, cost, "{time}: {price_ref}");
+        assert_eq!(
+            price_ref.contains("+hours:00:30-16:30"),
+            window,
+            "{time}: {price_ref}"
+        );
+    }
 }

@@ -13,13 +13,16 @@ fn every_sheet_in_the_pricing_directory_is_compiled_in() {
     let builtin: Vec<&str> = llm_meter::pricing::builtin_sheets()
         .map(|(name, _)| name)
         .collect();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        if name.ends_with(".toml") {
-            assert!(
-                builtin.contains(&name.as_str()),
-                "pricing/{name} is not in src/pricing/builtin.rs"
-            );
+    for (folder, suffix, prefix) in [("", ".toml", ""), ("catalog", ".json", "catalog/")] {
+        for entry in std::fs::read_dir(dir.join(folder)).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            if name.ends_with(suffix) {
+                let listed = format!("{prefix}{name}");
+                assert!(
+                    builtin.contains(&listed.as_str()),
+                    "pricing/{listed} is not in src/pricing/builtin.rs"
+                );
+            }
         }
     }
 }
@@ -259,6 +262,8 @@ fn the_example_config_parses_and_documents_every_section() {
     let config = llm_meter::config::Config::from_toml(&uncommented)
         .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
     assert_eq!(config.pricing.overrides.len(), 2);
+    assert_eq!(config.pricing.sync.sources.len(), 2);
+    config.pricing.sync.validate().unwrap();
     assert_eq!(config.listen(), "127.0.0.1:7464");
     assert_eq!(config.collectors.len(), 1);
     assert_eq!(
