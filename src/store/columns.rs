@@ -10,8 +10,8 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
 use super::types::{
-    AlertKind, AlertRecord, BudgetSource, Delivery, DeliveryAttempt, DeliveryStatus, Role,
-    StoredBudget, StoredToken, WebhookFormat,
+    AlertKind, AlertRecord, BudgetSource, Delivery, DeliveryAttempt, DeliveryStatus, PriceSync,
+    Role, StoredBudget, StoredToken, WebhookFormat,
 };
 use crate::money;
 
@@ -166,6 +166,19 @@ pub(super) fn token_from(row: &impl Columns) -> Result<StoredToken, sqlx::Error>
         created_at: row.time(5)?,
         expires_at: row.opt_time(6)?,
         revoked_at: row.opt_time(7)?,
+    })
+}
+
+/// `source, parent_hash, content_hash, synced_at, models, changed_models, changes`.
+pub(super) fn price_sync_from(row: &impl Columns) -> Result<PriceSync, sqlx::Error> {
+    Ok(PriceSync {
+        source: row.text(0)?,
+        parent_hash: row.text(1)?,
+        content_hash: row.text(2)?,
+        synced_at: row.time(3)?,
+        models: u32::try_from(row.int(4)?).unwrap_or(0),
+        changed_models: u32::try_from(row.int(5)?).unwrap_or(0),
+        changes: row.text(6)?,
     })
 }
 

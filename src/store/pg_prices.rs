@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
+use super::columns::price_sync_from;
 use super::{PgStore, PriceStore, PriceSync, StoreError};
 
 #[async_trait]
@@ -15,20 +15,7 @@ impl PriceStore for PgStore {
         )
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(PriceSync {
-                    source: row.try_get(0)?,
-                    parent_hash: row.try_get(1)?,
-                    content_hash: row.try_get(2)?,
-                    synced_at: row.try_get(3)?,
-                    models: u32::try_from(row.try_get::<i32, _>(4)?).unwrap_or(0),
-                    changed_models: u32::try_from(row.try_get::<i32, _>(5)?).unwrap_or(0),
-                    changes: row.try_get(6)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        Ok(rows.iter().map(price_sync_from).collect::<Result<_, _>>()?)
     }
 
     async fn record_price_sync(&self, sync: &PriceSync) -> Result<bool, StoreError> {
