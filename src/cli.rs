@@ -61,7 +61,7 @@ pub struct IngestArgs {
     #[arg(long, value_name = "P")]
     pub project: Option<String>,
     /// Input shape: auto (detected per line), canonical, openai, anthropic, gemini,
-    /// litellm or cloudevents.
+    /// bedrock, cohere, litellm or cloudevents.
     #[arg(long, value_name = "F", default_value = "auto")]
     pub format: String,
     /// Files to read (JSONL; `.gz` is decompressed).
@@ -75,7 +75,7 @@ pub struct CostArgs {
     #[arg(long, value_name = "P")]
     pub project: Option<String>,
     /// Input shape: auto (detected per line), canonical, openai, anthropic, gemini,
-    /// litellm or cloudevents.
+    /// bedrock, cohere, litellm or cloudevents.
     #[arg(long, value_name = "F", default_value = "auto")]
     pub format: String,
     /// Files to read (JSONL; `.gz` is decompressed). Standard input when none.

@@ -126,6 +126,9 @@ pub struct PricingConfig {
     /// Negotiated prices per project.
     #[serde(default)]
     pub overrides: Vec<ProjectOverride>,
+    /// Deployment names clouds serve models under (Azure OpenAI deployments).
+    #[serde(default)]
+    pub deployments: Vec<crate::pricing::Deployment>,
     /// Catalogs to keep in sync while running.
     #[serde(default)]
     pub sync: crate::pricesync::SyncConfig,
@@ -137,7 +140,18 @@ impl Default for PricingConfig {
             builtin: true,
             dirs: Vec::new(),
             overrides: Vec::new(),
+            deployments: Vec::new(),
             sync: crate::pricesync::SyncConfig::default(),
+        }
+    }
+}
+
+impl PricingConfig {
+    /// The negotiated prices and deployment names the price book applies.
+    pub fn terms(&self) -> crate::pricing::LocalTerms {
+        crate::pricing::LocalTerms {
+            overrides: self.overrides.clone(),
+            deployments: self.deployments.clone(),
         }
     }
 }
@@ -311,7 +325,7 @@ impl Config {
     /// Loads the price book this configuration describes (the only file I/O of pricing).
     pub fn price_book(&self) -> Result<PriceBook, ConfigError> {
         let book = PriceBook::from_texts(self.sheet_texts()?)?;
-        Ok(book.with_overrides(self.pricing.overrides.clone()))
+        Ok(book.with_terms(self.pricing.terms()))
     }
 
     /// The price book of this configuration and the prices synced into its store.
@@ -323,7 +337,7 @@ impl Config {
         Ok(crate::pricesync::book_with_syncs(
             self.sheet_texts()?,
             &syncs,
-            self.pricing.overrides.clone(),
+            self.pricing.terms(),
         )?)
     }
 

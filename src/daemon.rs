@@ -113,7 +113,7 @@ impl Daemon {
             store.clone(),
             metrics.clone(),
             config.sheet_texts()?,
-            config.pricing.overrides.clone(),
+            config.pricing.terms(),
             state.book.clone(),
         ));
         syncer.loaded(prices_marker);

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub batch_requests: IntCounterVec,
     pub request_cost_usd: HistogramVec,
     pub unpriced_requests: IntCounterVec,
+    pub partial_requests: IntCounterVec,
+    pub calls: IntCounterVec,
     pub ingest_records: IntCounterVec,
     pub ingest_batch_seconds: HistogramVec,
     pub collector_lag_bytes: GaugeVec,
@@ -88,9 +90,17 @@ impl Metrics {
             tokens: IntCounterVec::new(
                 Opts::new(
                     "llm_meter_tokens_total",
-                    "Tokens of the usage records this process stored, by token type.",
+                    "Tokens of the usage records this process stored, by token type (text, audio and image buckets).",
                 ),
                 &["project", "provider", "model", "token_type"],
+            )
+            .expect("valid metric"),
+            calls: IntCounterVec::new(
+                Opts::new(
+                    "llm_meter_calls_total",
+                    "Charges of the stored usage records that are not tokens: web searches, code-interpreter sessions, file searches, generated images.",
+                ),
+                &["project", "provider", "model", "charge"],
             )
             .expect("valid metric"),
             requests: IntCounterVec::new(
@@ -124,6 +134,14 @@ impl Metrics {
                 Opts::new(
                     "llm_meter_unpriced_requests_total",
                     "Stored usage records whose model, tier or bucket has no price.",
+                ),
+                &["provider", "model"],
+            )
+            .expect("valid metric"),
+            partial_requests: IntCounterVec::new(
+                Opts::new(
+                    "llm_meter_partially_priced_requests_total",
+                    "Stored usage records priced for only part of their usage (audio, images or calls without a rate).",
                 ),
                 &["provider", "model"],
             )
@@ -309,6 +327,8 @@ impl Metrics {
             Box::new(metrics.batch_requests.clone()),
             Box::new(metrics.request_cost_usd.clone()),
             Box::new(metrics.unpriced_requests.clone()),
+            Box::new(metrics.partial_requests.clone()),
+            Box::new(metrics.calls.clone()),
             Box::new(metrics.ingest_records.clone()),
             Box::new(metrics.ingest_batch_seconds.clone()),
             Box::new(metrics.collector_lag_bytes.clone()),
@@ -364,7 +384,8 @@ impl Metrics {
             batch: u64,
             costs: Vec<f64>,
             unpriced: u64,
-            tokens: [u64; 6],
+            partial: u64,
+            tokens: crate::usage::Tokens,
             cost: f64,
         }
         let mut groups: std::collections::HashMap<(&str, &str, &str), Sums> =
@@ -379,11 +400,12 @@ impl Metrics {
             if record.batch || record.service_tier == "flex" {
                 sums.batch += 1;
             }
-            for (slot, (_, count)) in sums.tokens.iter_mut().zip(record.tokens.iter()) {
-                *slot += count;
-            }
+            sums.tokens = sums.tokens.add(&record.tokens);
             match &event.priced.price {
                 PriceOutcome::Priced(priced) => {
+                    if priced.partial.is_some() {
+                        sums.partial += 1;
+                    }
                     let cost = f64::try_from(priced.cost).unwrap_or(0.0);
                     sums.cost += cost;
                     sums.costs.push(cost);
@@ -397,12 +419,15 @@ impl Metrics {
             self.requests
                 .with_label_values(&labels)
                 .inc_by(sums.requests);
-            for (bucket, count) in crate::usage::Bucket::ALL.iter().zip(sums.tokens) {
-                if count > 0 {
-                    self.tokens
-                        .with_label_values(&[project, provider, model.as_str(), bucket.as_str()])
-                        .inc_by(count);
-                }
+            for (bucket, count) in sums.tokens.iter().filter(|(_, count)| *count > 0) {
+                let counter = if bucket.is_tokens() {
+                    &self.tokens
+                } else {
+                    &self.calls
+                };
+                counter
+                    .with_label_values(&[project, provider, model.as_str(), bucket.as_str()])
+                    .inc_by(count);
             }
             if !sums.costs.is_empty() {
                 let histogram = self
@@ -424,6 +449,11 @@ impl Metrics {
                 self.unpriced_requests
                     .with_label_values(&[provider, model.as_str()])
                     .inc_by(sums.unpriced);
+            }
+            if sums.partial > 0 {
+                self.partial_requests
+                    .with_label_values(&[provider, model.as_str()])
+                    .inc_by(sums.partial);
             }
         }
     }

@@ -200,6 +200,7 @@ fn span_usage(
             cache_write_1h: 0,
             output: visible_output,
             reasoning,
+            ..Tokens::default()
         },
         user: attributes.text("user.id"),
         ..ParsedUsage::default()

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use crate::metrics::Metrics;
 use crate::pricing::import::{self, Imported};
 use crate::pricing::sheet::{Effective, Layer, ModelEntry, PriceEntry, SheetFile};
-use crate::pricing::{LiveBook, PriceBook, PricingError, ProjectOverride};
+use crate::pricing::{LiveBook, LocalTerms, PriceBook, PricingError};
 use crate::store::{PriceSync, RepriceScope, Store, StoreError};
 
 /// `[pricing.sync]` in the config. No sources: nothing is synced.
@@ -206,7 +206,7 @@ pub struct SyncOutcome {
 pub fn book_with_syncs(
     sheets: Vec<(String, String)>,
     syncs: &[PriceSync],
-    overrides: Vec<ProjectOverride>,
+    terms: LocalTerms,
 ) -> Result<PriceBook, PricingError> {
     let mut texts = sheets;
     texts.extend(syncs.iter().map(|sync| {
@@ -219,7 +219,7 @@ pub fn book_with_syncs(
             sync.changes.clone(),
         )
     }));
-    Ok(PriceBook::from_texts(texts)?.with_overrides(overrides))
+    Ok(PriceBook::from_texts(texts)?.with_terms(terms))
 }
 
 /// Syncs sources and keeps the live book up to date with what the store holds.
@@ -229,7 +229,7 @@ pub struct Syncer {
     pub metrics: Arc<Metrics>,
     /// The configuration's sheets (built-in and local), which synced prices go on top of.
     pub sheets: Vec<(String, String)>,
-    pub overrides: Vec<ProjectOverride>,
+    pub terms: LocalTerms,
     pub book: LiveBook,
     pub client: reqwest::Client,
     /// The store's sync marker when the book was last built from it.
@@ -242,7 +242,7 @@ impl Syncer {
         store: Arc<dyn Store>,
         metrics: Arc<Metrics>,
         sheets: Vec<(String, String)>,
-        overrides: Vec<ProjectOverride>,
+        terms: LocalTerms,
         book: LiveBook,
     ) -> Syncer {
         let client = reqwest::Client::builder()
@@ -255,7 +255,7 @@ impl Syncer {
             store,
             metrics,
             sheets,
-            overrides,
+            terms,
             book,
             client,
             seen: std::sync::Mutex::new(None),
@@ -266,7 +266,7 @@ impl Syncer {
     pub async fn reload(&self) -> Result<(), SyncError> {
         let marker = self.store.price_sync_marker().await?;
         let syncs = self.store.price_syncs().await?;
-        let book = book_with_syncs(self.sheets.clone(), &syncs, self.overrides.clone())
+        let book = book_with_syncs(self.sheets.clone(), &syncs, self.terms.clone())
             .map_err(|error| SyncError::Malformed(error.to_string()))?;
         self.book.replace(book);
         self.loaded(marker);
@@ -364,7 +364,7 @@ impl Syncer {
             ..SyncOutcome::default()
         };
         // The book as the store has it (another replica may have synced since).
-        let book = book_with_syncs(self.sheets.clone(), &syncs, self.overrides.clone())
+        let book = book_with_syncs(self.sheets.clone(), &syncs, self.terms.clone())
             .map_err(|error| SyncError::Malformed(error.to_string()))?;
         let baseline = match last {
             Some(last) => last.models as usize,
@@ -400,7 +400,7 @@ impl Syncer {
         // What is recorded must load.
         let mut all = syncs.clone();
         all.push(sync.clone());
-        let new_book = book_with_syncs(self.sheets.clone(), &all, self.overrides.clone())
+        let new_book = book_with_syncs(self.sheets.clone(), &all, self.terms.clone())
             .map_err(|error| SyncError::Malformed(error.to_string()))?;
         outcome.recorded = self.store.record_price_sync(&sync).await?;
         self.reload().await?;

@@ -46,10 +46,20 @@ pub struct SpendAnswer {
 #[allow(dead_code)]
 pub struct SpendRow {
     requests: u64,
+    /// Requests without a price: not in `cost_usd`.
     unpriced_requests: u64,
+    /// Requests priced for only part of their usage (audio, searches… without a rate):
+    /// what has no price is not in `cost_usd`.
+    partially_priced_requests: u64,
+    /// Counts per bucket: tokens, and calls for `web_search`, `code_interpreter`,
+    /// `file_search` and `image_generation` (left out when zero).
     tokens: Tokens,
     /// Exact decimal, USD.
     cost_usd: String,
+    /// What the sources themselves reported these requests cost (OpenRouter's
+    /// `usage.cost`, LiteLLM's `response_cost`, Perplexity's and xAI's cost fields), where
+    /// any did: compare a gateway's bill with our price. Exact decimal, USD.
+    reported_cost_usd: Option<String>,
 }
 
 pub(super) fn router() -> OpenApiRouter<AppState> {

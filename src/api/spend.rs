@@ -234,10 +234,12 @@ fn request(params: SpendParams) -> Result<SpendRequest, ApiError> {
 /// Spend over `[from, to)`, grouped and filtered.
 ///
 /// Rows carry their group keys (named as in `group_by`: `project`, `model`, `day`,
-/// `tag:team`…), `requests`, `unpriced_requests`, `tokens` per bucket and `cost_usd`; the
-/// answer carries `total_cost_usd`. Filter by tags with `tag.KEY=VALUE` (repeatable).
+/// `tag:team`…), `requests`, `unpriced_requests`, `partially_priced_requests`, `tokens`
+/// per bucket, `cost_usd` and, where a source reported a cost of its own,
+/// `reported_cost_usd`; the answer carries `total_cost_usd`. Filter by tags with `tag.KEY=VALUE` (repeatable).
 /// `format=focus` answers FinOps FOCUS 1.2 CSV: one row per charge period (the time
-/// bucket of `group_by`, else a day), project, provider, model, tier and tag set.
+/// bucket of `group_by`, else a day), project, provider, model, tier and tag set, and
+/// one per charge that is not tokens (web searches, sessions, images, request fees).
 #[utoipa::path(
     get,
     path = "/v1/spend",

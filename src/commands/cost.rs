@@ -16,6 +16,8 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 pub struct CostSummary {
     pub lines: u64,
     pub priced: u64,
+    /// Priced for only part of their usage (counted in `priced` too).
+    pub partial: u64,
     pub unpriced: u64,
     pub rejected: u64,
 }
@@ -65,8 +67,11 @@ pub fn price_lines(
         answer.clear();
         match result {
             Ok(priced) => {
-                match priced.price {
-                    PriceOutcome::Priced(_) => summary.priced += 1,
+                match &priced.price {
+                    PriceOutcome::Priced(p) => {
+                        summary.priced += 1;
+                        summary.partial += u64::from(p.partial.is_some());
+                    }
                     PriceOutcome::Unpriced(_) => summary.unpriced += 1,
                 }
                 write_priced(&mut answer, line_number, file, &priced)?;
@@ -116,8 +121,11 @@ fn write_priced(
     json.string("time", &crate::usage::format_time(&record.time));
     json.key("tokens");
     let mut tokens = JsonObject::new(json.out);
+    // The six text buckets always; the others where counted (as the record's JSON does).
     for (bucket, count) in record.tokens.iter() {
-        tokens.number(bucket.as_str(), count);
+        if bucket.is_text() || count > 0 {
+            tokens.number(bucket.as_str(), count);
+        }
     }
     tokens.close();
     json.raw("batch", if record.batch { "true" } else { "false" });
@@ -125,12 +133,18 @@ fn write_priced(
     if let Some(effort) = &record.reasoning_effort {
         json.string("reasoning_effort", effort);
     }
+    if let Some(context) = &record.search_context {
+        json.string("search_context", context);
+    }
     match &priced.price {
         PriceOutcome::Priced(p) => {
             json.decimal("cost_usd", p.cost);
             json.decimal("list_cost_usd", p.list_cost);
             json.raw("priced", "true");
             json.string("price", &p.price_ref);
+            if let Some(partial) = &p.partial {
+                json.string("partially_priced", partial);
+            }
         }
         PriceOutcome::Unpriced(u) => {
             json.raw("cost_usd", "null");

@@ -97,8 +97,13 @@ fn cost_command(config: &Config, args: CostArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     if io::stderr().is_terminal() {
+        let partial = if summary.partial > 0 {
+            format!(" ({} partly priced)", summary.partial)
+        } else {
+            String::new()
+        };
         eprintln!(
-            "{} lines: {} priced, {} unpriced, {} rejected",
+            "{} lines: {} priced{partial}, {} unpriced, {} rejected",
             summary.lines, summary.priced, summary.unpriced, summary.rejected
         );
     }

@@ -204,7 +204,8 @@ fn describe(
     };
     let _ = writeln!(
         out,
-        "in force on {date} (from {}), USD per 1M tokens:",
+        "in force on {date} (from {}), USD per 1M tokens; per call, session or image \
+         for the tool charges; per request for `request`:",
         entry.from
     );
     let mut rows = Vec::new();
@@ -226,21 +227,36 @@ fn describe(
             }
         }
     }
+    // Rates by the search context a record asks for replace the standard ones.
+    if let Some(standard) = book.tier_table(model, entry, Tier::Standard, false) {
+        for (size, fields) in &entry.search_context {
+            let mut table = standard;
+            for (slot, rate) in table.iter_mut().zip(fields.rates()) {
+                *slot = rate.or(*slot);
+            }
+            rows.push((format!("search context {size}"), table));
+        }
+    }
     out.push_str(&rate_table(&rows));
     out
 }
 
 fn rate_table(rows: &[(String, RateTable)]) -> String {
+    // The text buckets always; the others where some tier gives them a rate.
+    let shown: Vec<Bucket> = Bucket::ALL
+        .into_iter()
+        .filter(|b| b.is_text() || rows.iter().any(|(_, rates)| rates[b.index()].is_some()))
+        .collect();
     let mut table = Table::new(&["tier"], 1);
     table
         .header
-        .extend(Bucket::ALL.iter().map(|b| b.as_str().to_owned()));
+        .extend(shown.iter().map(|b| b.as_str().to_owned()));
     for (label, rates) in rows {
         let mut line = vec![label.clone()];
         line.extend(
-            rates
+            shown
                 .iter()
-                .map(|rate| rate.map_or("-".to_owned(), |r| r.normalize().to_string())),
+                .map(|b| rates[b.index()].map_or("-".to_owned(), |r| r.normalize().to_string())),
         );
         table.rows.push(line);
     }
@@ -542,7 +558,7 @@ async fn sync(config: &Config, only: Option<&str>) -> anyhow::Result<ExitCode> {
         store,
         std::sync::Arc::new(crate::metrics::Metrics::new()),
         config.sheet_texts()?,
-        config.pricing.overrides.clone(),
+        config.pricing.terms(),
         book,
     );
     let mut refused = false;

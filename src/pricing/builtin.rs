@@ -10,6 +10,10 @@ pub(crate) const SHEETS: &[(&str, &str)] = &[
     ),
     ("google.toml", include_str!("../../pricing/google.toml")),
     (
+        "perplexity.toml",
+        include_str!("../../pricing/perplexity.toml"),
+    ),
+    (
         "openrouter.toml",
         include_str!("../../pricing/openrouter.toml"),
     ),

@@ -15,12 +15,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
-use crate::usage::{Bucket, Tokens, UsageRecord};
+use crate::usage::{Bucket, Measure, Tokens, UsageRecord};
 pub use resolve::normalise_name;
 pub use sheet::Effective;
 use sheet::{
     Layer, ModelEntry, Modifier, PriceEntry, RateFields, RateTable, SheetFile, SheetKind, Tier,
-    bucket_index,
 };
 
 /// The sheets shipped in `pricing/` and compiled into the binary, as (file name, text).
@@ -30,7 +29,7 @@ pub fn builtin_sheets() -> impl Iterator<Item = (&'static str, &'static str)> {
 
 /// The position of a bucket in rate tables and `Priced::bucket_costs`.
 pub fn bucket_position(bucket: Bucket) -> usize {
-    bucket_index(bucket)
+    bucket.index()
 }
 
 /// Money is rounded once per record, half to even, to this many decimal places (1e-9 USD).
@@ -69,6 +68,27 @@ pub struct ProjectOverride {
     /// Explicit rates (USD per 1M tokens) that replace the list rates, bucket by bucket.
     #[serde(default)]
     pub rates: RateFields,
+}
+
+/// A deployment name a cloud serves a model under (Azure OpenAI's deployments, a proxy's
+/// aliases): records that name it are priced as the model, and keep the name as written.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    /// The provider id whose records use the name (`azure`).
+    pub provider: String,
+    /// The deployment name, as records write it (`prod-gpt4o`); compared ignoring case.
+    pub name: String,
+    /// The model it serves, as the provider's sheets name it (`gpt-4o-2024-11-20`).
+    pub model: String,
+}
+
+/// What an organisation's configuration adds to the market's prices: negotiated prices
+/// per project, and the deployment names its clouds serve models under.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LocalTerms {
+    pub overrides: Vec<ProjectOverride>,
+    pub deployments: Vec<Deployment>,
 }
 
 /// One model of one provider sheet, with its prices sorted by date.
@@ -188,7 +208,8 @@ impl Resolved<'_> {
 /// The outcome of pricing one record.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PriceOutcome {
-    Priced(Priced),
+    /// Boxed: a priced record carries a cost per bucket, and the outcome is moved often.
+    Priced(Box<Priced>),
     Unpriced(Unpriced),
 }
 
@@ -208,7 +229,7 @@ pub struct Priced {
     pub model_id: String,
     /// Each bucket's exact, unrounded share of the cost (multipliers applied); they sum to
     /// `cost` before its single rounding. For spend by token type.
-    pub bucket_costs: [Decimal; 6],
+    pub bucket_costs: [Decimal; Bucket::COUNT],
     /// What prompt caching saved on this record: the cached and written tokens at the
     /// record's own uncached input rate, minus what they cost (negative when cache-write
     /// premiums exceeded the read discounts).
@@ -216,6 +237,9 @@ pub struct Priced {
     /// What the batch or flex discount saved: the record at its provider's standard tier
     /// (same caching, same negotiated prices) minus its cost. Zero for other tiers.
     pub batch_savings: Decimal,
+    /// Set when some usage had no rate (audio tokens, web searches… the sheet does not
+    /// price): the cost is what the rest costs, and this says what was left out.
+    pub partial: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -242,6 +266,7 @@ pub struct PriceBook {
     gateways: BTreeMap<String, Gateway>,
     index: resolve::Index,
     overrides: Vec<ProjectOverride>,
+    deployments: Vec<Deployment>,
     /// Sheet names in load order, for `pricing check`.
     sheets: Vec<String>,
     /// (provider, model id, regex) from the sheets, compiled by `rebuild_index`.
@@ -333,8 +358,13 @@ impl PriceBook {
         }
     }
 
-    pub fn with_overrides(mut self, overrides: Vec<ProjectOverride>) -> PriceBook {
-        self.overrides = overrides;
+    /// The book with an organisation's negotiated prices and deployment names.
+    pub fn with_terms(mut self, terms: LocalTerms) -> PriceBook {
+        self.overrides = terms.overrides;
+        self.deployments = terms.deployments;
+        for deployment in &mut self.deployments {
+            deployment.provider = crate::providers::canonical(&deployment.provider);
+        }
         self
     }
 
@@ -354,7 +384,12 @@ impl PriceBook {
         self.gateways.keys().map(String::as_str)
     }
 
-    fn add_provider_sheet(&mut self, name: &str, file: SheetFile) -> Result<(), Vec<PricingError>> {
+    fn add_provider_sheet(
+        &mut self,
+        name: &str,
+        mut file: SheetFile,
+    ) -> Result<(), Vec<PricingError>> {
+        file.apply_defaults();
         let provider = crate::providers::canonical(&file.provider);
         let mut errors = check_sheet_header(name, &file);
         if !file.upstreams.is_empty() || !file.bare_names.is_empty() {
@@ -389,7 +424,12 @@ impl PriceBook {
         Ok(())
     }
 
-    fn add_gateway_sheet(&mut self, name: &str, file: SheetFile) -> Result<(), Vec<PricingError>> {
+    fn add_gateway_sheet(
+        &mut self,
+        name: &str,
+        mut file: SheetFile,
+    ) -> Result<(), Vec<PricingError>> {
+        file.apply_defaults();
         let gateway_name = crate::providers::canonical(&file.provider);
         let mut errors = check_sheet_header(name, &file);
         if !file.modifiers.is_empty() {
@@ -590,6 +630,11 @@ impl PriceBook {
                 provider.into()
             };
         let provider = provider.as_ref();
+        let model = self
+            .deployments
+            .iter()
+            .find(|d| d.provider == provider && d.name.eq_ignore_ascii_case(model))
+            .map_or(model, |d| d.model.as_str());
         // `azure/eu/gpt-4o` for provider `azure` is `eu/gpt-4o`, unless the provider
         // lists the prefixed name itself (Perplexity's `perplexity/sonar`).
         let names_provider = |prefix: &str| {
@@ -808,55 +853,59 @@ impl PriceBook {
             .then(|| entry.daily.iter().find(|w| w.contains(record.time)))
             .flatten();
         if let Some(window) = window {
-            for (slot, rate) in rates.iter_mut().zip(window.rates()) {
-                if rate.is_some() {
-                    *slot = rate;
-                }
-            }
-            fill_defaults(&mut rates);
+            overlay(&mut rates, &window.rates());
+        }
+        // Rates by the search context the record asked for (Perplexity's request fee).
+        let context = record
+            .search_context
+            .as_deref()
+            .and_then(|size| entry.search_context.get(size));
+        if let Some(context) = context {
+            overlay(&mut rates, &context.rates());
         }
         // List price: the standard (or priority) rates, without batch or flex discounts.
-        let list_rates = match tier {
+        let list_rates_given = match tier {
             Tier::Standard | Tier::Priority => rates,
-            Tier::Batch | Tier::Flex => standard_rates(entry, long_context),
+            Tier::Batch | Tier::Flex => {
+                let mut standard = standard_rates(entry, long_context);
+                if let Some(context) = context {
+                    overlay(&mut standard, &context.rates());
+                }
+                standard
+            }
         };
+        // Defaults are filled last, so a reasoning rate follows the output rate of the
+        // hour, context or negotiated price that applies, not the standard one.
+        let mut list_rates = list_rates_given;
+        fill_defaults(&mut list_rates);
         let override_ = self.project_override(&record.project, model);
         let multiplier = override_.and_then(|o| o.multiplier).unwrap_or(Decimal::ONE);
         let negotiated = |rates: &mut RateTable| {
             if let Some(override_) = override_ {
-                for (slot, rate) in rates.iter_mut().zip(override_.rates.rates()) {
-                    if rate.is_some() {
-                        *slot = rate;
-                    }
-                }
+                overlay(rates, &override_.rates.rates());
             }
             fill_defaults(rates);
         };
         negotiated(&mut rates);
 
-        let mut exact = Decimal::ZERO;
-        let mut bucket_costs = [Decimal::ZERO; 6];
-        for (bucket, tokens) in record.tokens.iter() {
-            if tokens == 0 {
-                continue;
+        let charges = match charges(&record.tokens, &rates) {
+            Ok(charges) => charges,
+            Err(bucket) => {
+                return unpriced(format!(
+                    "no {bucket} price for {} ({tier} tier)",
+                    resolved.name()
+                ));
             }
-            match rates[bucket_index(bucket)] {
-                Some(rate) => {
-                    let share = Decimal::from(tokens) * rate;
-                    bucket_costs[bucket_index(bucket)] = per_million(share) * multiplier;
-                    exact += share;
-                }
-                None => {
-                    return unpriced(format!(
-                        "no {bucket} price for {} ({tier} tier)",
-                        resolved.name()
-                    ));
-                }
-            }
-        }
-        let cost = round_money(per_million(exact) * multiplier);
-        let list_cost = match list_cost_exact(&record.tokens, &list_rates) {
-            Some(list) => round_money(per_million(list)),
+        };
+        // (A multiplication per bucket is a measurable share of pricing: skipped at 1.)
+        let bucket_costs = if multiplier == Decimal::ONE {
+            charges.shares
+        } else {
+            charges.shares.map(|share| share * multiplier)
+        };
+        let cost = round_money(charges.total * multiplier);
+        let list_cost = match list_cost_exact(&record.tokens, &list_rates, &rates) {
+            Some(list) => round_money(list),
             None => cost,
         };
         // Savings split so that list − cost = cache + batch + negotiated (the remainder):
@@ -865,7 +914,7 @@ impl PriceBook {
         let standard = match tier {
             Tier::Standard | Tier::Priority => None,
             Tier::Batch | Tier::Flex => {
-                let mut standard = standard_rates(entry, long_context);
+                let mut standard = list_rates_given;
                 negotiated(&mut standard);
                 Some(standard)
             }
@@ -891,6 +940,24 @@ impl PriceBook {
         };
         let batch_savings =
             undiscounted_cost.map_or(Decimal::ZERO, |standard| (standard - cost).normalize());
+        let partial = (!charges.unpriced.is_empty()).then(|| {
+            let parts: Vec<String> = charges
+                .unpriced
+                .iter()
+                .map(|(bucket, count)| format!("{count} {bucket} {}", bucket.unit_name()))
+                .collect();
+            format!(
+                "no {} price for {} ({tier} tier): {} not priced",
+                charges
+                    .unpriced
+                    .iter()
+                    .map(|(bucket, _)| bucket.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                resolved.name(),
+                parts.join(", ")
+            )
+        });
         let mut price_ref = String::with_capacity(64);
         if let Some(gateway) = resolved.via {
             price_ref.push_str(gateway);
@@ -912,7 +979,7 @@ impl PriceBook {
             price_ref.push_str("+override:");
             price_ref.push_str(&record.project);
         }
-        PriceOutcome::Priced(Priced {
+        PriceOutcome::Priced(Box::new(Priced {
             cost,
             list_cost,
             price_ref,
@@ -921,7 +988,8 @@ impl PriceBook {
             bucket_costs,
             cache_savings,
             batch_savings,
-        })
+            partial,
+        }))
     }
 
     fn project_override(&self, project: &str, model: &Model) -> Option<&ProjectOverride> {
@@ -954,7 +1022,9 @@ impl PriceBook {
             .providers
             .get(&model.provider)
             .and_then(|s| s.modifiers.get(tier));
-        tier_rates(entry, modifier, tier, long_context)
+        let mut rates = tier_rates(entry, modifier, tier, long_context)?;
+        fill_defaults(&mut rates);
+        Some(rates)
     }
 
     /// The price of a model in force at a time, for display (`pricing check MODEL`).
@@ -972,6 +1042,7 @@ impl PriceBook {
 
 /// The rates of one tier: explicit tier rates where the sheet gives them, the standard
 /// rates times the tier's modifier elsewhere. `None` when the tier is not offered.
+/// Modifiers discount tokens only: per-call and per-request fees are not tiered.
 fn tier_rates(
     entry: &PriceEntry,
     modifier: Option<&Modifier>,
@@ -990,63 +1061,156 @@ fn tier_rates(
         Some(modifier) => {
             let mut rates = standard;
             for bucket in Bucket::ALL {
-                if modifier.except.contains(&bucket) {
+                if !bucket.is_tokens() || modifier.except.contains(&bucket) {
                     continue;
                 }
-                let slot = &mut rates[bucket_index(bucket)];
+                let slot = &mut rates[bucket.index()];
                 *slot = slot.map(|rate| rate * modifier.multiplier);
+            }
+            // A bucket the modifier leaves alone keeps its standard rate, defaults
+            // included (filled here, or it would default to a discounted rate later).
+            let mut filled = standard;
+            fill_defaults(&mut filled);
+            for bucket in &modifier.except {
+                rates[bucket.index()] = filled[bucket.index()];
             }
             rates
         }
-        None => [None; 6],
+        None => {
+            // Explicit tier rates alone: fees that are not tokens stay what they are.
+            let mut rates = [None; Bucket::COUNT];
+            for bucket in Bucket::ALL.into_iter().filter(|b| !b.is_tokens()) {
+                rates[bucket.index()] = standard[bucket.index()];
+            }
+            rates
+        }
     };
     if let Some(explicit) = explicit {
-        let overlay = if long_context {
+        let rates_of_tier = if long_context {
             explicit.long_context.clone().unwrap_or_default().rates()
         } else {
             explicit.rates()
         };
-        for (slot, rate) in rates.iter_mut().zip(overlay) {
-            if rate.is_some() {
-                *slot = rate;
-            }
-        }
+        overlay(&mut rates, &rates_of_tier);
     }
-    fill_defaults(&mut rates);
     Some(rates)
 }
 
+/// The standard rates; with `long_context`, the long-context rates, which keep the
+/// standard rate of every bucket past the six text ones they leave out.
 fn standard_rates(entry: &PriceEntry, long_context: bool) -> RateTable {
-    let mut rates = match (&entry.long_context, long_context) {
-        (Some(lc), true) => lc.rates(),
+    match (&entry.long_context, long_context) {
+        (Some(lc), true) => {
+            let mut rates = lc.rates();
+            let standard = entry.rates();
+            for bucket in Bucket::ALL.into_iter().filter(|b| !b.is_text()) {
+                let slot = &mut rates[bucket.index()];
+                if slot.is_none() {
+                    *slot = standard[bucket.index()];
+                }
+            }
+            rates
+        }
         _ => entry.rates(),
-    };
-    fill_defaults(&mut rates);
-    rates
+    }
+}
+
+/// Replaces rates with the ones `over` gives; buckets it leaves out keep theirs.
+fn overlay(rates: &mut RateTable, over: &RateTable) {
+    for (slot, rate) in rates.iter_mut().zip(over) {
+        if rate.is_some() {
+            *slot = *rate;
+        }
+    }
 }
 
 /// The contract's defaults for buckets a sheet leaves out: a 5-minute cache write costs
-/// the input rate, reasoning costs the output rate. Cache reads and 1-hour writes have
-/// no default: without a rate such tokens make the record unpriced.
+/// the input rate, reasoning costs the output rate, and an image input token the input
+/// rate (OpenAI, Anthropic and Google bill image input as text unless a sheet says
+/// otherwise). Cache reads and 1-hour writes have no default: without a rate such tokens
+/// make the record unpriced. Audio tokens, image output and per-call charges have no
+/// default either, and never take a text rate: without their own rate the record is
+/// priced for the rest and marked partial.
 fn fill_defaults(rates: &mut RateTable) {
-    let input = rates[bucket_index(Bucket::Input)];
-    let output = rates[bucket_index(Bucket::Output)];
-    let write_5m = &mut rates[bucket_index(Bucket::CacheWrite5m)];
-    if write_5m.is_none() {
-        *write_5m = input;
-    }
-    let reasoning = &mut rates[bucket_index(Bucket::Reasoning)];
-    if reasoning.is_none() {
-        *reasoning = output;
+    let input = rates[Bucket::Input.index()];
+    let output = rates[Bucket::Output.index()];
+    for (bucket, default) in [
+        (Bucket::CacheWrite5m, input),
+        (Bucket::Reasoning, output),
+        (Bucket::ImageInput, input),
+    ] {
+        let slot = &mut rates[bucket.index()];
+        if slot.is_none() {
+            *slot = default;
+        }
     }
 }
 
-fn list_cost_exact(tokens: &Tokens, rates: &RateTable) -> Option<Decimal> {
-    let input = rates[bucket_index(Bucket::Input)]?;
-    let output = rates[bucket_index(Bucket::Output)]?;
-    Some(
-        Decimal::from(tokens.total_input()) * input + Decimal::from(tokens.total_output()) * output,
-    )
+/// What one bucket's count costs at its rate, exactly, in USD.
+fn charge(bucket: Bucket, count: u64, rate: Decimal) -> Decimal {
+    let amount = Decimal::from(count) * rate;
+    match bucket.measure() {
+        Measure::Tokens => per_million(amount),
+        Measure::Calls | Measure::Request => amount,
+    }
+}
+
+/// One record's usage at a rate table: each bucket's exact share, their sum, and the
+/// buckets past the six text ones that had usage but no rate.
+struct Charges {
+    shares: [Decimal; Bucket::COUNT],
+    total: Decimal,
+    unpriced: Vec<(Bucket, u64)>,
+}
+
+/// Prices every bucket of one request. A text bucket without a rate is an error (the
+/// record is unpriced, as the contract says); any other bucket without one is left out
+/// and listed, so the record is priced for what is known and marked partial. The
+/// per-request fee is charged once where the sheet gives one.
+fn charges(tokens: &Tokens, rates: &RateTable) -> Result<Charges, Bucket> {
+    let mut charges = Charges {
+        shares: [Decimal::ZERO; Bucket::COUNT],
+        total: Decimal::ZERO,
+        unpriced: Vec::new(),
+    };
+    let used = tokens.buckets_in_use().iter().map(|&b| (b, tokens.get(b)));
+    for (bucket, count) in used.chain([(Bucket::Request, 1)]) {
+        if count == 0 {
+            continue;
+        }
+        match rates[bucket.index()] {
+            Some(rate) => {
+                let share = charge(bucket, count, rate);
+                charges.shares[bucket.index()] = share;
+                charges.total += share;
+            }
+            None if bucket.is_text() => return Err(bucket),
+            None if bucket == Bucket::Request => {}
+            None => charges.unpriced.push((bucket, count)),
+        }
+    }
+    Ok(charges)
+}
+
+/// The request at list price: every bucket at its modality's uncached standard rate
+/// (`Bucket::list_bucket`). `None` when the input or output rate is missing.
+fn list_cost_exact(tokens: &Tokens, rates: &RateTable, charged: &RateTable) -> Option<Decimal> {
+    rates[Bucket::Input.index()]?;
+    rates[Bucket::Output.index()]?;
+    let mut total = Decimal::ZERO;
+    let used = tokens.buckets_in_use().iter().map(|&b| (b, tokens.get(b)));
+    for (bucket, count) in used.chain([(Bucket::Request, 1)]) {
+        // Usage the cost leaves out (a partial price) is left out of the list price too,
+        // or it would show as savings.
+        if count == 0 || (!bucket.is_text() && charged[bucket.index()].is_none()) {
+            continue;
+        }
+        let list = bucket.list_bucket();
+        if let Some(rate) = rates[list.index()] {
+            total += charge(list, count, rate);
+        }
+    }
+    Some(total)
 }
 
 /// `amount / 1_000_000`, exactly: rates are per million tokens, and dividing by a power
@@ -1067,22 +1231,18 @@ pub fn round_money(amount: Decimal) -> Decimal {
         .normalize()
 }
 
-/// The exact, unrounded cost of `tokens` at `rates` (USD per 1M tokens); for tests
-/// and for what-if comparisons.
+/// The exact, unrounded cost of one request with `tokens` at `rates` (per-request fee
+/// included; buckets past the text ones without a rate left out, as in a partial
+/// price); `None` when a text bucket has no rate. For tests and what-if comparisons.
 pub fn exact_cost(tokens: &Tokens, rates: &RateTable) -> Option<Decimal> {
-    let mut total = Decimal::ZERO;
-    for (bucket, count) in tokens.iter() {
-        if count == 0 {
-            continue;
-        }
-        total += Decimal::from(count) * rates[bucket_index(bucket)]?;
-    }
-    Some(per_million(total))
+    charges(tokens, rates).ok().map(|charges| charges.total)
 }
 
 /// Standard rates of an entry with the contract defaults filled in.
 pub fn standard_table(entry: &PriceEntry) -> RateTable {
-    standard_rates(entry, false)
+    let mut rates = standard_rates(entry, false);
+    fill_defaults(&mut rates);
+    rates
 }
 
 fn check_sheet_header(name: &str, file: &SheetFile) -> Vec<PricingError> {
@@ -1159,8 +1319,8 @@ fn check_model(sheet: &str, entry: &ModelEntry, kind: SheetKind) -> Vec<PricingE
                     format!("{at}: long_context.above must be positive"),
                 ));
             }
-            for bucket in Bucket::ALL {
-                let i = bucket_index(bucket);
+            for bucket in Bucket::TEXT {
+                let i = bucket.index();
                 if price.rates()[i].is_some() && lc.rates()[i].is_none() {
                     errors.push(invalid(
                         sheet,

@@ -23,6 +23,9 @@
 //! output = "15"
 //! long_context = { above = 272000, input = "5", cached_input = "0.5", output = "22.5" }
 //! priority = { input = "5", cached_input = "0.5", output = "30" }
+//! audio_input = "32"                      # audio tokens, USD per 1M
+//! web_search = "0.01"                     # USD per call
+//! search_context = { high = { request = "0.012" } }   # by the record's search context
 //! ```
 
 use std::collections::BTreeMap;
@@ -78,6 +81,10 @@ pub struct SheetFile {
     pub notes: Option<String>,
     #[serde(default, skip_serializing_if = "Modifiers::is_empty")]
     pub modifiers: Modifiers,
+    /// Rates every price of the sheet carries unless it gives its own: a provider's
+    /// per-call tool fees (web search, code interpreter) that do not vary by model.
+    #[serde(default, skip_serializing_if = "RateFields::has_no_rates")]
+    pub defaults: RateFields,
     /// Gateway only: vendor prefix (as in `openai/gpt-5.2`) → upstream provider sheet.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub upstreams: BTreeMap<String, String>,
@@ -92,6 +99,31 @@ pub struct SheetFile {
     pub fallback: Vec<String>,
     #[serde(default, rename = "model", skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<ModelEntry>,
+}
+
+impl SheetFile {
+    /// Gives every price the sheet's default rates where it names none of its own, and
+    /// its search-context sizes in lower case (as records are read).
+    pub fn apply_defaults(&mut self) {
+        let defaults = self.defaults.rates();
+        for price in self.models.iter_mut().flat_map(|m| m.prices.iter_mut()) {
+            let mut rates = price.rates();
+            for (rate, default) in rates.iter_mut().zip(defaults) {
+                *rate = rate.or(default);
+            }
+            price.set_rates(&rates);
+            if price
+                .search_context
+                .keys()
+                .any(|k| k.bytes().any(|b| b.is_ascii_uppercase()))
+            {
+                price.search_context = std::mem::take(&mut price.search_context)
+                    .into_iter()
+                    .map(|(size, rates)| (size.to_ascii_lowercase(), rates))
+                    .collect();
+            }
+        }
+    }
 }
 
 impl Layer {
@@ -172,53 +204,39 @@ pub struct ModelEntry {
     pub prices: Vec<PriceEntry>,
 }
 
-/// Declares a struct that carries the six per-bucket rates (USD per 1M tokens, decimal
-/// strings in the sheet) besides its own fields, with `rates()` and `set_rates()` to
-/// read and write them as one [`RateTable`]. Written once, used by every place a sheet
-/// gives rates.
+/// Declares a struct that carries a rate for every bucket (decimal strings in the sheet:
+/// USD per 1M tokens for token buckets, USD per call for `web_search`,
+/// `code_interpreter`, `file_search` and `image_generation`, USD per request for
+/// `request`) besides its own fields, with `rates()` and `set_rates()` to read and write
+/// them as one [`RateTable`]. Written once, used by every place a sheet gives rates; the
+/// rate fields are listed in `Bucket::ALL` order (a test holds them to it).
 macro_rules! with_rates {
     ($(#[$meta:meta])* pub struct $name:ident {
         $($(#[$field_meta:meta])* pub $field:ident: $type:ty,)*
     }) => {
-        $(#[$meta])*
+        with_rates!(@expand [$(#[$meta])*] $name [$($(#[$field_meta])* pub $field: $type,)*]
+            input cached_input cache_write_5m cache_write_1h output reasoning
+            audio_input cached_audio_input audio_output image_input image_output
+            web_search code_interpreter file_search image_generation request);
+    };
+    (@expand [$($meta:tt)*] $name:ident [$($fields:tt)*] $($rate:ident)*) => {
+        $($meta)*
         pub struct $name {
-            $($(#[$field_meta])* pub $field: $type,)*
-            #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
-            pub input: Option<Decimal>,
-            #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
-            pub cached_input: Option<Decimal>,
-            #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
-            pub cache_write_5m: Option<Decimal>,
-            #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
-            pub cache_write_1h: Option<Decimal>,
-            #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
-            pub output: Option<Decimal>,
-            #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
-            pub reasoning: Option<Decimal>,
+            $($fields)*
+            $(
+                #[serde(default, deserialize_with = "opt_decimal_text", skip_serializing_if = "Option::is_none")]
+                pub $rate: Option<Decimal>,
+            )*
         }
 
         impl $name {
-            /// The rates in bucket order (`bucket_index`).
+            /// The rates in bucket order (`Bucket::index`).
             pub fn rates(&self) -> RateTable {
-                [
-                    self.input,
-                    self.cached_input,
-                    self.cache_write_5m,
-                    self.cache_write_1h,
-                    self.output,
-                    self.reasoning,
-                ]
+                [$(self.$rate),*]
             }
 
             pub fn set_rates(&mut self, rates: &RateTable) {
-                [
-                    self.input,
-                    self.cached_input,
-                    self.cache_write_5m,
-                    self.cache_write_1h,
-                    self.output,
-                    self.reasoning,
-                ] = *rates;
+                [$(self.$rate),*] = *rates;
             }
 
             /// Whether it gives no rate at all.
@@ -249,6 +267,11 @@ with_rates! {
         /// off-peak discount): the first window that holds a record's time wins.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         pub daily: Vec<DailyWindow>,
+        /// Rates that depend on the search context a record asked for (`low`, `medium`,
+        /// `high`): Perplexity's request fee, some web-search prices. They replace the
+        /// rates above for a record that names that size.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        pub search_context: BTreeMap<String, RateFields>,
     }
 }
 
@@ -418,19 +441,9 @@ impl<'de> Deserialize<'de> for Effective {
     }
 }
 
-/// USD per 1M tokens for each bucket, `None` where the sheet gives no price.
-pub type RateTable = [Option<Decimal>; 6];
-
-pub(crate) fn bucket_index(bucket: Bucket) -> usize {
-    match bucket {
-        Bucket::Input => 0,
-        Bucket::CachedInput => 1,
-        Bucket::CacheWrite5m => 2,
-        Bucket::CacheWrite1h => 3,
-        Bucket::Output => 4,
-        Bucket::Reasoning => 5,
-    }
-}
+/// The rate of each bucket (USD per 1M tokens, per call or per request, see
+/// [`Bucket::measure`]), `None` where the sheet gives no price.
+pub type RateTable = [Option<Decimal>; Bucket::COUNT];
 
 impl PriceEntry {
     pub fn tier(&self, tier: Tier) -> Option<&TierRates> {
@@ -513,4 +526,27 @@ fn opt_decimal_text<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Decimal>, D::Error> {
     decimal_text(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each rate field lands in its own bucket's slot: a sheet's `audio_input` is the
+    /// audio-input rate, whatever order the macro lists the fields in.
+    #[test]
+    fn rate_fields_follow_the_bucket_order() {
+        for bucket in Bucket::ALL {
+            let text = format!("{} = \"1\"", bucket.as_str());
+            let fields: RateFields = toml::from_str(&text).unwrap();
+            let rates = fields.rates();
+            for other in Bucket::ALL {
+                let expected = (other == bucket).then_some(Decimal::ONE);
+                assert_eq!(rates[other.index()], expected, "{bucket} in {other}'s slot");
+            }
+            let mut round_trip = RateFields::default();
+            round_trip.set_rates(&rates);
+            assert_eq!(round_trip, fields);
+        }
+    }
 }

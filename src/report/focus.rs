@@ -1,10 +1,12 @@
 //! The FinOps FOCUS 1.2 export: spend as cost-and-usage rows finance tools load as they
 //! load a cloud bill.
 //!
-//! One row per charge period (the request's hour, day, week or month, else a day, in its
-//! timezone, cut to the requested range), project, provider, model, service tier, batch
-//! flag and tag set. Every mandatory FOCUS column is present; token buckets, requests and
-//! savings follow as `x_` columns. `BilledCost`, `EffectiveCost` and `ContractedCost` are
+//! One token row per charge period (the request's hour, day, week or month, else a day, in
+//! its timezone, cut to the requested range), project, provider, model, service tier,
+//! batch flag and tag set, and beside it one row for each charge that is not tokens
+//! (web searches, code-interpreter sessions, file searches, generated images, request
+//! fees) with its own `PricingUnit`. Every mandatory FOCUS column is present; token
+//! buckets, requests and savings follow as `x_` columns (on the token row). `BilledCost`, `EffectiveCost` and `ContractedCost` are
 //! what llm-meter computed (batch, flex, cache and negotiated prices applied; nothing is
 //! prepaid, so billed and effective agree); `ListCost` is the same usage at published
 //! prices (cached-input and batch rates included), before negotiated discounts. The rows
@@ -21,11 +23,12 @@ use super::calendar::{TimeBucket, bucket_start_time, next_bucket_start, time_dim
 use super::params::{GroupBy, ParameterError, SpendRequest};
 use super::render::csv_field;
 use crate::pricing::PriceBook;
+use crate::pricing::round_money;
 use crate::store::{Dimension, Measures, Store, StoreError, UsageQuery};
-use crate::usage::Tokens;
+use crate::usage::{Bucket, Tokens};
 
 /// The header, FOCUS columns first, then the `x_` extensions.
-pub const COLUMNS: [&str; 45] = [
+pub const COLUMNS: [&str; 52] = [
     "BilledCost",
     "EffectiveCost",
     "ListCost",
@@ -71,6 +74,13 @@ pub const COLUMNS: [&str; 45] = [
     "x_BatchSavings",
     "x_ServiceTier",
     "x_Batch",
+    "x_AudioInputTokens",
+    "x_CachedAudioInputTokens",
+    "x_AudioOutputTokens",
+    "x_ImageInputTokens",
+    "x_ImageOutputTokens",
+    "x_PartiallyPricedRequests",
+    "x_UsageType",
 ];
 
 /// One FOCUS row before formatting.
@@ -89,11 +99,14 @@ pub struct FocusRow {
     pub tags: String,
     pub requests: u64,
     pub unpriced_requests: u64,
+    pub partial_requests: u64,
     pub tokens: Tokens,
     pub cost: Decimal,
     pub list_cost: Decimal,
     pub cache_savings: Decimal,
     pub batch_savings: Decimal,
+    /// Each bucket's share of `cost`, exact (unrounded).
+    pub bucket_costs: [Decimal; Bucket::COUNT],
 }
 
 /// FOCUS charge periods must sit inside one billing period (a month): hour, day and
@@ -161,6 +174,10 @@ pub async fn rows(store: &dyn Store, request: &SpendRequest) -> Result<Vec<Focus
             });
         row.requests += aggregate.requests;
         row.unpriced_requests += aggregate.unpriced_requests;
+        row.partial_requests += aggregate.partial_requests;
+        for (sum, share) in row.bucket_costs.iter_mut().zip(aggregate.bucket_costs) {
+            *sum += share;
+        }
         row.tokens = row.tokens.add(&aggregate.tokens);
         row.cost += aggregate.cost;
         row.list_cost += aggregate.list_cost;
@@ -178,7 +195,38 @@ fn normalise_tags(json: &str) -> String {
         .unwrap_or_else(|| "{}".into())
 }
 
-/// The rows as FOCUS CSV.
+/// A charge that is not tokens, as FOCUS names its unit.
+fn pricing_unit(bucket: Bucket) -> &'static str {
+    match bucket {
+        Bucket::WebSearch => "Web Searches",
+        Bucket::CodeInterpreter => "Sessions",
+        Bucket::FileSearch => "File Searches",
+        Bucket::ImageGeneration => "Images",
+        Bucket::Request => "Requests",
+        _ => "Tokens",
+    }
+}
+
+/// The charges of a row that are not tokens, with what each consumed and cost (rounded
+/// once, to 1e-9 USD): the lines written beside its token line.
+fn other_charges(row: &FocusRow) -> Vec<(Bucket, u64, Decimal)> {
+    Bucket::ALL
+        .into_iter()
+        .filter(|bucket| !bucket.is_tokens())
+        .filter_map(|bucket| {
+            let quantity = match bucket {
+                Bucket::Request => row.requests,
+                _ => row.tokens.get(bucket),
+            };
+            let cost = round_money(row.bucket_costs[bucket.index()]);
+            let charged = bucket != Bucket::Request && quantity > 0;
+            (charged || !cost.is_zero()).then_some((bucket, quantity, cost))
+        })
+        .collect()
+}
+
+/// The rows as FOCUS CSV: each row's token line, then a line per other charge. The lines
+/// of a row add up to its cost exactly (the token line takes what the others do not).
 pub fn to_csv(rows: &[FocusRow], book: &PriceBook) -> String {
     let mut out = String::with_capacity(256 * (rows.len() + 1));
     let _ = writeln!(out, "{}", COLUMNS.join(","));
@@ -188,8 +236,9 @@ pub fn to_csv(rows: &[FocusRow], book: &PriceBook) -> String {
             || issuer.clone(),
             |vendor| crate::providers::display_name(&vendor),
         );
-        let cost = money(row.cost);
-        let total_tokens = row.tokens.total().to_string();
+        let others = other_charges(row);
+        let others_cost: Decimal = others.iter().map(|(_, _, cost)| *cost).sum();
+        let total_tokens = row.tokens.total();
         let mut description = format!(
             "{} via {issuer}: {} {}, {} tokens",
             row.model,
@@ -213,61 +262,144 @@ pub fn to_csv(rows: &[FocusRow], book: &PriceBook) -> String {
                 row.unpriced_requests
             );
         }
+        if row.partial_requests > 0 {
+            let _ = write!(
+                description,
+                "; {} requests partly priced: usage without a price is not in the cost",
+                row.partial_requests
+            );
+        }
         // FOCUS list cost: the published prices of what was consumed. Cached-input and
         // batch rates are published prices, so only negotiated discounts lie between
         // ListCost and ContractedCost; caching and batch savings are in x_ columns.
-        let list_cost = row.list_cost - row.cache_savings - row.batch_savings;
-        let fields: [String; 45] = [
-            cost.clone(),
-            cost.clone(),
-            money(list_cost),
-            cost,
-            "USD".into(),
-            row.provider.clone(),
-            issuer.clone(),
-            timestamp(row.billing_start),
-            timestamp(row.billing_end),
-            timestamp(row.charge_start),
-            timestamp(row.charge_end),
-            "Usage".into(),
-            String::new(),
+        // Fees that are not tokens have no discounted tiers: listed at what they cost.
+        let list_cost = row.list_cost - row.cache_savings - row.batch_savings - others_cost;
+        let line = Line {
+            row,
+            issuer: &issuer,
+            publisher: &publisher,
+            usage_type: "tokens",
+            cost: row.cost - others_cost,
+            list_cost,
             description,
-            "Usage-Based".into(),
-            total_tokens.clone(),
-            "Tokens".into(),
-            "Standard".into(),
-            total_tokens,
-            "Tokens".into(),
-            issuer.clone(),
-            publisher,
-            issuer.clone(),
-            format!("{issuer} API"),
-            "AI and Machine Learning".into(),
-            "Generative AI".into(),
-            row.model.clone(),
-            row.project.clone(),
-            row.project.clone(),
-            row.tags.clone(),
-            String::new(),
-            String::new(),
-            String::new(),
-            row.requests.to_string(),
-            row.unpriced_requests.to_string(),
-            row.tokens.input.to_string(),
-            row.tokens.cached_input.to_string(),
-            row.tokens.cache_write_5m.to_string(),
-            row.tokens.cache_write_1h.to_string(),
-            row.tokens.output.to_string(),
-            row.tokens.reasoning.to_string(),
-            money(row.cache_savings),
-            money(row.batch_savings),
-            row.service_tier.clone(),
-            row.batch.to_string(),
-        ];
-        let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-        let _ = writeln!(out, "{}", line.join(","));
+            quantity: total_tokens,
+            unit: "Tokens",
+            sku: row.model.clone(),
+        };
+        write_line(&mut out, &line, true);
+        for (bucket, quantity, cost) in others {
+            let unit = pricing_unit(bucket);
+            let line = Line {
+                row,
+                issuer: &issuer,
+                publisher: &publisher,
+                usage_type: bucket.as_str(),
+                cost,
+                list_cost: cost,
+                description: format!(
+                    "{} via {issuer}: {quantity} {}",
+                    row.model,
+                    unit.to_lowercase()
+                ),
+                quantity,
+                unit,
+                sku: format!("{}/{bucket}", row.model),
+            };
+            write_line(&mut out, &line, false);
+        }
     }
     out
+}
+
+/// One CSV line of a FOCUS row: its token usage or one other charge.
+struct Line<'r> {
+    row: &'r FocusRow,
+    issuer: &'r str,
+    publisher: &'r str,
+    usage_type: &'static str,
+    cost: Decimal,
+    list_cost: Decimal,
+    description: String,
+    quantity: u64,
+    unit: &'static str,
+    sku: String,
+}
+
+/// Writes a line; the `x_` counts and savings go on the token line only, so each sums
+/// to its total down the file.
+fn write_line(out: &mut String, line: &Line<'_>, tokens_line: bool) {
+    let row = line.row;
+    let cost = money(line.cost);
+    let count = |value: u64| {
+        if tokens_line {
+            value.to_string()
+        } else {
+            "0".to_owned()
+        }
+    };
+    let amount = |value: Decimal| {
+        if tokens_line {
+            money(value)
+        } else {
+            "0".to_owned()
+        }
+    };
+    let fields: [String; 52] = [
+        cost.clone(),
+        cost.clone(),
+        money(line.list_cost),
+        cost,
+        "USD".into(),
+        row.provider.clone(),
+        line.issuer.to_owned(),
+        timestamp(row.billing_start),
+        timestamp(row.billing_end),
+        timestamp(row.charge_start),
+        timestamp(row.charge_end),
+        "Usage".into(),
+        String::new(),
+        line.description.clone(),
+        "Usage-Based".into(),
+        line.quantity.to_string(),
+        line.unit.into(),
+        "Standard".into(),
+        line.quantity.to_string(),
+        line.unit.into(),
+        line.issuer.to_owned(),
+        line.publisher.to_owned(),
+        line.issuer.to_owned(),
+        format!("{} API", line.issuer),
+        "AI and Machine Learning".into(),
+        "Generative AI".into(),
+        line.sku.clone(),
+        row.project.clone(),
+        row.project.clone(),
+        row.tags.clone(),
+        String::new(),
+        String::new(),
+        String::new(),
+        count(row.requests),
+        count(row.unpriced_requests),
+        count(row.tokens.input),
+        count(row.tokens.cached_input),
+        count(row.tokens.cache_write_5m),
+        count(row.tokens.cache_write_1h),
+        count(row.tokens.output),
+        count(row.tokens.reasoning),
+        amount(row.cache_savings),
+        amount(row.batch_savings),
+        row.service_tier.clone(),
+        row.batch.to_string(),
+        count(row.tokens.audio_input),
+        count(row.tokens.cached_audio_input),
+        count(row.tokens.audio_output),
+        count(row.tokens.image_input),
+        count(row.tokens.image_output),
+        count(row.partial_requests),
+        line.usage_type.into(),
+    ];
+    let cells: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+    let _ = writeln!(out, "{}", cells.join(","));
 }
 
 fn money(amount: Decimal) -> String {

@@ -22,15 +22,21 @@ use crate::store::{Dimension, Measures, Store, StoreError, UsageAggregate, Usage
 use crate::usage::{Bucket, Tokens};
 
 /// One row of a spend answer.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SpendRow {
     /// (key name, value) in `group_by` order.
     pub group: Vec<(String, String)>,
     pub requests: u64,
     pub unpriced_requests: u64,
+    /// Requests priced for only part of their usage: their cost leaves something out.
+    pub partial_requests: u64,
     pub tokens: Tokens,
     pub cost: Decimal,
     pub list_cost: Decimal,
+    /// What the sources themselves said these requests cost, where any said so
+    /// (`reported_requests > 0`); not split by token type.
+    pub reported_requests: u64,
+    pub reported_cost: Decimal,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -116,33 +122,35 @@ pub fn build_report(request: &SpendRequest, aggregates: Vec<UsageAggregate>) -> 
             let key: Vec<String> = group.iter().map(|(_, v)| v.clone()).collect();
             let row = rows.entry(key).or_insert_with(|| SpendRow {
                 group,
-                requests: 0,
-                unpriced_requests: 0,
-                tokens: Tokens::default(),
-                cost: Decimal::ZERO,
-                list_cost: Decimal::ZERO,
+                ..SpendRow::default()
             });
             row.requests += aggregate.requests;
             row.unpriced_requests += aggregate.unpriced_requests;
+            row.partial_requests += aggregate.partial_requests;
             match token_type {
                 Some(bucket) => {
                     let mut tokens = Tokens::default();
                     tokens.set(bucket, aggregate.tokens.get(bucket));
                     row.tokens = row.tokens.add(&tokens);
-                    row.cost += aggregate.bucket_costs[crate::pricing::bucket_position(bucket)];
+                    row.cost += aggregate.bucket_costs[bucket.index()];
                 }
                 None => {
                     row.tokens = row.tokens.add(&aggregate.tokens);
                     row.cost += aggregate.cost;
                     row.list_cost += aggregate.list_cost;
+                    row.reported_requests += aggregate.reported_requests;
+                    row.reported_cost += aggregate.reported_cost;
                 }
             }
         }
     }
     let mut rows: Vec<SpendRow> = rows.into_values().collect();
     if by_token_type {
-        // A token type nobody in the group used is not a row.
-        rows.retain(|row| row.tokens.total() > 0);
+        // A token type nobody in the group used is not a row (the request fee is a row
+        // where one was charged).
+        let used =
+            |row: &SpendRow| row.tokens.iter().any(|(_, count)| count > 0) || !row.cost.is_zero();
+        rows.retain(used);
         for row in &mut rows {
             row.cost = round_money(row.cost);
         }
@@ -154,7 +162,9 @@ pub fn build_report(request: &SpendRequest, aggregates: Vec<UsageAggregate>) -> 
     }
 }
 
-/// The JSON answer: `{"rows":[{…keys…,"requests","tokens","cost_usd"}],"total_cost_usd"}`.
+/// The JSON answer: `{"rows":[{…keys…,"requests","unpriced_requests",
+/// "partially_priced_requests","tokens","cost_usd"[,"reported_cost_usd"]}],"total_cost_usd"}`.
+/// `reported_cost_usd` is there where a source reported a cost of its own.
 pub fn to_json(report: &SpendReport) -> Value {
     let rows: Vec<Value> = report
         .rows
@@ -167,6 +177,10 @@ pub fn to_json(report: &SpendReport) -> Value {
             object.insert("requests".into(), json!(row.requests));
             object.insert("unpriced_requests".into(), json!(row.unpriced_requests));
             object.insert(
+                "partially_priced_requests".into(),
+                json!(row.partial_requests),
+            );
+            object.insert(
                 "tokens".into(),
                 serde_json::to_value(row.tokens).unwrap_or_default(),
             );
@@ -174,6 +188,12 @@ pub fn to_json(report: &SpendReport) -> Value {
                 "cost_usd".into(),
                 Value::String(row.cost.normalize().to_string()),
             );
+            if row.reported_requests > 0 {
+                object.insert(
+                    "reported_cost_usd".into(),
+                    Value::String(row.reported_cost.normalize().to_string()),
+                );
+            }
             Value::Object(object)
         })
         .collect();
@@ -184,12 +204,23 @@ pub fn to_json(report: &SpendReport) -> Value {
     })
 }
 
-/// CSV with a header: group keys, requests, unpriced_requests, the six buckets, cost_usd.
+/// The CSV name of a bucket's count: `tokens_input`, or `web_search_calls` for a charge
+/// that is not tokens.
+fn count_header(bucket: Bucket) -> String {
+    if bucket.is_tokens() {
+        format!("tokens_{bucket}")
+    } else {
+        format!("{bucket}_{}", bucket.unit_name())
+    }
+}
+
+/// CSV with a header: group keys, the request counts, every bucket's count, cost_usd and
+/// reported_cost_usd (empty where no source reported one).
 pub fn to_csv(request: &SpendRequest, report: &SpendReport) -> String {
     let mut header: Vec<String> = request.group_by.iter().map(GroupBy::name).collect();
-    header.extend(["requests".into(), "unpriced_requests".into()]);
-    header.extend(Bucket::ALL.iter().map(|b| format!("tokens_{b}")));
-    header.push("cost_usd".into());
+    header.extend(["requests", "unpriced_requests", "partially_priced_requests"].map(String::from));
+    header.extend(Bucket::COUNTED.map(count_header));
+    header.extend(["cost_usd", "reported_cost_usd"].map(String::from));
     let rows: Vec<Vec<String>> = report
         .rows
         .iter()
@@ -197,16 +228,75 @@ pub fn to_csv(request: &SpendRequest, report: &SpendReport) -> String {
             let mut fields: Vec<String> = row.group.iter().map(|(_, v)| v.clone()).collect();
             fields.push(row.requests.to_string());
             fields.push(row.unpriced_requests.to_string());
+            fields.push(row.partial_requests.to_string());
             fields.extend(row.tokens.iter().map(|(_, n)| n.to_string()));
             fields.push(row.cost.normalize().to_string());
+            fields.push(if row.reported_requests > 0 {
+                row.reported_cost.normalize().to_string()
+            } else {
+                String::new()
+            });
             fields
         })
         .collect();
     csv_text(&header, &rows)
 }
 
-/// An aligned text table for terminals.
+/// Columns a terminal table adds only when some row needs them.
+struct ExtraColumns {
+    audio: bool,
+    image: bool,
+    calls: bool,
+    note: bool,
+}
+
+/// Audio tokens, image tokens and per-call units of a row, for the terminal table.
+fn audio_image_calls(tokens: &Tokens) -> (u64, u64, u64) {
+    let mut sums = (0, 0, 0);
+    for (bucket, count) in tokens.iter() {
+        match bucket {
+            Bucket::AudioInput | Bucket::CachedAudioInput | Bucket::AudioOutput => sums.0 += count,
+            Bucket::ImageInput | Bucket::ImageOutput => sums.1 += count,
+            _ if !bucket.is_tokens() => sums.2 += count,
+            _ => {}
+        }
+    }
+    sums
+}
+
+/// What a row's cost leaves out, in words: `2 unpriced, 1 partly priced`.
+fn gaps_note(unpriced: u64, partial: u64) -> String {
+    let mut parts = Vec::new();
+    if unpriced > 0 {
+        parts.push(format!("{unpriced} unpriced"));
+    }
+    if partial > 0 {
+        parts.push(format!("{partial} partly priced"));
+    }
+    parts.join(", ")
+}
+
+/// An aligned text table for terminals. Audio, image and per-call columns, and a note of
+/// unpriced or partly priced requests, appear when some row has them.
 pub fn to_table(request: &SpendRequest, report: &SpendReport) -> String {
+    let extra = ExtraColumns {
+        audio: report
+            .rows
+            .iter()
+            .any(|r| audio_image_calls(&r.tokens).0 > 0),
+        image: report
+            .rows
+            .iter()
+            .any(|r| audio_image_calls(&r.tokens).1 > 0),
+        calls: report
+            .rows
+            .iter()
+            .any(|r| audio_image_calls(&r.tokens).2 > 0),
+        note: report
+            .rows
+            .iter()
+            .any(|r| r.unpriced_requests > 0 || r.partial_requests > 0),
+    };
     let mut header: Vec<String> = request.group_by.iter().map(GroupBy::name).collect();
     header.extend(
         [
@@ -216,10 +306,22 @@ pub fn to_table(request: &SpendRequest, report: &SpendReport) -> String {
             "written",
             "output",
             "reasoning",
-            "cost_usd",
         ]
         .map(String::from),
     );
+    for (shown, name) in [
+        (extra.audio, "audio"),
+        (extra.image, "image"),
+        (extra.calls, "calls"),
+    ] {
+        if shown {
+            header.push(name.into());
+        }
+    }
+    header.push("cost_usd".into());
+    if extra.note {
+        header.push("not_in_cost".into());
+    }
     let costs = money_column(
         report
             .rows
@@ -240,12 +342,29 @@ pub fn to_table(request: &SpendRequest, report: &SpendReport) -> String {
         line.push((row.tokens.cache_write_5m + row.tokens.cache_write_1h).to_string());
         line.push(row.tokens.output.to_string());
         line.push(row.tokens.reasoning.to_string());
+        let (audio, image, calls) = audio_image_calls(&row.tokens);
+        for (shown, value) in [
+            (extra.audio, audio),
+            (extra.image, image),
+            (extra.calls, calls),
+        ] {
+            if shown {
+                line.push(value.to_string());
+            }
+        }
         line.push(cost.clone());
+        if extra.note {
+            line.push(gaps_note(row.unpriced_requests, row.partial_requests));
+        }
         table.rows.push(line);
     }
     let mut total = vec![String::new(); request.group_by.len()];
     total.push(report.total_requests.to_string());
-    total.extend(std::iter::repeat_n(String::new(), 5));
+    let blanks = 5 + [extra.audio, extra.image, extra.calls]
+        .iter()
+        .filter(|shown| **shown)
+        .count();
+    total.extend(std::iter::repeat_n(String::new(), blanks));
     total.push(costs.last().cloned().unwrap_or_default());
     table.set_total(total);
     table.text()

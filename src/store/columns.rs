@@ -16,10 +16,11 @@ use super::types::{
 use crate::money;
 
 /// One column at a time, typed the way the domain reads it.
-pub(super) trait Columns {
+pub(crate) trait Columns {
     fn text(&self, index: usize) -> Result<String, sqlx::Error>;
     fn opt_text(&self, index: usize) -> Result<Option<String>, sqlx::Error>;
     fn int(&self, index: usize) -> Result<i64, sqlx::Error>;
+    fn boolean(&self, index: usize) -> Result<bool, sqlx::Error>;
     fn opt_int(&self, index: usize) -> Result<Option<i64>, sqlx::Error>;
     fn time(&self, index: usize) -> Result<DateTime<Utc>, sqlx::Error>;
     fn opt_time(&self, index: usize) -> Result<Option<DateTime<Utc>>, sqlx::Error>;
@@ -38,6 +39,10 @@ impl Columns for PgRow {
         // `int4` and `int8` columns alike.
         self.try_get::<i64, _>(index)
             .or_else(|_| self.try_get::<i32, _>(index).map(i64::from))
+    }
+
+    fn boolean(&self, index: usize) -> Result<bool, sqlx::Error> {
+        self.try_get(index)
     }
 
     fn opt_int(&self, index: usize) -> Result<Option<i64>, sqlx::Error> {
@@ -70,6 +75,10 @@ impl Columns for SqliteRow {
     }
 
     fn opt_int(&self, index: usize) -> Result<Option<i64>, sqlx::Error> {
+        self.try_get(index)
+    }
+
+    fn boolean(&self, index: usize) -> Result<bool, sqlx::Error> {
         self.try_get(index)
     }
 

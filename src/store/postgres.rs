@@ -20,11 +20,11 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{QueryBuilder, Row};
 
 use super::rows::{
-    ColumnKind, EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS, RepriceSteps,
-    Rollup, RollupKey, RollupSums, StoredColumns, SumStyle, UniqueEvents, count,
-    event_usage_values, fill_aggregate, floor_day, measured_columns, reprice_windows,
-    rollup_deltas, rollup_groups, rollup_increments, scan_columns, unique_events, unsigned,
-    usage_plan, usage_sums,
+    Cell, ColumnKind, EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS,
+    ROLLUP_VALUES, RepriceSteps, Rollup, RollupKey, RollupSums, SumStyle, UniqueEvents, count,
+    event_usage_values, event_value, fill_aggregate, floor_day, measured_columns, reprice_windows,
+    rollup_deltas, rollup_groups, rollup_increments, scan_columns, stored_event, token_sums,
+    tokens_from, unique_events, unsigned, usage_plan, usage_sums,
 };
 use super::{
     Checkpoint, CheckpointStore, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn,
@@ -33,7 +33,6 @@ use super::{
 };
 use crate::money;
 use crate::prepare::PricedRecord;
-use crate::usage::Tokens;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -139,7 +138,7 @@ async fn upsert_rollups(
     groups: BTreeMap<RollupKey<'_>, RollupSums>,
 ) -> Result<(), StoreError> {
     let mut columns = RollupKeyColumns::default();
-    let mut numbers: [Vec<i64>; ROLLUP_VALUE_COLUMNS.len()] = Default::default();
+    let mut numbers: Vec<Vec<i64>> = vec![Vec::new(); ROLLUP_VALUES];
     for (key, sums) in groups {
         columns.0.push(key.0);
         columns.1.push(key.1);
@@ -268,43 +267,9 @@ async fn scan_events<'c>(
     push_filter(&mut sql, &scan.filter, "coalesce(resolved_model, model)");
     let rows = sql.build().fetch_all(executor).await?;
     rows.iter()
-        .map(stored_columns)
-        .map(|columns| columns.map(StoredColumns::into_priced))
+        .map(stored_event)
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
-}
-
-fn stored_columns(row: &PgRow) -> Result<StoredColumns, sqlx::Error> {
-    let mut tokens = [0i64; 6];
-    for (i, slot) in tokens.iter_mut().enumerate() {
-        *slot = row.try_get(6 + i)?;
-    }
-    let mut bucket_picos = [0i64; 6];
-    for (i, slot) in bucket_picos.iter_mut().enumerate() {
-        *slot = row.try_get(22 + i)?;
-    }
-    Ok(StoredColumns {
-        project: row.try_get(0)?,
-        id: row.try_get(1)?,
-        time: row.try_get(2)?,
-        provider: row.try_get(3)?,
-        model: row.try_get(4)?,
-        resolved_model: row.try_get(5)?,
-        tokens,
-        batch: row.try_get(12)?,
-        service_tier: row.try_get(13)?,
-        reasoning_effort: row.try_get(14)?,
-        tags_json: row.try_get(15)?,
-        user: row.try_get(16)?,
-        cost_nanos: row.try_get(17)?,
-        list_cost_nanos: row.try_get(18)?,
-        price_ref: row.try_get(19)?,
-        unpriced_reason: row.try_get(20)?,
-        reported_cost_nanos: row.try_get(21)?,
-        bucket_picos,
-        cache_savings_nanos: row.try_get(28)?,
-        batch_savings_nanos: row.try_get(29)?,
-    })
 }
 
 /// Stores repriced events' new pricing columns, one statement for all of them.
@@ -312,15 +277,10 @@ static UPDATE_PRICING: LazyLock<String> = LazyLock::new(|| {
     let mut arrays = vec!["$1::text[]".to_owned(), "$2::text[]".to_owned()];
     let mut names = vec!["project".to_owned(), "id".to_owned()];
     let mut sets = Vec::new();
-    for (i, (name, kind)) in PRICING_COLUMNS.iter().enumerate() {
-        let pg_type = if *kind == ColumnKind::Text {
-            "text"
-        } else {
-            "bigint"
-        };
-        arrays.push(format!("${}::{pg_type}[]", i + 3));
-        names.push((*name).to_owned());
-        sets.push(format!("{name} = u.{name}"));
+    for (i, column) in PRICING_COLUMNS.iter().enumerate() {
+        arrays.push(format!("${}::{}[]", i + 3, pg_type(column.kind)));
+        names.push(column.name.clone());
+        sets.push(format!("{0} = u.{0}", column.name));
     }
     format!(
         "UPDATE events AS e SET {} FROM UNNEST({}) AS u({}) \
@@ -331,30 +291,54 @@ static UPDATE_PRICING: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// How Postgres spells a column type.
+fn pg_type(kind: ColumnKind) -> &'static str {
+    match kind {
+        ColumnKind::Text => "text",
+        ColumnKind::Integer => "bigint",
+        ColumnKind::Boolean => "boolean",
+        ColumnKind::Time => "timestamptz",
+        ColumnKind::Json => "jsonb",
+    }
+}
+
 async fn update_pricing(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     rows: &[EventRow<'_>],
 ) -> Result<(), StoreError> {
-    let texts = |pick: fn(&EventRow<'_>) -> Option<String>| -> Vec<Option<String>> {
-        rows.iter().map(pick).collect()
-    };
-    let numbers = |pick: &dyn Fn(&EventRow<'_>) -> Option<i64>| -> Vec<Option<i64>> {
-        rows.iter().map(pick).collect()
-    };
+    let cells: Vec<Vec<Cell<'_>>> = rows.iter().map(EventRow::pricing_cells).collect();
     let mut query = sqlx::query(sqlx::AssertSqlSafe(UPDATE_PRICING.as_str()))
-        .bind(texts(|r| Some(r.event.priced.record.project.clone())))
-        .bind(texts(|r| Some(r.event.priced.record.id.clone())))
-        .bind(texts(|r| r.resolved_model.map(str::to_owned)))
-        .bind(numbers(&|r| r.cost_nanos))
-        .bind(numbers(&|r| r.list_cost_nanos))
-        .bind(texts(|r| r.price_ref.map(str::to_owned)))
-        .bind(texts(|r| r.unpriced_reason.map(str::to_owned)));
-    for bucket in 0..6 {
-        query = query.bind(numbers(&|r| Some(r.bucket_picos[bucket])));
+        .bind(
+            rows.iter()
+                .map(|r| r.event.priced.record.project.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            rows.iter()
+                .map(|r| r.event.priced.record.id.clone())
+                .collect::<Vec<_>>(),
+        );
+    for (i, column) in PRICING_COLUMNS.iter().enumerate() {
+        let column_cells = cells.iter().map(|row| &row[i]);
+        query = match column.kind {
+            ColumnKind::Integer => query.bind(
+                column_cells
+                    .map(|cell| match cell {
+                        Cell::Integer(value) => *value,
+                        _ => None,
+                    })
+                    .collect::<Vec<Option<i64>>>(),
+            ),
+            _ => query.bind(
+                column_cells
+                    .map(|cell| match cell {
+                        Cell::Text(value) => value.map(str::to_owned),
+                        _ => None,
+                    })
+                    .collect::<Vec<Option<String>>>(),
+            ),
+        };
     }
-    query = query
-        .bind(numbers(&|r| Some(r.cache_savings_nanos)))
-        .bind(numbers(&|r| Some(r.batch_savings_nanos)));
     query.execute(&mut **tx).await?;
     Ok(())
 }
@@ -369,16 +353,7 @@ const REPRICE_LOCK: i64 = 0x6c6c_6d5f_7265_7072;
 static CREATE_STAGING: LazyLock<String> = LazyLock::new(|| {
     let columns: Vec<String> = EVENT_COLUMNS
         .iter()
-        .map(|(name, kind)| {
-            let pg_type = match *kind {
-                ColumnKind::Text => "text",
-                ColumnKind::Integer => "bigint",
-                ColumnKind::Boolean => "boolean",
-                ColumnKind::Time => "timestamptz",
-                ColumnKind::Json => "jsonb",
-            };
-            format!("{name} {pg_type}")
-        })
+        .map(|column| format!("{} {}", column.name, pg_type(column.kind)))
         .collect();
     format!(
         "CREATE TEMP TABLE IF NOT EXISTS staging_events ({}) ON COMMIT DELETE ROWS",
@@ -390,7 +365,7 @@ static CREATE_STAGING: LazyLock<String> = LazyLock::new(|| {
 static COPY_COLUMNS: LazyLock<String> = LazyLock::new(|| {
     EVENT_COLUMNS
         .iter()
-        .map(|(name, _)| *name)
+        .map(|column| column.name.as_str())
         .collect::<Vec<_>>()
         .join(", ")
 });
@@ -447,8 +422,8 @@ struct RollupKeyColumns<'e>(
 /// happen anyway, is retried as a transient failure.
 static INSERT_FROM_STAGING: LazyLock<String> = LazyLock::new(|| {
     let columns = COPY_COLUMNS.as_str();
-    // Values summed into the rollups: every value column after the two counts.
-    let sums: Vec<String> = ROLLUP_VALUE_COLUMNS[2..]
+    let values = ROLLUP_VALUE_COLUMNS.join(", ");
+    let sums: Vec<String> = ROLLUP_VALUE_COLUMNS
         .iter()
         .map(|c| format!("coalesce(sum({c}), 0)"))
         .collect();
@@ -460,14 +435,13 @@ static INSERT_FROM_STAGING: LazyLock<String> = LazyLock::new(|| {
             Rollup::Daily
         };
         format!(
-            "INSERT INTO {table} AS r ({keys}, {all_values}) \
+            "INSERT INTO {table} AS r ({keys}, {values}) \
              SELECT project, {time}, provider, rollup_model, service_tier, batch, effort, tags, \
-                 count(*), count(*) FILTER (WHERE cost_nanos IS NULL), {sums} \
+                 {sums} \
              FROM inserted GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8 \
              ON CONFLICT ({keys}) DO UPDATE SET {increments} RETURNING 1",
             table = level.table(),
             keys = level.key_columns(),
-            all_values = ROLLUP_VALUE_COLUMNS.join(", "),
             sums = sums.join(", "),
             increments = rollup_increments("r."),
         )
@@ -478,11 +452,15 @@ static INSERT_FROM_STAGING: LazyLock<String> = LazyLock::new(|| {
             ON CONFLICT (project, id) DO NOTHING \
             RETURNING project, id, date_trunc('hour', time, 'UTC') AS hour, provider, \
                 coalesce(resolved_model, model) AS rollup_model, service_tier, batch, \
-                coalesce(reasoning_effort, '') AS effort, tags, {values}), \
+                coalesce(reasoning_effort, '') AS effort, tags, {contributions}), \
          hourly AS ({hourly}), \
          daily AS ({daily}) \
          SELECT project, id FROM inserted",
-        values = ROLLUP_VALUE_COLUMNS[2..].join(", "),
+        contributions = ROLLUP_VALUE_COLUMNS
+            .iter()
+            .map(|c| event_value(c))
+            .collect::<Vec<_>>()
+            .join(", "),
         hourly = roll("hour"),
         daily = roll("date_trunc('day', hour, 'UTC')"),
     )
@@ -496,102 +474,52 @@ struct Staged<'e> {
 
 fn staged_rows<'e>(events: &[&'e NewEvent], now: DateTime<Utc>) -> Staged<'e> {
     let unique = unique_events(events);
-    let ingested_at = crate::usage::format_time(&now);
-    let mut rows = Vec::with_capacity(unique.rows.len() * 320);
+    let mut rows = Vec::with_capacity(unique.rows.len() * 400);
     for row in &unique.rows {
-        copy_row(&mut rows, row, &ingested_at);
+        copy_row(&mut rows, row, now);
     }
     Staged { unique, rows }
 }
 
-/// One `COPY ... FROM STDIN` text-format row.
-fn copy_row(out: &mut Vec<u8>, row: &EventRow<'_>, ingested_at: &str) {
-    let record = &row.event.priced.record;
-    let mut copy = CopyRow(out);
-    copy.text(&record.project);
-    copy.text(&record.id);
-    copy.raw(&crate::usage::format_time(&record.time));
-    copy.text(&record.provider);
-    copy.text(&record.model);
-    copy.optional_text(row.resolved_model);
-    for tokens in row.tokens {
-        copy.integer(tokens);
+/// One `COPY ... FROM STDIN` text-format row: tab-separated, `\\N` for NULL, backslash
+/// escapes.
+fn copy_row(out: &mut Vec<u8>, row: &EventRow<'_>, ingested_at: DateTime<Utc>) {
+    let cells = row.cells(ingested_at);
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\t');
+        }
+        match cell {
+            Cell::Text(Some(text)) | Cell::Json(text) => copy_escaped(out, text),
+            Cell::Text(None) | Cell::Integer(None) => out.extend_from_slice(b"\\N"),
+            Cell::Integer(Some(value)) => {
+                out.extend_from_slice(itoa::Buffer::new().format(*value).as_bytes());
+            }
+            Cell::Boolean(value) => out.push(if *value { b't' } else { b'f' }),
+            Cell::Time(time) => out.extend_from_slice(crate::usage::format_time(time).as_bytes()),
+        }
     }
-    copy.raw(if record.batch { "t" } else { "f" });
-    copy.text(&record.service_tier);
-    copy.optional_text(record.reasoning_effort.as_deref());
-    copy.text(&row.tags_json);
-    copy.optional_text(record.user.as_deref());
-    copy.optional_integer(row.cost_nanos);
-    copy.optional_integer(row.list_cost_nanos);
-    copy.optional_text(row.price_ref);
-    copy.optional_text(row.unpriced_reason);
-    copy.optional_integer(row.reported_cost_nanos);
-    for share in row.bucket_picos {
-        copy.integer(share);
-    }
-    copy.integer(row.cache_savings_nanos);
-    copy.integer(row.batch_savings_nanos);
-    copy.raw(ingested_at);
-    copy.last_text(&row.event.source);
+    out.push(b'\n');
 }
 
-/// Writes fields of one `COPY` text row: tab-separated, `\N` for NULL, backslash escapes.
-struct CopyRow<'o>(&'o mut Vec<u8>);
-
-impl CopyRow<'_> {
-    fn raw(&mut self, value: &str) {
-        self.0.extend_from_slice(value.as_bytes());
-        self.0.push(b'\t');
+fn copy_escaped(out: &mut Vec<u8>, value: &str) {
+    let bytes = value.as_bytes();
+    let plain = memchr::memchr3(b'\\', b'\t', b'\n', bytes).is_none()
+        && memchr::memchr2(b'\r', 0, bytes).is_none();
+    if plain {
+        out.extend_from_slice(bytes);
+        return;
     }
-
-    fn escaped(&mut self, value: &str) {
-        let bytes = value.as_bytes();
-        let plain = memchr::memchr3(b'\\', b'\t', b'\n', bytes).is_none()
-            && memchr::memchr2(b'\r', 0, bytes).is_none();
-        if plain {
-            self.0.extend_from_slice(value.as_bytes());
-            return;
+    for byte in value.bytes() {
+        match byte {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            // Postgres text cannot hold NUL.
+            0 => out.extend_from_slice("\u{FFFD}".as_bytes()),
+            other => out.push(other),
         }
-        for byte in value.bytes() {
-            match byte {
-                b'\\' => self.0.extend_from_slice(b"\\\\"),
-                b'\t' => self.0.extend_from_slice(b"\\t"),
-                b'\n' => self.0.extend_from_slice(b"\\n"),
-                b'\r' => self.0.extend_from_slice(b"\\r"),
-                // Postgres text cannot hold NUL.
-                0 => self.0.extend_from_slice("\u{FFFD}".as_bytes()),
-                other => self.0.push(other),
-            }
-        }
-    }
-
-    fn text(&mut self, value: &str) {
-        self.escaped(value);
-        self.0.push(b'\t');
-    }
-
-    fn optional_text(&mut self, value: Option<&str>) {
-        match value {
-            Some(value) => self.text(value),
-            None => self.raw("\\N"),
-        }
-    }
-
-    fn integer(&mut self, value: i64) {
-        self.raw(itoa::Buffer::new().format(value));
-    }
-
-    fn optional_integer(&mut self, value: Option<i64>) {
-        match value {
-            Some(value) => self.integer(value),
-            None => self.raw("\\N"),
-        }
-    }
-
-    fn last_text(&mut self, value: &str) {
-        self.escaped(value);
-        self.0.push(b'\n');
     }
 }
 
@@ -814,21 +742,12 @@ impl UsageStore for PgStore {
         to: DateTime<Utc>,
         projects: Option<&[String]>,
     ) -> Result<Vec<UnpricedModel>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT provider, model, min(time), max(time), count(*)::bigint,
-                    sum(input)::bigint, sum(cached_input)::bigint, sum(cache_write_5m)::bigint,
-                    sum(cache_write_1h)::bigint, sum(output)::bigint, sum(reasoning)::bigint,
-                    min(unpriced_reason)
-             FROM events
-             WHERE cost_nanos IS NULL AND time >= $1 AND time < $2
-               AND ($3::text[] IS NULL OR project = ANY($3))
-             GROUP BY provider, model ORDER BY count(*) DESC, provider, model",
-        )
-        .bind(from)
-        .bind(to)
-        .bind(projects.map(<[String]>::to_vec))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(UNPRICED_MODELS.as_str()))
+            .bind(from)
+            .bind(to)
+            .bind(projects.map(<[String]>::to_vec))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 Ok(UnpricedModel {
@@ -837,8 +756,8 @@ impl UsageStore for PgStore {
                     first_seen: row.try_get(2)?,
                     last_seen: row.try_get(3)?,
                     requests: unsigned(row.try_get(4)?),
-                    tokens: tokens_from(row, 5)?,
-                    reason: row.try_get::<Option<String>, _>(11)?.unwrap_or_default(),
+                    reason: row.try_get::<Option<String>, _>(5)?.unwrap_or_default(),
+                    tokens: tokens_from(row, 6)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -979,21 +898,18 @@ impl CheckpointStore for PgStore {
     }
 }
 
-fn tokens_from(row: &PgRow, start: usize) -> Result<Tokens, sqlx::Error> {
-    let get = |i: usize| -> Result<u64, sqlx::Error> {
-        Ok(unsigned(
-            row.try_get::<Option<i64>, _>(start + i)?.unwrap_or(0),
-        ))
-    };
-    Ok(Tokens {
-        input: get(0)?,
-        cached_input: get(1)?,
-        cache_write_5m: get(2)?,
-        cache_write_1h: get(3)?,
-        output: get(4)?,
-        reasoning: get(5)?,
-    })
-}
+/// The models of unpriced events, with their usage.
+static UNPRICED_MODELS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT provider, model, min(time), max(time), count(*)::bigint, min(unpriced_reason), \
+             {} \
+         FROM events \
+         WHERE cost_nanos IS NULL AND time >= $1 AND time < $2 \
+           AND ($3::text[] IS NULL OR project = ANY($3)) \
+         GROUP BY provider, model ORDER BY count(*) DESC, provider, model",
+        token_sums("::bigint")
+    )
+});
 
 fn aggregate_from_row(row: &PgRow, group_by: &[Dimension]) -> Result<UsageAggregate, sqlx::Error> {
     let mut aggregate = UsageAggregate::default();
@@ -1004,7 +920,7 @@ fn aggregate_from_row(row: &PgRow, group_by: &[Dimension]) -> Result<UsageAggreg
             aggregate.keys.push(row.try_get(position)?);
         }
     }
-    let mut values = [0i128; 19];
+    let mut values = [0i128; ROLLUP_VALUES];
     for (i, slot) in values.iter_mut().enumerate() {
         let sum: rust_decimal::Decimal = row.try_get(group_by.len() + i)?;
         *slot = rust_decimal::prelude::ToPrimitive::to_i128(&sum).unwrap_or_default();

@@ -2,10 +2,12 @@
 //! (money as integers), the first copy of each key, and the hourly rollup groups.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use rust_decimal::Decimal;
 
+use super::columns::Columns;
 use super::{
     EventScan, Measures, NewEvent, PriceFn, RepriceScope, RepriceSummary, StoreError,
     UsageAggregate,
@@ -35,41 +37,101 @@ pub(crate) enum ColumnKind {
     Json,
 }
 
-/// The columns of `events`, in the order rows are written.
-pub(crate) const EVENT_COLUMNS: [(&str, ColumnKind); 32] = [
-    ("project", ColumnKind::Text),
-    ("id", ColumnKind::Text),
-    ("time", ColumnKind::Time),
-    ("provider", ColumnKind::Text),
-    ("model", ColumnKind::Text),
-    ("resolved_model", ColumnKind::Text),
-    ("input", ColumnKind::Integer),
-    ("cached_input", ColumnKind::Integer),
-    ("cache_write_5m", ColumnKind::Integer),
-    ("cache_write_1h", ColumnKind::Integer),
-    ("output", ColumnKind::Integer),
-    ("reasoning", ColumnKind::Integer),
-    ("batch", ColumnKind::Boolean),
-    ("service_tier", ColumnKind::Text),
-    ("reasoning_effort", ColumnKind::Text),
-    ("tags", ColumnKind::Json),
-    ("user_id", ColumnKind::Text),
-    ("cost_nanos", ColumnKind::Integer),
-    ("list_cost_nanos", ColumnKind::Integer),
-    ("price_ref", ColumnKind::Text),
-    ("unpriced_reason", ColumnKind::Text),
-    ("reported_cost_nanos", ColumnKind::Integer),
-    ("input_cost_picos", ColumnKind::Integer),
-    ("cached_input_cost_picos", ColumnKind::Integer),
-    ("cache_write_5m_cost_picos", ColumnKind::Integer),
-    ("cache_write_1h_cost_picos", ColumnKind::Integer),
-    ("output_cost_picos", ColumnKind::Integer),
-    ("reasoning_cost_picos", ColumnKind::Integer),
-    ("cache_savings_nanos", ColumnKind::Integer),
-    ("batch_savings_nanos", ColumnKind::Integer),
-    ("ingested_at", ColumnKind::Time),
-    ("source", ColumnKind::Text),
-];
+/// Who writes a column of `events`: the record (once, on insert), its price (again on
+/// every reprice), or the ingestion (when and from where it arrived).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Written {
+    Record,
+    Price,
+    Ingestion,
+}
+
+/// One column of `events`.
+#[derive(Clone, Debug)]
+pub(crate) struct Column {
+    pub name: String,
+    pub kind: ColumnKind,
+    pub written: Written,
+}
+
+/// The stored count column of each counted bucket: its name (`input`, `web_search`).
+pub(crate) fn count_column(bucket: Bucket) -> &'static str {
+    bucket.as_str()
+}
+
+/// The stored pico-dollar cost column of each bucket: `input_cost_picos`.
+pub(crate) fn cost_column(bucket: Bucket) -> String {
+    format!("{bucket}_cost_picos")
+}
+
+/// The columns of `events`, in the order rows are written (`EventRow::cells`).
+pub(crate) static EVENT_COLUMNS: LazyLock<Vec<Column>> = LazyLock::new(|| {
+    use ColumnKind::{Boolean, Integer, Json, Text, Time};
+    use Written::{Ingestion, Price, Record};
+    let column = |name: &str, kind, written| Column {
+        name: name.to_owned(),
+        kind,
+        written,
+    };
+    let mut columns = vec![
+        column("project", Text, Record),
+        column("id", Text, Record),
+        column("time", Time, Record),
+        column("provider", Text, Record),
+        column("model", Text, Record),
+        column("resolved_model", Text, Price),
+    ];
+    columns.extend(
+        Bucket::COUNTED
+            .into_iter()
+            .map(|bucket| column(count_column(bucket), Integer, Record)),
+    );
+    columns.extend([
+        column("batch", Boolean, Record),
+        column("service_tier", Text, Record),
+        column("reasoning_effort", Text, Record),
+        column("tags", Json, Record),
+        column("user_id", Text, Record),
+        column("search_context", Text, Record),
+        column("reported_cost_nanos", Integer, Record),
+        column("cost_nanos", Integer, Price),
+        column("list_cost_nanos", Integer, Price),
+        column("price_ref", Text, Price),
+        column("unpriced_reason", Text, Price),
+        column("partial_reason", Text, Price),
+    ]);
+    columns.extend(
+        Bucket::ALL
+            .into_iter()
+            .map(|bucket| column(&cost_column(bucket), Integer, Price)),
+    );
+    columns.extend([
+        column("cache_savings_nanos", Integer, Price),
+        column("batch_savings_nanos", Integer, Price),
+        column("ingested_at", Time, Ingestion),
+        column("source", Text, Ingestion),
+    ]);
+    columns
+});
+
+/// The `events` columns a reprice updates, in `EventRow::pricing_cells` order.
+pub(crate) static PRICING_COLUMNS: LazyLock<Vec<Column>> = LazyLock::new(|| {
+    EVENT_COLUMNS
+        .iter()
+        .filter(|c| c.written == Written::Price)
+        .cloned()
+        .collect()
+});
+
+/// One value of an event row, typed as its column.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Cell<'e> {
+    Text(Option<&'e str>),
+    Integer(Option<i64>),
+    Boolean(bool),
+    Time(DateTime<Utc>),
+    Json(&'e str),
+}
 
 /// One event as column values.
 pub(crate) struct EventRow<'e> {
@@ -78,14 +140,15 @@ pub(crate) struct EventRow<'e> {
     pub resolved_model: Option<&'e str>,
     /// The rollup's model: the resolved id, else the name as written.
     pub rollup_model: &'e str,
-    pub tokens: [i64; 6],
+    pub tokens: [i64; Bucket::COUNT - 1],
     pub tags_json: String,
     pub cost_nanos: Option<i64>,
     pub list_cost_nanos: Option<i64>,
     pub price_ref: Option<&'e str>,
     pub unpriced_reason: Option<&'e str>,
+    pub partial_reason: Option<&'e str>,
     pub reported_cost_nanos: Option<i64>,
-    pub bucket_picos: [i64; 6],
+    pub bucket_picos: [i64; Bucket::COUNT],
     pub cache_savings_nanos: i64,
     pub batch_savings_nanos: i64,
     pub hour: DateTime<Utc>,
@@ -94,52 +157,97 @@ pub(crate) struct EventRow<'e> {
 impl<'e> EventRow<'e> {
     pub fn new(event: &'e NewEvent) -> EventRow<'e> {
         let record = &event.priced.record;
-        let (savings_cache, savings_batch) = match &event.priced.price {
-            PriceOutcome::Priced(p) => (
-                money::to_nanos(p.cache_savings),
-                money::to_nanos(p.batch_savings),
-            ),
-            PriceOutcome::Unpriced(_) => (0, 0),
-        };
-        let (cost, list_cost, price_ref, reason, shares) = match &event.priced.price {
-            PriceOutcome::Priced(p) => (
-                Some(p.cost),
-                Some(p.list_cost),
-                Some(p.price_ref.as_str()),
-                None,
-                p.bucket_costs,
-            ),
-            PriceOutcome::Unpriced(u) => (
-                None,
-                None,
-                None,
-                Some(u.reason.as_str()),
-                [Decimal::ZERO; 6],
-            ),
-        };
-        let mut tokens = [0; 6];
+        let mut tokens = [0; Bucket::COUNT - 1];
         for (slot, (_, value)) in tokens.iter_mut().zip(record.tokens.iter()) {
             *slot = count(value);
         }
-        EventRow {
+        let mut row = EventRow {
             event,
             resolved_model: event.priced.resolved_model(),
             rollup_model: event.priced.rollup_model(),
             tokens,
             tags_json: serde_json::to_string(&record.tags).unwrap_or_else(|_| "{}".into()),
-            cost_nanos: cost.map(money::to_nanos),
-            list_cost_nanos: list_cost.map(money::to_nanos),
-            price_ref,
-            unpriced_reason: reason,
+            cost_nanos: None,
+            list_cost_nanos: None,
+            price_ref: None,
+            unpriced_reason: None,
+            partial_reason: None,
             reported_cost_nanos: record.reported_cost.map(money::to_nanos),
-            bucket_picos: shares.map(money::to_picos),
-            cache_savings_nanos: savings_cache,
-            batch_savings_nanos: savings_batch,
+            bucket_picos: [0; Bucket::COUNT],
+            cache_savings_nanos: 0,
+            batch_savings_nanos: 0,
             hour: record
                 .time
                 .duration_trunc(TimeDelta::hours(1))
                 .unwrap_or(record.time),
+        };
+        match &event.priced.price {
+            PriceOutcome::Priced(p) => {
+                row.cost_nanos = Some(money::to_nanos(p.cost));
+                row.list_cost_nanos = Some(money::to_nanos(p.list_cost));
+                row.price_ref = Some(p.price_ref.as_str());
+                row.partial_reason = p.partial.as_deref();
+                row.bucket_picos = p.bucket_costs.map(money::to_picos);
+                row.cache_savings_nanos = money::to_nanos(p.cache_savings);
+                row.batch_savings_nanos = money::to_nanos(p.batch_savings);
+            }
+            PriceOutcome::Unpriced(u) => row.unpriced_reason = Some(u.reason.as_str()),
         }
+        row
+    }
+
+    /// The row's values in `EVENT_COLUMNS` order.
+    pub fn cells(&self, ingested_at: DateTime<Utc>) -> Vec<Cell<'_>> {
+        let record = &self.event.priced.record;
+        let mut cells = Vec::with_capacity(EVENT_COLUMNS.len());
+        cells.extend([
+            Cell::Text(Some(&record.project)),
+            Cell::Text(Some(&record.id)),
+            Cell::Time(record.time),
+            Cell::Text(Some(&record.provider)),
+            Cell::Text(Some(&record.model)),
+            Cell::Text(self.resolved_model),
+        ]);
+        cells.extend(self.tokens.iter().map(|n| Cell::Integer(Some(*n))));
+        cells.extend([
+            Cell::Boolean(record.batch),
+            Cell::Text(Some(&record.service_tier)),
+            Cell::Text(record.reasoning_effort.as_deref()),
+            Cell::Json(&self.tags_json),
+            Cell::Text(record.user.as_deref()),
+            Cell::Text(record.search_context.as_deref()),
+            Cell::Integer(self.reported_cost_nanos),
+        ]);
+        self.push_pricing_cells(&mut cells);
+        cells.extend([
+            Cell::Time(ingested_at),
+            Cell::Text(Some(&self.event.source)),
+        ]);
+        cells
+    }
+
+    /// The values a reprice may change, in `PRICING_COLUMNS` order.
+    pub fn pricing_cells(&self) -> Vec<Cell<'_>> {
+        let mut cells = Vec::with_capacity(PRICING_COLUMNS.len());
+        cells.push(Cell::Text(self.resolved_model));
+        self.push_pricing_cells(&mut cells);
+        cells
+    }
+
+    /// The price columns after `resolved_model`.
+    fn push_pricing_cells<'r>(&'r self, cells: &mut Vec<Cell<'r>>) {
+        cells.extend([
+            Cell::Integer(self.cost_nanos),
+            Cell::Integer(self.list_cost_nanos),
+            Cell::Text(self.price_ref),
+            Cell::Text(self.unpriced_reason),
+            Cell::Text(self.partial_reason),
+        ]);
+        cells.extend(self.bucket_picos.iter().map(|n| Cell::Integer(Some(*n))));
+        cells.extend([
+            Cell::Integer(Some(self.cache_savings_nanos)),
+            Cell::Integer(Some(self.batch_savings_nanos)),
+        ]);
     }
 }
 
@@ -280,83 +388,84 @@ pub(crate) fn usage_plan(from: DateTime<Utc>, to: DateTime<Utc>, use_daily: bool
     plan
 }
 
-/// The sums of one hourly rollup group.
-#[derive(Default, Debug, Clone, PartialEq)]
-pub(crate) struct RollupSums {
-    pub requests: i64,
-    pub unpriced: i64,
-    pub tokens: [i64; 6],
-    pub cost_nanos: i64,
-    pub list_cost_nanos: i64,
-    pub reported_cost_nanos: i64,
-    pub bucket_picos: [i64; 6],
-    pub cache_savings_nanos: i64,
-    pub batch_savings_nanos: i64,
+/// The sums of one hourly rollup group, in `ROLLUP_VALUE_COLUMNS` order.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RollupSums(pub [i64; ROLLUP_VALUES]);
+
+impl Default for RollupSums {
+    fn default() -> Self {
+        RollupSums([0; ROLLUP_VALUES])
+    }
 }
 
-/// The rollup value columns, in the order `RollupSums::values` gives them.
-pub(crate) const ROLLUP_VALUE_COLUMNS: [&str; 19] = [
-    "requests",
-    "unpriced_requests",
-    "input",
-    "cached_input",
-    "cache_write_5m",
-    "cache_write_1h",
-    "output",
-    "reasoning",
-    "cost_nanos",
-    "list_cost_nanos",
-    "reported_cost_nanos",
-    "input_cost_picos",
-    "cached_input_cost_picos",
-    "cache_write_5m_cost_picos",
-    "cache_write_1h_cost_picos",
-    "output_cost_picos",
-    "reasoning_cost_picos",
-    "cache_savings_nanos",
-    "batch_savings_nanos",
-];
+/// Where each kind of value sits among the rollup values: the four request counts
+/// (all, unpriced, partially priced, with a reported cost), the bucket counts, the three
+/// nano-dollar costs (cost, list, reported), the per-bucket pico-dollar costs, the two
+/// savings.
+pub(crate) const COUNTS_AT: usize = 4;
+pub(crate) const COSTS_AT: usize = COUNTS_AT + Bucket::COUNT - 1;
+pub(crate) const PICOS_AT: usize = COSTS_AT + 3;
+pub(crate) const SAVINGS_AT: usize = PICOS_AT + Bucket::COUNT;
+pub(crate) const ROLLUP_VALUES: usize = SAVINGS_AT + 2;
+
+/// The rollup value columns, in `RollupSums` order.
+pub(crate) static ROLLUP_VALUE_COLUMNS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let mut columns: Vec<String> = [
+        "requests",
+        "unpriced_requests",
+        "partial_requests",
+        "reported_requests",
+    ]
+    .map(String::from)
+    .to_vec();
+    columns.extend(Bucket::COUNTED.map(|b| count_column(b).to_owned()));
+    columns.extend(["cost_nanos", "list_cost_nanos", "reported_cost_nanos"].map(String::from));
+    columns.extend(Bucket::ALL.map(cost_column));
+    columns.extend(["cache_savings_nanos", "batch_savings_nanos"].map(String::from));
+    assert_eq!(columns.len(), ROLLUP_VALUES);
+    columns
+});
 
 impl RollupSums {
-    /// The values of `ROLLUP_VALUE_COLUMNS`, in that order.
-    pub fn values(&self) -> [i64; 19] {
-        let mut values = [0; 19];
-        values[0] = self.requests;
-        values[1] = self.unpriced;
-        values[2..8].copy_from_slice(&self.tokens);
-        values[8] = self.cost_nanos;
-        values[9] = self.list_cost_nanos;
-        values[10] = self.reported_cost_nanos;
-        values[11..17].copy_from_slice(&self.bucket_picos);
-        values[17] = self.cache_savings_nanos;
-        values[18] = self.batch_savings_nanos;
-        values
+    /// One event's contribution.
+    fn of(row: &EventRow<'_>) -> RollupSums {
+        let mut values = [0; ROLLUP_VALUES];
+        values[0] = 1;
+        values[1] = i64::from(row.cost_nanos.is_none());
+        values[2] = i64::from(row.partial_reason.is_some());
+        values[3] = i64::from(row.reported_cost_nanos.is_some());
+        values[COUNTS_AT..COSTS_AT].copy_from_slice(&row.tokens);
+        values[COSTS_AT] = row.cost_nanos.unwrap_or(0);
+        values[COSTS_AT + 1] = row.list_cost_nanos.unwrap_or(0);
+        values[COSTS_AT + 2] = row.reported_cost_nanos.unwrap_or(0);
+        values[PICOS_AT..SAVINGS_AT].copy_from_slice(&row.bucket_picos);
+        values[SAVINGS_AT] = row.cache_savings_nanos;
+        values[SAVINGS_AT + 1] = row.batch_savings_nanos;
+        RollupSums(values)
     }
 
-    /// Adds (`sign` 1) or subtracts (`sign` -1) another group's sums.
+    /// The values of `ROLLUP_VALUE_COLUMNS`, in that order.
+    pub fn values(&self) -> [i64; ROLLUP_VALUES] {
+        self.0
+    }
+
+    /// Adds (`sign` 1) or subtracts (`sign` -1) another group's sums. A group's bucket
+    /// shares pass 2^63 pico-dollars ($9.2M) only with over $9.2M of one token type in
+    /// one group and day: saturate rather than wrap.
     pub fn add_scaled(&mut self, other: &RollupSums, sign: i64) {
-        self.requests += sign * other.requests;
-        self.unpriced += sign * other.unpriced;
-        for (slot, value) in self.tokens.iter_mut().zip(other.tokens) {
-            *slot += sign * value;
+        for (slot, value) in self.0.iter_mut().zip(other.0) {
+            *slot = slot.saturating_add(sign * value);
         }
-        self.cost_nanos += sign * other.cost_nanos;
-        self.list_cost_nanos += sign * other.list_cost_nanos;
-        self.reported_cost_nanos += sign * other.reported_cost_nanos;
-        for (slot, value) in self.bucket_picos.iter_mut().zip(other.bucket_picos) {
-            *slot += sign * value;
-        }
-        self.cache_savings_nanos += sign * other.cache_savings_nanos;
-        self.batch_savings_nanos += sign * other.batch_savings_nanos;
     }
 }
 
-/// Which rollup value columns a query needs: spend alone (counts, tokens, cost) or all.
+/// Which rollup value columns a query needs: spend alone (request counts, bucket counts
+/// and the three costs) or all (also per-bucket costs and savings).
 fn measured(measures: Measures) -> impl Iterator<Item = (&'static str, bool)> {
     ROLLUP_VALUE_COLUMNS
         .iter()
         .enumerate()
-        .map(move |(i, c)| (*c, measures == Measures::All || i < 9))
+        .map(move |(i, c)| (c.as_str(), measures == Measures::All || i < PICOS_AT))
 }
 
 /// How a backend sums rollup values without overflow.
@@ -374,7 +483,7 @@ pub(crate) const PICOS_SPLIT: i64 = 1_000_000;
 
 /// The per-bucket cost columns, which hold pico-dollars.
 pub(crate) fn is_picos_column(index: usize) -> bool {
-    (11..17).contains(&index)
+    (PICOS_AT..SAVINGS_AT).contains(&index)
 }
 
 /// The rollup value sums of a usage query, in `ROLLUP_VALUE_COLUMNS` order (two columns
@@ -405,44 +514,77 @@ pub(crate) fn measured_columns(measures: Measures) -> String {
         .join(", ")
 }
 
-/// One event's contribution to each measured rollup value column, as SQL over `events`.
+/// One event's contribution to a rollup value column, as SQL over `events` columns,
+/// named as the column.
+pub(crate) fn event_value(column: &str) -> String {
+    match column {
+        "requests" => "1 AS requests".to_owned(),
+        "unpriced_requests" => {
+            "CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END AS unpriced_requests".to_owned()
+        }
+        "partial_requests" => {
+            "CASE WHEN partial_reason IS NULL THEN 0 ELSE 1 END AS partial_requests".to_owned()
+        }
+        "reported_requests" => {
+            "CASE WHEN reported_cost_nanos IS NULL THEN 0 ELSE 1 END AS reported_requests"
+                .to_owned()
+        }
+        other => format!("coalesce({other}, 0) AS {other}"),
+    }
+}
+
+/// Each event's contribution to each measured rollup value column, as SQL over `events`.
 pub(crate) fn event_usage_values(measures: Measures) -> String {
     measured(measures)
         .filter(|(_, needed)| *needed)
-        .map(|(c, _)| match c {
-            // Named: when the events come first in the UNION, they name its columns.
-            "requests" => "1 AS requests".to_owned(),
-            "unpriced_requests" => {
-                "CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END AS unpriced_requests".to_owned()
-            }
-            other => format!("coalesce({other}, 0) AS {other}"),
-        })
+        .map(|(c, _)| event_value(c))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
+/// `sum(input), sum(cached_input), …` over the counted buckets, each with `cast`
+/// appended: what a query over events reads for [`tokens_from`].
+pub(crate) fn token_sums(cast: &str) -> String {
+    Bucket::COUNTED
+        .map(|b| format!("sum({}){cast}", count_column(b)))
+        .join(", ")
+}
+
+/// The counts `token_sums` selected, from column `start` on.
+pub(crate) fn tokens_from(row: &impl Columns, start: usize) -> Result<Tokens, sqlx::Error> {
+    let mut tokens = Tokens::default();
+    for (i, bucket) in Bucket::COUNTED.into_iter().enumerate() {
+        tokens.set(bucket, unsigned(row.opt_int(start + i)?.unwrap_or(0)));
+    }
+    Ok(tokens)
+}
+
 /// Fills an aggregate's sums from the values of `ROLLUP_VALUE_COLUMNS`, in that order.
-pub(crate) fn fill_aggregate(aggregate: &mut UsageAggregate, values: &[i128; 19]) {
+pub(crate) fn fill_aggregate(aggregate: &mut UsageAggregate, values: &[i128; ROLLUP_VALUES]) {
     let count = |value: i128| u64::try_from(value).unwrap_or(0);
     let nanos = |value: i128| Decimal::from_i128_with_scale(value, 9).normalize();
     aggregate.requests = count(values[0]);
     aggregate.unpriced_requests = count(values[1]);
-    aggregate.tokens = Tokens {
-        input: count(values[2]),
-        cached_input: count(values[3]),
-        cache_write_5m: count(values[4]),
-        cache_write_1h: count(values[5]),
-        output: count(values[6]),
-        reasoning: count(values[7]),
-    };
-    aggregate.cost = nanos(values[8]);
-    aggregate.list_cost = nanos(values[9]);
-    aggregate.reported_cost = nanos(values[10]);
-    for (slot, picos) in aggregate.bucket_costs.iter_mut().zip(&values[11..17]) {
+    aggregate.partial_requests = count(values[2]);
+    aggregate.reported_requests = count(values[3]);
+    for (bucket, value) in Bucket::COUNTED
+        .into_iter()
+        .zip(&values[COUNTS_AT..COSTS_AT])
+    {
+        aggregate.tokens.set(bucket, count(*value));
+    }
+    aggregate.cost = nanos(values[COSTS_AT]);
+    aggregate.list_cost = nanos(values[COSTS_AT + 1]);
+    aggregate.reported_cost = nanos(values[COSTS_AT + 2]);
+    for (slot, picos) in aggregate
+        .bucket_costs
+        .iter_mut()
+        .zip(&values[PICOS_AT..SAVINGS_AT])
+    {
         *slot = Decimal::from_i128_with_scale(*picos, 12).normalize();
     }
-    aggregate.cache_savings = nanos(values[17]);
-    aggregate.batch_savings = nanos(values[18]);
+    aggregate.cache_savings = nanos(values[SAVINGS_AT]);
+    aggregate.batch_savings = nanos(values[SAVINGS_AT + 1]);
 }
 
 /// `SET column = column + excluded.column` for every rollup value column.
@@ -471,24 +613,10 @@ pub(crate) fn rollup_groups<'r, 'e: 'r>(
             record.reasoning_effort.as_deref().unwrap_or_default(),
             row.tags_json.as_str(),
         );
-        let sums = groups.entry(key).or_default();
-        sums.requests += 1;
-        if row.cost_nanos.is_none() {
-            sums.unpriced += 1;
-        }
-        for (slot, value) in sums.tokens.iter_mut().zip(row.tokens) {
-            *slot += value;
-        }
-        sums.cost_nanos += row.cost_nanos.unwrap_or(0);
-        sums.list_cost_nanos += row.list_cost_nanos.unwrap_or(0);
-        sums.reported_cost_nanos += row.reported_cost_nanos.unwrap_or(0);
-        // A group's bucket shares pass 2^63 pico-dollars ($9.2M) only with over $9.2M of
-        // one token type in one group and day: saturate rather than wrap.
-        for (slot, value) in sums.bucket_picos.iter_mut().zip(row.bucket_picos) {
-            *slot = slot.saturating_add(value);
-        }
-        sums.cache_savings_nanos += row.cache_savings_nanos;
-        sums.batch_savings_nanos += row.batch_savings_nanos;
+        groups
+            .entry(key)
+            .or_default()
+            .add_scaled(&RollupSums::of(row), 1);
     }
     groups
 }
@@ -512,138 +640,92 @@ pub(crate) fn whole_hours(
     (whole_from, whole_to.max(whole_from))
 }
 
-/// The `events` columns a reprice updates, in `EventRow::pricing_columns` order.
-pub(crate) const PRICING_COLUMNS: [(&str, ColumnKind); 13] = [
-    ("resolved_model", ColumnKind::Text),
-    ("cost_nanos", ColumnKind::Integer),
-    ("list_cost_nanos", ColumnKind::Integer),
-    ("price_ref", ColumnKind::Text),
-    ("unpriced_reason", ColumnKind::Text),
-    ("input_cost_picos", ColumnKind::Integer),
-    ("cached_input_cost_picos", ColumnKind::Integer),
-    ("cache_write_5m_cost_picos", ColumnKind::Integer),
-    ("cache_write_1h_cost_picos", ColumnKind::Integer),
-    ("output_cost_picos", ColumnKind::Integer),
-    ("reasoning_cost_picos", ColumnKind::Integer),
-    ("cache_savings_nanos", ColumnKind::Integer),
-    ("batch_savings_nanos", ColumnKind::Integer),
-];
-
 /// The `events` columns a scan reads, in `EVENT_COLUMNS` order: all but the ingestion
-/// metadata (`ingested_at`, `source`).
-/// `json_cast` is appended to JSON columns (Postgres reads `jsonb` as text with `::text`).
+/// metadata (`ingested_at`, `source`). `json_cast` is appended to JSON columns (Postgres
+/// reads `jsonb` as text with `::text`).
 pub(crate) fn scan_columns(json_cast: &str) -> String {
-    EVENT_COLUMNS[..SCAN_COLUMN_COUNT]
+    EVENT_COLUMNS
         .iter()
-        .map(|(name, kind)| match kind {
-            ColumnKind::Json => format!("{name}{json_cast}"),
-            _ => (*name).to_owned(),
+        .filter(|c| c.written != Written::Ingestion)
+        .map(|c| match c.kind {
+            ColumnKind::Json => format!("{}{json_cast}", c.name),
+            _ => c.name.clone(),
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-pub(crate) const SCAN_COLUMN_COUNT: usize = EVENT_COLUMNS.len() - 2;
-
-/// A stored event's columns, decoded by a backend from its own types.
-pub(crate) struct StoredColumns {
-    pub project: String,
-    pub id: String,
-    pub time: DateTime<Utc>,
-    pub provider: String,
-    pub model: String,
-    pub resolved_model: Option<String>,
-    pub tokens: [i64; 6],
-    pub batch: bool,
-    pub service_tier: String,
-    pub reasoning_effort: Option<String>,
-    pub tags_json: String,
-    pub user: Option<String>,
-    pub cost_nanos: Option<i64>,
-    pub list_cost_nanos: Option<i64>,
-    pub price_ref: Option<String>,
-    pub unpriced_reason: Option<String>,
-    pub reported_cost_nanos: Option<i64>,
-    pub bucket_picos: [i64; 6],
-    pub cache_savings_nanos: i64,
-    pub batch_savings_nanos: i64,
-}
-
-impl StoredColumns {
-    /// The record and its stored price; `EventRow::new` of the result gives back exactly
-    /// these columns.
-    pub fn into_priced(self) -> PricedRecord {
-        let mut tokens = Tokens::default();
-        for (bucket, value) in Bucket::ALL.into_iter().zip(self.tokens) {
-            tokens.set(bucket, unsigned(value));
-        }
-        let price = match self.cost_nanos {
-            Some(cost) => PriceOutcome::Priced(Priced {
-                cost: money::from_nanos(cost),
-                list_cost: money::from_nanos(self.list_cost_nanos.unwrap_or(cost)),
-                price_ref: self.price_ref.unwrap_or_default(),
-                resolved_model: format!(
-                    "{}/{}",
-                    self.provider,
-                    self.resolved_model.as_deref().unwrap_or(&self.model)
-                ),
-                model_id: self.resolved_model.unwrap_or_else(|| self.model.clone()),
-                bucket_costs: self.bucket_picos.map(money::from_picos),
-                cache_savings: money::from_nanos(self.cache_savings_nanos),
-                batch_savings: money::from_nanos(self.batch_savings_nanos),
-            }),
-            None => PriceOutcome::Unpriced(Unpriced {
-                reason: self.unpriced_reason.unwrap_or_default(),
-                resolved_model: self
-                    .resolved_model
-                    .map(|id| format!("{}/{id}", self.provider)),
-            }),
-        };
-        PricedRecord {
-            record: UsageRecord {
-                id: self.id,
-                time: self.time,
-                project: self.project,
-                provider: self.provider,
-                model: self.model,
-                tokens,
-                batch: self.batch,
-                service_tier: self.service_tier,
-                tags: serde_json::from_str(&self.tags_json).unwrap_or_default(),
-                user: self.user,
-                reasoning_effort: self.reasoning_effort,
-                reported_cost: self.reported_cost_nanos.map(money::from_nanos),
-            },
-            price,
-        }
+/// A stored event read back (the columns of `scan_columns`, in order): the record and its
+/// stored price. `EventRow::new` of the result gives back exactly these columns.
+pub(crate) fn stored_event(row: &impl Columns) -> Result<PricedRecord, sqlx::Error> {
+    let mut position = 0;
+    let mut next = || {
+        position += 1;
+        position - 1
+    };
+    let project = row.text(next())?;
+    let id = row.text(next())?;
+    let time = row.time(next())?;
+    let provider = row.text(next())?;
+    let model = row.text(next())?;
+    let resolved_model = row.opt_text(next())?;
+    let mut tokens = Tokens::default();
+    for bucket in Bucket::COUNTED {
+        tokens.set(bucket, unsigned(row.int(next())?));
     }
-}
-
-/// The columns a reprice may change, as `EventRow` holds them.
-type PricingColumns<'e> = (
-    Option<&'e str>,
-    Option<i64>,
-    Option<i64>,
-    Option<&'e str>,
-    Option<&'e str>,
-    [i64; 6],
-    i64,
-    i64,
-);
-
-impl<'e> EventRow<'e> {
-    pub fn pricing_columns(&self) -> PricingColumns<'_> {
-        (
-            self.resolved_model,
-            self.cost_nanos,
-            self.list_cost_nanos,
-            self.price_ref,
-            self.unpriced_reason,
-            self.bucket_picos,
-            self.cache_savings_nanos,
-            self.batch_savings_nanos,
-        )
+    let batch = row.boolean(next())?;
+    let service_tier = row.text(next())?;
+    let reasoning_effort = row.opt_text(next())?;
+    let tags_json = row.text(next())?;
+    let user = row.opt_text(next())?;
+    let search_context = row.opt_text(next())?;
+    let reported_cost_nanos = row.opt_int(next())?;
+    let cost_nanos = row.opt_int(next())?;
+    let list_cost_nanos = row.opt_int(next())?;
+    let price_ref = row.opt_text(next())?;
+    let unpriced_reason = row.opt_text(next())?;
+    let partial_reason = row.opt_text(next())?;
+    let mut bucket_costs = [Decimal::ZERO; Bucket::COUNT];
+    for slot in &mut bucket_costs {
+        *slot = money::from_picos(row.int(next())?);
     }
+    let cache_savings = money::from_nanos(row.int(next())?);
+    let batch_savings = money::from_nanos(row.int(next())?);
+    let price = match cost_nanos {
+        Some(cost) => PriceOutcome::Priced(Box::new(Priced {
+            cost: money::from_nanos(cost),
+            list_cost: money::from_nanos(list_cost_nanos.unwrap_or(cost)),
+            price_ref: price_ref.unwrap_or_default(),
+            resolved_model: format!("{provider}/{}", resolved_model.as_deref().unwrap_or(&model)),
+            model_id: resolved_model.unwrap_or_else(|| model.clone()),
+            bucket_costs,
+            cache_savings,
+            batch_savings,
+            partial: partial_reason,
+        })),
+        None => PriceOutcome::Unpriced(Unpriced {
+            reason: unpriced_reason.unwrap_or_default(),
+            resolved_model: resolved_model.map(|id| format!("{provider}/{id}")),
+        }),
+    };
+    Ok(PricedRecord {
+        record: UsageRecord {
+            id,
+            time,
+            project,
+            provider,
+            model,
+            tokens,
+            batch,
+            service_tier,
+            tags: serde_json::from_str(&tags_json).unwrap_or_default(),
+            user,
+            reasoning_effort,
+            reported_cost: reported_cost_nanos.map(money::from_nanos),
+            search_context,
+        },
+        price,
+    })
 }
 
 /// A window of stored events priced again: the events whose price changed (before and
@@ -677,7 +759,7 @@ pub(crate) fn reprice_events(stored: Vec<PricedRecord>, price: &PriceFn<'_>) -> 
         old_total += old_row.cost_nanos.unwrap_or(0);
         new_total += new_row.cost_nanos.unwrap_or(0);
         repriced.summary.examined += 1;
-        if old_row.pricing_columns() == new_row.pricing_columns() {
+        if old_row.pricing_cells() == new_row.pricing_cells() {
             continue;
         }
         repriced.summary.changed += 1;

@@ -22,11 +22,11 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::columns::{from_micros, micros};
 use super::rows::{
-    EVENT_COLUMNS, EventRow, PICOS_SPLIT, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS, RepriceSteps,
-    Rollup, RollupKey, RollupSums, StoredColumns, SumStyle, count, event_usage_values,
-    fill_aggregate, floor_day, is_picos_column, measured_columns, reprice_windows, rollup_deltas,
-    rollup_groups, rollup_increments, scan_columns, unique_events, unsigned, usage_plan,
-    usage_sums,
+    Cell, EVENT_COLUMNS, EventRow, PICOS_SPLIT, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS,
+    ROLLUP_VALUES, RepriceSteps, Rollup, RollupKey, RollupSums, SumStyle, count,
+    event_usage_values, fill_aggregate, floor_day, is_picos_column, measured_columns,
+    reprice_windows, rollup_deltas, rollup_groups, rollup_increments, scan_columns, stored_event,
+    token_sums, tokens_from, unique_events, unsigned, usage_plan, usage_sums,
 };
 use super::{
     Checkpoint, CheckpointStore, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn,
@@ -35,17 +35,31 @@ use super::{
 };
 use crate::money;
 use crate::prepare::PricedRecord;
-use crate::usage::Tokens;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// Events per `INSERT` statement: 32 columns each, well under SQLite's variable limit.
-const ROWS_PER_INSERT: usize = 500;
+/// Events per `INSERT` statement: as many as keep it under SQLite's limit of 32,766
+/// bound variables.
+static ROWS_PER_INSERT: LazyLock<usize> = LazyLock::new(|| 32_000 / EVENT_COLUMNS.len());
 
 static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {
-    let columns: Vec<&str> = EVENT_COLUMNS.iter().map(|(name, _)| *name).collect();
+    let columns: Vec<&str> = EVENT_COLUMNS.iter().map(|c| c.name.as_str()).collect();
     format!("INSERT INTO events ({}) ", columns.join(", "))
 });
+
+/// Binds one cell as SQLite stores it (times as Unix microseconds).
+fn bind_cell(
+    values: &mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>,
+    cell: &Cell<'_>,
+) {
+    match cell {
+        Cell::Text(text) => values.push_bind(text.map(str::to_owned)),
+        Cell::Json(text) => values.push_bind((*text).to_owned()),
+        Cell::Integer(value) => values.push_bind(*value),
+        Cell::Boolean(value) => values.push_bind(*value),
+        Cell::Time(time) => values.push_bind(micros(*time)),
+    };
+}
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -250,49 +264,15 @@ async fn scan_events<'c>(
     push_filter(&mut sql, &scan.filter, "coalesce(resolved_model, model)");
     let rows = sql.build().fetch_all(executor).await?;
     rows.iter()
-        .map(stored_columns)
-        .map(|columns| columns.map(StoredColumns::into_priced))
+        .map(stored_event)
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
-}
-
-fn stored_columns(row: &SqliteRow) -> Result<StoredColumns, sqlx::Error> {
-    let mut tokens = [0i64; 6];
-    for (i, slot) in tokens.iter_mut().enumerate() {
-        *slot = row.try_get(6 + i)?;
-    }
-    let mut bucket_picos = [0i64; 6];
-    for (i, slot) in bucket_picos.iter_mut().enumerate() {
-        *slot = row.try_get(22 + i)?;
-    }
-    Ok(StoredColumns {
-        project: row.try_get(0)?,
-        id: row.try_get(1)?,
-        time: from_micros(row.try_get(2)?),
-        provider: row.try_get(3)?,
-        model: row.try_get(4)?,
-        resolved_model: row.try_get(5)?,
-        tokens,
-        batch: row.try_get(12)?,
-        service_tier: row.try_get(13)?,
-        reasoning_effort: row.try_get(14)?,
-        tags_json: row.try_get(15)?,
-        user: row.try_get(16)?,
-        cost_nanos: row.try_get(17)?,
-        list_cost_nanos: row.try_get(18)?,
-        price_ref: row.try_get(19)?,
-        unpriced_reason: row.try_get(20)?,
-        reported_cost_nanos: row.try_get(21)?,
-        bucket_picos,
-        cache_savings_nanos: row.try_get(28)?,
-        batch_savings_nanos: row.try_get(29)?,
-    })
 }
 
 static UPDATE_PRICING: LazyLock<String> = LazyLock::new(|| {
     let sets: Vec<String> = PRICING_COLUMNS
         .iter()
-        .map(|(name, _)| format!("{name} = ?"))
+        .map(|column| format!("{} = ?", column.name))
         .collect();
     format!(
         "UPDATE events SET {} WHERE project = ? AND id = ?",
@@ -306,18 +286,19 @@ async fn update_pricing(
 ) -> Result<(), StoreError> {
     for row in rows {
         let record = &row.event.priced.record;
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(UPDATE_PRICING.as_str()))
-            .bind(row.resolved_model)
-            .bind(row.cost_nanos)
-            .bind(row.list_cost_nanos)
-            .bind(row.price_ref)
-            .bind(row.unpriced_reason);
-        for share in row.bucket_picos {
-            query = query.bind(share);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(UPDATE_PRICING.as_str()));
+        for cell in row.pricing_cells() {
+            query = match cell {
+                Cell::Integer(value) => query.bind(value),
+                Cell::Text(text) => query.bind(text),
+                other => {
+                    return Err(StoreError::Conflict(format!(
+                        "a pricing column holds {other:?}"
+                    )));
+                }
+            };
         }
         query
-            .bind(row.cache_savings_nanos)
-            .bind(row.batch_savings_nanos)
             .bind(&record.project)
             .bind(&record.id)
             .execute(&mut **tx)
@@ -346,44 +327,17 @@ impl Store for SqliteStore {
 #[async_trait]
 impl UsageStore for SqliteStore {
     async fn write(&self, parts: &[&WriteBatch]) -> Result<Inserted, StoreError> {
-        let now = micros(Utc::now());
+        let now = Utc::now();
         let events: Vec<&NewEvent> = parts.iter().flat_map(|p| p.events.iter()).collect();
         let unique = unique_events(&events);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut inserted: HashSet<(String, String)> = HashSet::new();
-        for chunk in unique.rows.chunks(ROWS_PER_INSERT) {
+        for chunk in unique.rows.chunks(*ROWS_PER_INSERT) {
             let mut insert = QueryBuilder::<Sqlite>::new(INSERT_EVENTS.as_str());
             insert.push_values(chunk, |mut values, row: &EventRow<'_>| {
-                let record = &row.event.priced.record;
-                values
-                    .push_bind(record.project.clone())
-                    .push_bind(record.id.clone())
-                    .push_bind(micros(record.time))
-                    .push_bind(record.provider.clone())
-                    .push_bind(record.model.clone())
-                    .push_bind(row.resolved_model.map(str::to_owned));
-                for tokens in row.tokens {
-                    values.push_bind(tokens);
+                for cell in row.cells(now) {
+                    bind_cell(&mut values, &cell);
                 }
-                values
-                    .push_bind(record.batch)
-                    .push_bind(record.service_tier.clone())
-                    .push_bind(record.reasoning_effort.clone())
-                    .push_bind(row.tags_json.clone())
-                    .push_bind(record.user.clone())
-                    .push_bind(row.cost_nanos)
-                    .push_bind(row.list_cost_nanos)
-                    .push_bind(row.price_ref.map(str::to_owned))
-                    .push_bind(row.unpriced_reason.map(str::to_owned))
-                    .push_bind(row.reported_cost_nanos);
-                for share in row.bucket_picos {
-                    values.push_bind(share);
-                }
-                values
-                    .push_bind(row.cache_savings_nanos)
-                    .push_bind(row.batch_savings_nanos)
-                    .push_bind(now)
-                    .push_bind(row.event.source.to_string());
             });
             insert.push(" ON CONFLICT (project, id) DO NOTHING RETURNING project, id");
             for returned in insert.build().fetch_all(&mut *tx).await? {
@@ -419,7 +373,7 @@ impl UsageStore for SqliteStore {
             .bind(&checkpoint.fingerprint)
             .bind(&checkpoint.path)
             .bind(count(checkpoint.offset))
-            .bind(now)
+            .bind(micros(now))
             .execute(&mut *tx)
             .await?;
         }
@@ -526,11 +480,11 @@ impl UsageStore for SqliteStore {
         to: DateTime<Utc>,
         projects: Option<&[String]>,
     ) -> Result<Vec<UnpricedModel>, StoreError> {
-        let mut sql = QueryBuilder::<Sqlite>::new(
-            "SELECT provider, model, min(time), max(time), count(*), sum(input), sum(cached_input), \
-             sum(cache_write_5m), sum(cache_write_1h), sum(output), sum(reasoning), \
-             min(unpriced_reason) FROM events WHERE cost_nanos IS NULL AND time >= ",
-        );
+        let mut sql = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT provider, model, min(time), max(time), count(*), min(unpriced_reason), {} \
+             FROM events WHERE cost_nanos IS NULL AND time >= ",
+            token_sums("")
+        ));
         sql.push_bind(micros(from))
             .push(" AND time < ")
             .push_bind(micros(to));
@@ -549,8 +503,8 @@ impl UsageStore for SqliteStore {
                     first_seen: from_micros(row.try_get(2)?),
                     last_seen: from_micros(row.try_get(3)?),
                     requests: unsigned(row.try_get(4)?),
-                    tokens: tokens_from(row, 5)?,
-                    reason: row.try_get::<Option<String>, _>(11)?.unwrap_or_default(),
+                    reason: row.try_get::<Option<String>, _>(5)?.unwrap_or_default(),
+                    tokens: tokens_from(row, 6)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -697,22 +651,6 @@ fn json_path(key: &str) -> String {
     format!("$.\"{key}\"")
 }
 
-fn tokens_from(row: &SqliteRow, start: usize) -> Result<Tokens, sqlx::Error> {
-    let get = |i: usize| -> Result<u64, sqlx::Error> {
-        Ok(unsigned(
-            row.try_get::<Option<i64>, _>(start + i)?.unwrap_or(0),
-        ))
-    };
-    Ok(Tokens {
-        input: get(0)?,
-        cached_input: get(1)?,
-        cache_write_5m: get(2)?,
-        cache_write_1h: get(3)?,
-        output: get(4)?,
-        reasoning: get(5)?,
-    })
-}
-
 fn aggregate_from_row(
     row: &SqliteRow,
     group_by: &[Dimension],
@@ -726,7 +664,7 @@ fn aggregate_from_row(
             aggregate.keys.push(row.try_get(position)?);
         }
     }
-    let mut values = [0i128; 19];
+    let mut values = [0i128; ROLLUP_VALUES];
     let mut column = group_by.len();
     for (i, slot) in values.iter_mut().enumerate() {
         let value: i64 = row.try_get(column)?;

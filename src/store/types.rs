@@ -202,9 +202,10 @@ pub struct UsageFilter {
 /// Which sums a usage query computes: reading fewer columns makes it faster.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Measures {
-    /// Requests, unpriced requests, tokens and cost; the other sums are zero.
+    /// Request counts, bucket counts, cost, list cost and reported cost; the per-bucket
+    /// costs and savings are zero.
     Spend,
-    /// Every sum: also list and reported cost, per-bucket costs, savings.
+    /// Every sum: also per-bucket costs and savings.
     #[default]
     All,
 }
@@ -228,11 +229,16 @@ pub struct UsageAggregate {
     pub hour: Option<DateTime<Utc>>,
     pub requests: u64,
     pub unpriced_requests: u64,
+    /// Requests priced for only part of their usage (a charge without a rate).
+    pub partial_requests: u64,
+    /// Requests whose source reported a cost of its own.
+    pub reported_requests: u64,
     pub tokens: Tokens,
     pub cost: Decimal,
     pub list_cost: Decimal,
+    /// The sum of the costs sources reported (meaningful where `reported_requests > 0`).
     pub reported_cost: Decimal,
-    pub bucket_costs: [Decimal; 6],
+    pub bucket_costs: [Decimal; crate::usage::Bucket::COUNT],
     /// What cached-input pricing saved against the uncached input price.
     pub cache_savings: Decimal,
     /// What batch pricing saved against the standard price.

@@ -1,10 +1,13 @@
-//! Anthropic Messages responses and Message Batches result lines.
+//! Anthropic Messages responses (from Anthropic, or from Bedrock and Vertex AI, which
+//! answer in the same shape) and Message Batches result lines. Server-side web searches
+//! (`usage.server_tool_use.web_search_requests`) are billed per search.
 //!
 //! Anthropic reports cache reads and writes *beside* `input_tokens` (which counts only
 //! uncached input), so its counts go into the buckets as they are. Writes are split by
 //! TTL with `cache_creation`; without that split every write is a 5-minute write.
 
 use super::error::ParseError;
+use super::extras::usage_calls;
 use super::fields::{apply_tier, count, opt_label, part_of};
 use super::raw::{Raw, RawUsage};
 use super::record::{ParsedUsage, Tokens};
@@ -59,14 +62,27 @@ pub(crate) fn additive_usage(usage: &RawUsage) -> Result<Tokens, ParseError> {
     )?
     .unwrap_or(0);
     let visible_output = part_of(output, "usage.output_tokens", thinking, "thinking_tokens")?;
-    Ok(Tokens {
+    let mut tokens = Tokens {
         input: input.unwrap_or(0),
         cached_input: cache_read.unwrap_or(0),
         cache_write_5m: write_5m,
         cache_write_1h: write_1h,
         output: visible_output,
         reasoning: thinking,
-    })
+        ..Tokens::default()
+    };
+    usage_calls(usage, &mut tokens)?;
+    Ok(tokens)
+}
+
+/// Who billed a Messages response: Anthropic, or the cloud that served it, as its id
+/// says (`msg_bdrk_…` from Bedrock's InvokeModel, `msg_vrtx_…` from Vertex AI).
+fn biller(id: Option<&str>) -> &'static str {
+    match id {
+        Some(id) if id.starts_with("msg_bdrk_") => "bedrock",
+        Some(id) if id.starts_with("msg_vrtx_") => "vertex",
+        _ => "anthropic",
+    }
 }
 
 pub(crate) fn message(raw: &Raw<'_>) -> Result<ParsedUsage, ParseError> {
@@ -77,7 +93,7 @@ pub(crate) fn message(raw: &Raw<'_>) -> Result<ParsedUsage, ParseError> {
     let mut parsed = ParsedUsage {
         id: opt_label(raw.id.as_deref(), "id")?,
         model: opt_label(raw.model.as_deref(), "model")?,
-        provider: Some("anthropic".to_owned()),
+        provider: Some(biller(raw.id.as_deref()).to_owned()),
         tokens: additive_usage(usage)?,
         ..ParsedUsage::default()
     };

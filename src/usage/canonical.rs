@@ -2,25 +2,27 @@
 //! `usage` object converted by that provider's convention.
 
 use super::error::ParseError;
+use super::extras::reported_cost;
 use super::fields::{apply_tier, count, money, opt_label, provider_name, time_from, unix_seconds};
 use super::raw::{Raw, RawUsage};
-use super::record::{ParsedUsage, Tokens};
-use super::{anthropic, openai};
+use super::record::{Bucket, ParsedUsage, Tokens};
+use super::{anthropic, bedrock, cohere, openai};
 
 pub(crate) fn tokens_record(raw: &Raw<'_>) -> Result<ParsedUsage, ParseError> {
     let tokens = raw
         .tokens
         .as_deref()
         .ok_or_else(|| ParseError::NoUsage("record without `tokens`".into()))?;
-    let tokens = Tokens {
-        input: count(tokens.input, "tokens.input")?.unwrap_or(0),
-        cached_input: count(tokens.cached_input, "tokens.cached_input")?.unwrap_or(0),
-        cache_write_5m: count(tokens.cache_write_5m, "tokens.cache_write_5m")?.unwrap_or(0),
-        cache_write_1h: count(tokens.cache_write_1h, "tokens.cache_write_1h")?.unwrap_or(0),
-        output: count(tokens.output, "tokens.output")?.unwrap_or(0),
-        reasoning: count(tokens.reasoning, "tokens.reasoning")?.unwrap_or(0),
-    };
-    record_fields(raw, tokens)
+    let mut counts = Tokens::default();
+    for bucket in Bucket::COUNTED {
+        if let Some(value) = tokens.0[bucket.index()] {
+            counts.set(
+                bucket,
+                count(Some(value), bucket.canonical_field())?.unwrap_or(0),
+            );
+        }
+    }
+    record_fields(raw, counts)
 }
 
 /// `{"provider":"anthropic","model":…,"usage":{…}}`: the provider decides whether
@@ -32,16 +34,18 @@ pub(crate) fn native_usage_record(raw: &Raw<'_>) -> Result<ParsedUsage, ParseErr
         .as_ref()
         .ok_or_else(|| ParseError::NoUsage("record without `usage`".into()))?;
     let provider = raw.provider.as_deref().map(provider_name).transpose()?;
-    let tokens = if is_additive(provider.as_deref(), usage) {
+    let tokens = if usage.is_bedrock() {
+        bedrock::converse_usage(usage)?
+    } else if usage.billed_units.is_some() {
+        cohere::billed_usage(usage)?
+    } else if is_additive(provider.as_deref(), usage) {
         anthropic::additive_usage(usage)?
     } else {
         openai::subset_usage(usage)?
     };
     let mut parsed = record_fields(raw, tokens)?;
-    if parsed.reported_cost.is_none()
-        && let Some(cost) = usage.cost.as_ref()
-    {
-        parsed.reported_cost = Some(money(cost, "usage.cost")?);
+    if parsed.reported_cost.is_none() {
+        parsed.reported_cost = reported_cost(usage)?;
     }
     if parsed.time.is_none() {
         if let Some(created) = raw.created {

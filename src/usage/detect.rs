@@ -10,7 +10,7 @@ use super::fields::{
 use super::format::Format;
 use super::raw::Raw;
 use super::record::ParsedUsage;
-use super::{anthropic, canonical, gemini, litellm, openai};
+use super::{anthropic, bedrock, canonical, cohere, gemini, litellm, openai};
 
 /// Deepest nesting of wrappers (envelope, CloudEvent, batch line) we unwrap.
 const MAX_WRAPPER_DEPTH: usize = 4;
@@ -32,12 +32,32 @@ pub enum Shape {
     AnthropicStreamEvent,
     AnthropicBatchLine,
     Gemini,
+    BedrockConverse,
+    BedrockConverseStream,
+    BedrockInvocationMetrics,
+    BedrockLlama,
+    BedrockMistral,
+    Cohere,
     LiteLLM,
     Envelope,
     CloudEvent,
 }
 
 impl Shape {
+    /// Shapes whose body does not name its model (it is in the request's URL or body):
+    /// a proxy logs the model beside them, in an envelope.
+    pub fn model_outside_body(self) -> bool {
+        matches!(
+            self,
+            Shape::BedrockConverse
+                | Shape::BedrockConverseStream
+                | Shape::BedrockInvocationMetrics
+                | Shape::BedrockLlama
+                | Shape::BedrockMistral
+                | Shape::Cohere
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Shape::Canonical => "canonical record",
@@ -51,6 +71,12 @@ impl Shape {
             Shape::AnthropicStreamEvent => "anthropic stream event",
             Shape::AnthropicBatchLine => "anthropic batch result line",
             Shape::Gemini => "gemini generateContent response",
+            Shape::BedrockConverse => "bedrock converse response",
+            Shape::BedrockConverseStream => "bedrock conversestream metadata event",
+            Shape::BedrockInvocationMetrics => "bedrock stream chunk with invocation metrics",
+            Shape::BedrockLlama => "bedrock meta llama invokemodel body",
+            Shape::BedrockMistral => "bedrock mistral invokemodel body",
+            Shape::Cohere => "cohere chat response",
             Shape::LiteLLM => "litellm logging payload",
             Shape::Envelope => "envelope",
             Shape::CloudEvent => "cloudevent",
@@ -70,6 +96,12 @@ impl Shape {
                 Some(Format::Anthropic)
             }
             Shape::Gemini => Some(Format::Gemini),
+            Shape::BedrockConverse
+            | Shape::BedrockConverseStream
+            | Shape::BedrockInvocationMetrics
+            | Shape::BedrockLlama
+            | Shape::BedrockMistral => Some(Format::Bedrock),
+            Shape::Cohere => Some(Format::Cohere),
             Shape::LiteLLM => Some(Format::LiteLLM),
             Shape::Envelope => None,
             Shape::CloudEvent => Some(Format::CloudEvents),
@@ -89,6 +121,22 @@ pub(crate) fn detect(raw: &Raw<'_>) -> Option<Shape> {
         } else {
             Shape::OpenAIBatchLine
         }
+    } else if raw.invocation_metrics.is_some() {
+        // The last chunk of an InvokeModel stream, in the model family's own event shape.
+        Shape::BedrockInvocationMetrics
+    } else if raw.usage.as_ref().is_some_and(|u| u.is_bedrock()) {
+        Shape::BedrockConverse
+    } else if raw
+        .metadata
+        .as_ref()
+        .and_then(|m| m.usage.as_ref())
+        .is_some_and(|u| u.is_bedrock())
+    {
+        Shape::BedrockConverseStream
+    } else if raw.usage.as_ref().is_some_and(|u| u.billed_units.is_some())
+        || raw.meta.as_ref().is_some_and(|m| m.billed_units.is_some())
+    {
+        Shape::Cohere
     } else if kind.is_some_and(|k| k.starts_with("response.")) {
         Shape::OpenAIResponseEvent
     } else if object == Some("response") {
@@ -111,6 +159,11 @@ pub(crate) fn detect(raw: &Raw<'_>) -> Option<Shape> {
         || (raw.request_id.is_some() && raw.spend.is_some())
     {
         Shape::LiteLLM
+    } else if raw.prompt_token_count.is_some() || raw.generation_token_count.is_some() {
+        // Bodies that name no other shape: these fields alone are too common to go first.
+        Shape::BedrockLlama
+    } else if raw.outputs.is_some() && raw.usage.is_none() && raw.response.is_none() {
+        Shape::BedrockMistral
     } else if raw.response.is_some() {
         Shape::Envelope
     } else if raw.usage.is_some() {
@@ -118,6 +171,20 @@ pub(crate) fn detect(raw: &Raw<'_>) -> Option<Shape> {
     } else {
         return None;
     })
+}
+
+/// The shape inside any envelopes and CloudEvents around an object.
+pub(crate) fn leaf_shape(raw: &Raw<'_>) -> Option<Shape> {
+    let mut raw = raw;
+    for _ in 0..=MAX_WRAPPER_DEPTH {
+        let inner = match detect(raw)? {
+            Shape::Envelope => raw.response.as_deref(),
+            Shape::CloudEvent => raw.data.as_deref(),
+            leaf => return Some(leaf),
+        };
+        raw = inner?;
+    }
+    None
 }
 
 /// Parses one object of any shape, unwrapping envelopes and CloudEvents.
@@ -169,6 +236,17 @@ pub(crate) fn parse_raw(
         ))),
         Shape::AnthropicBatchLine => anthropic::batch_line(raw),
         Shape::Gemini => gemini::response(raw),
+        Shape::BedrockConverse => bedrock::converse(raw),
+        Shape::BedrockConverseStream => bedrock::converse_stream_metadata(raw),
+        Shape::BedrockInvocationMetrics => bedrock::invocation_metrics(raw),
+        Shape::BedrockLlama => bedrock::llama(raw),
+        Shape::BedrockMistral => Err(ParseError::NoUsage(
+            "Bedrock's InvokeModel bodies of Mistral models carry no usage: log the \
+             response headers beside the body ({\"headers\":{\"x-amzn-bedrock-input-token-count\":…},\
+             \"response\":{…}}), the stream's last chunk, or use Converse"
+                .into(),
+        )),
+        Shape::Cohere => cohere::chat(raw),
         Shape::LiteLLM => litellm::payload(raw, depth),
         Shape::Envelope => envelope(raw, inner_format, depth),
         Shape::CloudEvent => cloud_event(raw, depth),
@@ -187,7 +265,22 @@ fn envelope(raw: &Raw<'_>, format: Format, depth: usize) -> Result<ParsedUsage, 
         .response
         .as_deref()
         .ok_or_else(|| ParseError::NoUsage("envelope without `response`".into()))?;
-    let mut parsed = parse_raw(inner, format, depth + 1)?;
+    let header_tokens = match raw.headers.as_deref() {
+        Some(headers) => bedrock::header_usage(headers)?,
+        None => None,
+    };
+    let mut parsed = match (parse_raw(inner, format, depth + 1), header_tokens) {
+        // A body without counts (Bedrock InvokeModel for Mistral) is billed by the
+        // counts its response headers carried.
+        (Err(error), Some(tokens)) if matches!(error.code(), "no_usage" | "unknown_shape") => {
+            ParsedUsage {
+                provider: Some("bedrock".to_owned()),
+                tokens,
+                ..ParsedUsage::default()
+            }
+        }
+        (parsed, _) => parsed?,
+    };
     if let Some(id) = raw.id.as_deref() {
         parsed.id = Some(check_label("id", id)?.to_owned());
     }

@@ -25,6 +25,13 @@ pub enum ParseError {
     Inconsistent(String),
     #[error("no model: the record names no model")]
     MissingModel,
+    /// A body that never names its model (Bedrock Converse, Cohere) without the model
+    /// logged beside it.
+    #[error(
+        "no model: a {0} does not name its model; log it beside the body, as \
+         {{\"model\":\"…\",\"response\":{{…}}}}"
+    )]
+    ModelOutsideBody(&'static str),
     #[error("no usage: {0}")]
     NoUsage(String),
     #[error("not billed: {0}")]
@@ -49,7 +56,7 @@ impl ParseError {
             ParseError::WrongFormat { .. } => "wrong_format",
             ParseError::BadCount { .. } => "bad_count",
             ParseError::Inconsistent(_) => "inconsistent_counts",
-            ParseError::MissingModel => "missing_model",
+            ParseError::MissingModel | ParseError::ModelOutsideBody(_) => "missing_model",
             ParseError::NoUsage(_) => "no_usage",
             ParseError::NotBilled(_) => "not_billed",
             ParseError::InvalidField { .. } => "invalid_field",

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use super::error::ParseError;
 use super::raw::{Count, RawMoney, RawTags, RawTime};
-use super::record::ParsedUsage;
+use super::record::{Bucket, ParsedUsage, Tokens};
 
 /// Largest count accepted in one bucket of one record. No single request comes near
 /// (the largest context windows are a few million tokens); a bigger number is a bug
@@ -113,6 +113,31 @@ pub(crate) fn merge_tags(
     Ok(())
 }
 
+/// Most calls billed per call (web searches, sessions, images) one request may count: far
+/// above any real request, and low enough that no sum of them can overflow a rollup.
+pub const MAX_CALLS_PER_REQUEST: u64 = 100_000;
+
+/// Rejects a record whose per-call counts (summed from several fields) are absurd.
+pub(crate) fn check_calls(tokens: &Tokens) -> Result<(), ParseError> {
+    let calls = [
+        (Bucket::WebSearch, tokens.web_search),
+        (Bucket::CodeInterpreter, tokens.code_interpreter),
+        (Bucket::FileSearch, tokens.file_search),
+        (Bucket::ImageGeneration, tokens.image_generation),
+    ];
+    for (bucket, calls) in calls {
+        if calls > MAX_CALLS_PER_REQUEST {
+            return Err(ParseError::BadCount {
+                field: format!("{bucket} calls"),
+                problem: format!(
+                    "is absurdly large ({calls} > {MAX_CALLS_PER_REQUEST} in one request)"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Validates a token count, naming the field in the error.
 pub(crate) fn count(value: Option<Count>, field: &str) -> Result<Option<u64>, ParseError> {
     let problem = match value {
@@ -144,6 +169,32 @@ pub(crate) fn part_of(
             "{part_field} ({part}) exceeds {whole_field} ({whole})"
         ))
     })
+}
+
+/// What is left of `whole` once each part is taken out in turn; an error names the part
+/// that did not fit and what it was taken from (`usage.prompt_tokens (5)`, or
+/// `usage.prompt_tokens less cached_tokens (3)` after an earlier part).
+pub(crate) fn rest_after(
+    whole: u64,
+    whole_field: &str,
+    parts: &[(u64, &str)],
+) -> Result<u64, ParseError> {
+    let mut rest = whole;
+    let mut taken: Vec<&str> = Vec::new();
+    for &(part, part_field) in parts {
+        rest = rest.checked_sub(part).ok_or_else(|| {
+            let from = if taken.is_empty() {
+                whole_field.to_owned()
+            } else {
+                format!("{whole_field} less {}", taken.join(", "))
+            };
+            ParseError::Inconsistent(format!("{part_field} ({part}) exceeds {from} ({rest})"))
+        })?;
+        if part > 0 {
+            taken.push(part_field);
+        }
+    }
+    Ok(rest)
 }
 
 pub(crate) fn time_from(time: &RawTime<'_>, field: &str) -> Result<DateTime<Utc>, ParseError> {

@@ -14,13 +14,15 @@ pub enum Format {
     OpenAI,
     Anthropic,
     Gemini,
+    Bedrock,
+    Cohere,
     LiteLLM,
     CloudEvents,
 }
 
 impl Format {
     pub const NAMES: &'static str =
-        "auto, canonical, openai, anthropic, gemini, litellm, cloudevents";
+        "auto, canonical, openai, anthropic, gemini, bedrock, cohere, litellm, cloudevents";
 
     pub fn parse(name: &str) -> Option<Format> {
         Some(match name.to_ascii_lowercase().as_str() {
@@ -28,7 +30,9 @@ impl Format {
             "canonical" => Format::Canonical,
             "openai" => Format::OpenAI,
             "anthropic" => Format::Anthropic,
-            "gemini" | "google" => Format::Gemini,
+            "gemini" | "google" | "vertex" => Format::Gemini,
+            "bedrock" => Format::Bedrock,
+            "cohere" => Format::Cohere,
             "litellm" => Format::LiteLLM,
             "cloudevents" => Format::CloudEvents,
             _ => return None,
@@ -42,6 +46,8 @@ impl Format {
             Format::OpenAI => "openai",
             Format::Anthropic => "anthropic",
             Format::Gemini => "gemini",
+            Format::Bedrock => "bedrock",
+            Format::Cohere => "cohere",
             Format::LiteLLM => "litellm",
             Format::CloudEvents => "cloudevents",
         }

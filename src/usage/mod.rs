@@ -5,9 +5,12 @@
 //! provider-inference function).
 
 mod anthropic;
+mod bedrock;
 mod canonical;
+mod cohere;
 mod detect;
 mod error;
+mod extras;
 mod fields;
 mod format;
 mod gemini;
@@ -26,7 +29,7 @@ pub use fields::{
     normalise_effort, truncate_utf8,
 };
 pub use format::Format;
-pub use record::{Bucket, ParsedUsage, Tokens, UsageRecord};
+pub use record::{Bucket, Measure, ParsedUsage, Tokens, UsageRecord};
 
 /// Parses one record (one line of a file, one element of a JSON array) of the given
 /// format. The id is filled in deterministically when the input carries none.
@@ -53,8 +56,12 @@ pub fn parse_record(text: &str, format: Format) -> Result<ParsedUsage, ParseErro
         }
     })?;
     let mut parsed = detect::parse_raw(&raw, format, 0)?;
+    fields::check_calls(&parsed.tokens)?;
     if parsed.model.is_none() {
-        return Err(ParseError::MissingModel);
+        return Err(match detect::leaf_shape(&raw) {
+            Some(shape) if shape.model_outside_body() => ParseError::ModelOutsideBody(shape.name()),
+            _ => ParseError::MissingModel,
+        });
     }
     if parsed.id.is_none() {
         parsed.id = Some(content_id(text));
@@ -165,6 +172,7 @@ pub fn normalise(
         user: parsed.user,
         reasoning_effort: parsed.reasoning_effort,
         reported_cost: parsed.reported_cost,
+        search_context: parsed.search_context,
     })
 }
 

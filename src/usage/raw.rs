@@ -16,9 +16,13 @@ use std::marker::PhantomData;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
+use super::record::Bucket;
+
 /// Every field any accepted shape uses at the top level of an object.
 #[derive(Deserialize, Default, Debug)]
 pub(crate) struct Raw<'a> {
+    // Kept under 1,000 bytes: nested records are boxed `Raw`s, and a larger allocation
+    // takes the allocator's slow path. What few records carry is boxed.
     // Shared by most shapes.
     #[serde(default, borrow, deserialize_with = "string_or_number")]
     pub id: Option<Cow<'a, str>>,
@@ -37,10 +41,26 @@ pub(crate) struct Raw<'a> {
     #[serde(borrow)]
     pub status: Option<Cow<'a, str>>,
     #[serde(default, borrow, deserialize_with = "object_or_skip")]
-    pub reasoning: Option<RawReasoning<'a>>,
+    pub reasoning: Option<Box<RawReasoning<'a>>>,
     #[serde(default, borrow, deserialize_with = "object_or_skip")]
     pub metadata: Option<Box<RawMetadata<'a>>>,
-    pub error: Option<serde_json::Value>,
+    pub error: Option<Box<serde_json::Value>>,
+    /// OpenAI Responses output items (tool calls are billed per call); Bedrock's
+    /// `output` object is skipped.
+    #[serde(default, borrow, deserialize_with = "boxed_objects_or_skip")]
+    pub output: Option<Box<[RawOutputItem<'a>]>>,
+
+    // Markers of OpenAI-compatible providers, read only for whether they are there.
+    /// Azure OpenAI's content filtering.
+    pub prompt_filter_results: Option<IgnoredAny>,
+    /// Perplexity's sources.
+    pub citations: Option<IgnoredAny>,
+    pub search_results: Option<IgnoredAny>,
+    /// Cerebras' timings.
+    pub time_info: Option<IgnoredAny>,
+    /// Groq's extras; its stream's last chunk carries the usage here.
+    #[serde(default, deserialize_with = "object_or_skip")]
+    pub x_groq: Option<Box<RawXGroq>>,
 
     // Nested records: envelopes, batch lines, stream events, CloudEvents.
     #[serde(default, borrow, deserialize_with = "nested_record")]
@@ -68,6 +88,37 @@ pub(crate) struct Raw<'a> {
     pub response_id: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "createTime")]
     pub create_time: Option<Cow<'a, str>>,
+    /// Grounding (web search) of each candidate.
+    #[serde(default, deserialize_with = "boxed_objects_or_skip")]
+    pub candidates: Option<Box<[RawCandidate]>>,
+
+    // AWS Bedrock: InvokeModel bodies of Meta models, a stream's last-chunk metrics, and
+    // Converse's service tier.
+    pub prompt_token_count: Option<Box<Count>>,
+    pub generation_token_count: Option<Box<Count>>,
+    #[serde(
+        default,
+        rename = "amazon-bedrock-invocationMetrics",
+        deserialize_with = "object_or_skip"
+    )]
+    pub invocation_metrics: Option<Box<RawUsage>>,
+    #[serde(
+        default,
+        borrow,
+        rename = "serviceTier",
+        deserialize_with = "object_or_skip"
+    )]
+    pub bedrock_service_tier: Option<Box<RawTierObject<'a>>>,
+    /// Bedrock Mistral InvokeModel bodies (which carry no usage).
+    pub outputs: Option<IgnoredAny>,
+    /// Response headers a proxy logged beside the body: Bedrock's InvokeModel token
+    /// counts are there for every model family.
+    #[serde(default, deserialize_with = "object_or_skip")]
+    pub headers: Option<Box<RawBedrockHeaders>>,
+
+    // Cohere v1 (`meta.billed_units`).
+    #[serde(default, deserialize_with = "object_or_skip")]
+    pub meta: Option<Box<RawUsage>>,
 
     // CloudEvents 1.0.
     #[serde(borrow)]
@@ -126,38 +177,265 @@ pub(crate) struct Raw<'a> {
 /// Union of the OpenAI (Chat and Responses), Anthropic and OpenRouter usage objects.
 #[derive(Deserialize, Default, Debug)]
 pub(crate) struct RawUsage {
+    // Sub-objects are boxed: a `RawUsage` over 1,000 bytes costs the allocator far more
+    // than the few small boxes a record actually carries.
     // OpenAI Chat Completions and OpenAI-compatible gateways.
     pub prompt_tokens: Option<Count>,
     pub completion_tokens: Option<Count>,
     pub total_tokens: Option<Count>,
     #[serde(default, deserialize_with = "object_or_skip")]
-    pub prompt_tokens_details: Option<RawInputDetails>,
+    pub prompt_tokens_details: Option<Box<RawInputDetails>>,
     #[serde(default, deserialize_with = "object_or_skip")]
-    pub completion_tokens_details: Option<RawOutputDetails>,
+    pub completion_tokens_details: Option<Box<RawOutputDetails>>,
     // OpenAI Responses and Anthropic Messages.
     pub input_tokens: Option<Count>,
     pub output_tokens: Option<Count>,
-    #[serde(default, deserialize_with = "object_or_skip")]
-    pub input_tokens_details: Option<RawInputDetails>,
-    #[serde(default, deserialize_with = "object_or_skip")]
-    pub output_tokens_details: Option<RawOutputDetails>,
+    /// OpenAI Realtime spells them `input_token_details` / `output_token_details`.
+    #[serde(
+        default,
+        alias = "input_token_details",
+        deserialize_with = "object_or_skip"
+    )]
+    pub input_tokens_details: Option<Box<RawInputDetails>>,
+    #[serde(
+        default,
+        alias = "output_token_details",
+        deserialize_with = "object_or_skip"
+    )]
+    pub output_tokens_details: Option<Box<RawOutputDetails>>,
     // Anthropic.
     pub cache_creation_input_tokens: Option<Count>,
     pub cache_read_input_tokens: Option<Count>,
     #[serde(default, deserialize_with = "object_or_skip")]
-    pub cache_creation: Option<RawCacheCreation>,
+    pub cache_creation: Option<Box<RawCacheCreation>>,
     pub service_tier: Option<String>,
-    // OpenRouter.
-    pub cost: Option<RawMoney>,
+    /// Anthropic's server tools (web search, web fetch).
+    #[serde(default, deserialize_with = "object_or_skip")]
+    pub server_tool_use: Option<Box<RawServerToolUse>>,
+    // OpenRouter (`cost` is also Perplexity's breakdown object).
+    pub cost: Option<RawCost>,
+    #[serde(default, deserialize_with = "bool_or_skip")]
     pub is_byok: Option<bool>,
-    pub cost_details: Option<IgnoredAny>,
-    // DeepSeek reports cache hits beside the prompt count.
+    #[serde(default, deserialize_with = "object_or_skip")]
+    pub cost_details: Option<Box<RawCostDetails>>,
+    // DeepSeek reports cache hits and misses beside the prompt count (parts of it).
     pub prompt_cache_hit_tokens: Option<Count>,
+    pub prompt_cache_miss_tokens: Option<Count>,
+    // xAI: the exact cost in ticks of 1e-10 USD, and server-side tool calls.
+    pub cost_in_usd_ticks: Option<Count>,
+    pub num_sources_used: Option<Count>,
+    #[serde(default, deserialize_with = "object_or_skip")]
+    pub server_side_tool_usage_details: Option<Box<RawServerSideTools>>,
+    // Perplexity: meters outside `prompt_tokens` and `completion_tokens`.
+    #[serde(default, deserialize_with = "text_or_skip")]
+    pub search_context_size: Option<String>,
+    pub citation_tokens: Option<Count>,
+    pub num_search_queries: Option<Count>,
+    pub reasoning_tokens: Option<Count>,
+    /// DeepInfra's own cost estimate.
+    pub estimated_cost: Option<RawMoney>,
+    // Cohere: what is billed (`tokens` beside it counts the prompt template too).
+    #[serde(default, deserialize_with = "object_or_skip")]
+    pub billed_units: Option<Box<RawBilledUnits>>,
+    // AWS Bedrock (Converse, Nova, invocation metrics), camelCase.
+    #[serde(rename = "inputTokens")]
+    pub bedrock_input: Option<Count>,
+    #[serde(rename = "outputTokens")]
+    pub bedrock_output: Option<Count>,
+    #[serde(rename = "totalTokens")]
+    pub bedrock_total: Option<Count>,
+    #[serde(rename = "cacheReadInputTokens", alias = "cacheReadInputTokenCount")]
+    pub bedrock_cache_read: Option<Count>,
+    #[serde(rename = "cacheWriteInputTokens", alias = "cacheWriteInputTokenCount")]
+    pub bedrock_cache_write: Option<Count>,
+    #[serde(default, rename = "cacheDetails", deserialize_with = "objects_or_skip")]
+    pub bedrock_cache_details: Option<Vec<RawBedrockCacheDetail>>,
+    #[serde(rename = "inputTokenCount")]
+    pub metrics_input: Option<Count>,
+    #[serde(rename = "outputTokenCount")]
+    pub metrics_output: Option<Count>,
+}
+
+/// Bedrock InvokeModel's token-count response headers, whatever case a proxy logged
+/// their names in; other headers, and values that are lists or objects, are ignored.
+#[derive(Default, Debug)]
+pub(crate) struct RawBedrockHeaders {
+    pub input: Option<Count>,
+    pub output: Option<Count>,
+    pub cache_read: Option<Count>,
+    pub cache_write: Option<Count>,
+}
+
+impl<'de> Deserialize<'de> for RawBedrockHeaders {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map: BTreeMap<Cow<'de, str>, serde_json::Value> = BTreeMap::deserialize(deserializer)?;
+        let mut headers = RawBedrockHeaders::default();
+        for (name, value) in map {
+            let slot = match name.to_ascii_lowercase().as_str() {
+                "x-amzn-bedrock-input-token-count" => &mut headers.input,
+                "x-amzn-bedrock-output-token-count" => &mut headers.output,
+                "x-amzn-bedrock-cache-read-input-token-count" => &mut headers.cache_read,
+                "x-amzn-bedrock-cache-write-input-token-count" => &mut headers.cache_write,
+                _ => continue,
+            };
+            // A header logged as a one-element list (some proxies do) is its element.
+            let value = match value {
+                serde_json::Value::Array(mut items) if items.len() == 1 => items.remove(0),
+                other => other,
+            };
+            *slot = Count::deserialize(value).ok();
+        }
+        Ok(headers)
+    }
+}
+
+impl RawUsage {
+    /// Whether it is Bedrock's camelCase usage (Converse, Nova).
+    pub fn is_bedrock(&self) -> bool {
+        self.bedrock_input.is_some() || self.bedrock_output.is_some()
+    }
+}
+
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct RawServerToolUse {
+    pub web_search_requests: Option<Count>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct RawServerSideTools {
+    pub web_search_calls: Option<Count>,
+    pub x_search_calls: Option<Count>,
+    pub code_interpreter_calls: Option<Count>,
+    pub file_search_calls: Option<Count>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct RawCostDetails {
+    pub upstream_inference_cost: Option<RawMoney>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct RawBilledUnits {
+    pub input_tokens: Option<Count>,
+    pub output_tokens: Option<Count>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct RawBedrockCacheDetail {
+    #[serde(rename = "inputTokens")]
+    pub input_tokens: Option<Count>,
+    pub ttl: Option<String>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct RawXGroq {
+    #[serde(default, deserialize_with = "object_or_skip")]
+    pub usage: Option<Box<RawUsage>>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct RawTierObject<'a> {
+    #[serde(borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+}
+
+/// An OpenAI Responses output item: only its type, status and container matter.
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct RawOutputItem<'a> {
+    #[serde(borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub status: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub container_id: Option<Cow<'a, str>>,
+}
+
+/// A Gemini candidate: only its grounding matters.
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct RawCandidate {
+    #[serde(
+        default,
+        rename = "groundingMetadata",
+        deserialize_with = "object_or_skip"
+    )]
+    pub grounding: Option<RawGrounding>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct RawGrounding {
+    #[serde(
+        default,
+        rename = "webSearchQueries",
+        deserialize_with = "array_or_skip"
+    )]
+    pub web_search_queries: Option<Vec<TextElement>>,
+}
+
+/// Gemini's per-modality counts: `{modality, tokenCount}`.
+#[derive(Deserialize, Default, Debug)]
+pub(crate) struct RawModalityCount {
+    pub modality: Option<String>,
+    #[serde(rename = "tokenCount")]
+    pub token_count: Option<Count>,
+}
+
+/// A cost as a gateway reports it: an amount (OpenRouter's `usage.cost`), or a breakdown
+/// whose `total_cost` is the amount (Perplexity's `usage.cost`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RawCost {
+    Amount(RawMoney),
+    Breakdown(Option<RawMoney>),
+}
+
+impl<'de> Deserialize<'de> for RawCost {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Breakdown {
+            total_cost: Option<RawMoney>,
+        }
+        struct CostVisitor;
+        impl<'de> Visitor<'de> for CostVisitor {
+            type Value = RawCost;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an amount of money or a cost breakdown")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawCost, A::Error> {
+                let breakdown = Breakdown::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawCost::Breakdown(breakdown.total_cost))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<RawCost, E> {
+                Ok(RawCost::Amount(RawMoney::Text(v.to_owned())))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<RawCost, E> {
+                Ok(RawCost::Amount(RawMoney::Number(v as f64)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<RawCost, E> {
+                Ok(RawCost::Amount(RawMoney::Number(v as f64)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<RawCost, E> {
+                Ok(RawCost::Amount(RawMoney::Number(v)))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<RawCost, E> {
+                Ok(RawCost::Amount(RawMoney::Invalid))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<RawCost, A::Error> {
+                skip_seq(seq)?;
+                Ok(RawCost::Amount(RawMoney::Invalid))
+            }
+        }
+        deserializer.deserialize_any(CostVisitor)
+    }
 }
 
 #[derive(Deserialize, Default, Debug)]
 pub(crate) struct RawInputDetails {
     pub cached_tokens: Option<Count>,
+    /// Parts of the prompt count, priced at their own rates.
+    pub audio_tokens: Option<Count>,
+    pub image_tokens: Option<Count>,
+    /// The modalities of the cached tokens (OpenAI Realtime).
+    #[serde(default, deserialize_with = "object_or_skip")]
+    pub cached_tokens_details: Option<Box<RawInputDetails>>,
     pub cache_write_tokens: Option<Count>,
     /// LiteLLM's normalised usage names cache writes this way, with a TTL split.
     pub cache_creation_tokens: Option<Count>,
@@ -168,6 +446,9 @@ pub(crate) struct RawInputDetails {
 #[derive(Deserialize, Default, Debug)]
 pub(crate) struct RawOutputDetails {
     pub reasoning_tokens: Option<Count>,
+    /// Parts of the completion count, priced at their own rates.
+    pub audio_tokens: Option<Count>,
+    pub image_tokens: Option<Count>,
     /// Anthropic's newer breakdown of `output_tokens`.
     pub thinking_tokens: Option<Count>,
 }
@@ -192,21 +473,62 @@ pub(crate) struct RawGeminiUsage {
     pub tool_use_prompt: Option<Count>,
     #[serde(rename = "totalTokenCount")]
     pub total: Option<Count>,
-    #[serde(rename = "trafficType")]
+    #[serde(default, rename = "trafficType", deserialize_with = "text_or_skip")]
     pub traffic_type: Option<String>,
+    #[serde(
+        default,
+        rename = "promptTokensDetails",
+        deserialize_with = "objects_or_skip"
+    )]
+    pub prompt_details: Option<Vec<RawModalityCount>>,
+    #[serde(
+        default,
+        rename = "cacheTokensDetails",
+        deserialize_with = "objects_or_skip"
+    )]
+    pub cache_details: Option<Vec<RawModalityCount>>,
+    #[serde(
+        default,
+        rename = "candidatesTokensDetails",
+        deserialize_with = "objects_or_skip"
+    )]
+    pub candidates_details: Option<Vec<RawModalityCount>>,
 }
 
-/// The canonical `tokens` object. Unknown bucket names are an error (a typo must not
-/// silently drop tokens), which is why it is read separately from the lenient rest.
-#[derive(Deserialize, Default, Debug)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawTokens {
-    pub input: Option<Count>,
-    pub cached_input: Option<Count>,
-    pub cache_write_5m: Option<Count>,
-    pub cache_write_1h: Option<Count>,
-    pub output: Option<Count>,
-    pub reasoning: Option<Count>,
+/// The canonical `tokens` object: a count per bucket, by the bucket's name. An unknown
+/// name is an error (a typo must not silently drop tokens). Read without allocating:
+/// every canonical record has one.
+#[derive(Default, Debug)]
+pub(crate) struct RawTokens(pub [Option<Count>; Bucket::COUNT]);
+
+impl<'de> Deserialize<'de> for RawTokens {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TokensVisitor;
+        impl<'de> Visitor<'de> for TokensVisitor {
+            type Value = RawTokens;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of token counts")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawTokens, A::Error> {
+                let mut counts = [None; Bucket::COUNT];
+                while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+                    let bucket = Bucket::parse(&name)
+                        .filter(|bucket| *bucket != Bucket::Request)
+                        .ok_or_else(|| {
+                            let known: Vec<String> =
+                                Bucket::COUNTED.map(|b| format!("`{b}`")).to_vec();
+                            de::Error::custom(format!(
+                                "unknown field `{name}` in `tokens`, expected one of {}",
+                                known.join(", ")
+                            ))
+                        })?;
+                    counts[bucket.index()] = Some(map.next_value::<Count>()?);
+                }
+                Ok(RawTokens(counts))
+            }
+        }
+        deserializer.deserialize_map(TokensVisitor)
+    }
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -255,6 +577,9 @@ pub(crate) struct RawMetadata<'a> {
     /// LiteLLM copies the full provider usage here (cache breakdown included).
     #[serde(default, deserialize_with = "object_or_skip")]
     pub usage_object: Option<Box<RawUsage>>,
+    /// Bedrock ConverseStream's last event: `{"metadata":{"usage":…,"metrics":…}}`.
+    #[serde(default, deserialize_with = "object_or_skip")]
+    pub usage: Option<Box<RawUsage>>,
 }
 
 /// A token count as written, before validation.
@@ -554,6 +879,117 @@ where
         }
     }
     deserializer.deserialize_any(ObjectVisitor(PhantomData))
+}
+
+/// An element of an array of objects: anything but an object is skipped.
+struct ObjectElement<T>(Option<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectElement<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        object_or_skip(deserializer).map(ObjectElement)
+    }
+}
+
+/// An array of objects, as `array_or_skip` reads arrays; elements that are not objects
+/// (`"output": ["text"]`) are left out rather than failing the line.
+fn objects_or_skip<'de, D, T>(deserializer: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let elements: Option<Vec<ObjectElement<T>>> = array_or_skip(deserializer)?;
+    Ok(elements.map(|items| items.into_iter().filter_map(|e| e.0).collect()))
+}
+
+/// `objects_or_skip` as a boxed slice: for the arrays few records carry (a `Raw` stays
+/// small).
+fn boxed_objects_or_skip<'de, D, T>(deserializer: D) -> Result<Option<Box<[T]>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    objects_or_skip(deserializer).map(|items| items.map(Vec::into_boxed_slice))
+}
+
+/// Text where a field is text; any other value is `None` (a provider's extra field of
+/// another type must not fail the line).
+fn text_or_skip<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::String(text) => Some(text),
+        _ => None,
+    })
+}
+
+/// An element of a list of texts: anything else is `None`.
+#[derive(Debug)]
+pub(crate) struct TextElement(pub Option<String>);
+
+impl<'de> Deserialize<'de> for TextElement {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        text_or_skip(deserializer).map(TextElement)
+    }
+}
+
+/// `true` or `false`, also written as text; any other value is `None`.
+fn bool_or_skip<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    Ok(match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Bool(value) => Some(value),
+        serde_json::Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// Reads an array of `T`; any other value (an object, a string, null) is skipped as
+/// `None`, as some field names mean an array in one shape and not in another (Bedrock's
+/// `output` is an object, OpenAI Responses' a list).
+fn array_or_skip<'de, D, T>(deserializer: D) -> Result<Option<Vec<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct ArrayVisitor<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ArrayVisitor<T> {
+        type Value = Option<Vec<T>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(Some(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            skip_map(map)?;
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Self::Value, D2::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    deserializer.deserialize_any(ArrayVisitor(PhantomData))
 }
 
 /// Reads an object into `T`, refusing the array form serde derives also accept for

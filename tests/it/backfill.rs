@@ -108,7 +108,9 @@ async fn backfill_twice_adds_nothing_the_second_time_and_report_matches() {
     );
     assert_eq!(code, 0);
     assert!(
-        stdout.starts_with("project,model,requests,unpriced_requests,tokens_input"),
+        stdout.starts_with(
+            "project,model,requests,unpriced_requests,partially_priced_requests,tokens_input"
+        ),
         "{stdout}"
     );
     let (code, stdout, _) = run(

@@ -9,7 +9,7 @@ use std::io::Read;
 
 use llm_meter::prepare::Preparer;
 use llm_meter::pricing::{PriceBook, PriceOutcome};
-use llm_meter::usage::Format;
+use llm_meter::usage::{Bucket, Format};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
 
@@ -127,7 +127,7 @@ fn collect_equals(clause: &Value, into: &mut Vec<String>) {
 }
 
 /// What the price book charges per 1M tokens of input, of cached input and of output,
-/// from records of `TOKENS` tokens.
+/// from records of `TOKENS` tokens (a per-request fee aside: the catalogs list it apart).
 fn charged(preparer: &mut Preparer<'_>, provider: &str, model: &str) -> Option<Rates> {
     let mut cost = |tokens: &str| -> Option<Decimal> {
         let line = serde_json::json!({
@@ -137,7 +137,10 @@ fn charged(preparer: &mut Preparer<'_>, provider: &str, model: &str) -> Option<R
         })
         .to_string();
         match preparer.prepare(&line, ingest_time()).ok()?.price {
-            PriceOutcome::Priced(priced) => Some(priced.cost * Decimal::from(1_000_000 / TOKENS)),
+            PriceOutcome::Priced(priced) => {
+                let fee = priced.bucket_costs[Bucket::Request.index()];
+                Some((priced.cost - fee) * Decimal::from(1_000_000 / TOKENS))
+            }
             PriceOutcome::Unpriced(_) => None,
         }
     };

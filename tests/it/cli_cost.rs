@@ -180,3 +180,49 @@ fn pricing_check_validates_the_sheets_and_resolves_names() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
 }
+
+/// Azure OpenAI deployments: a proxy often logs the deployment name rather than the model;
+/// `[[pricing.deployments]]` prices it as the model it serves and keeps the name.
+#[test]
+fn a_configured_deployment_name_is_priced_as_its_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("llm-meter.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[pricing.deployments]]
+provider = "azure"
+name = "Prod-Chat"
+model = "gpt-4o-2024-11-20"
+"#,
+    )
+    .unwrap();
+    let deployment = r#"{"id":"d1","time":"2026-11-20T00:00:00Z","provider":"azure","model":"prod-chat","tokens":{"input":10000,"output":1000}}"#;
+    let model = deployment
+        .replace("prod-chat", "gpt-4o-2024-11-20")
+        .replace("d1", "d2");
+    let (code, lines, stderr) = run_cost(
+        &["--config", config.to_str().unwrap()],
+        &format!("{deployment}\n{model}\n"),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        lines[0]["model"], "prod-chat",
+        "the name as written is kept"
+    );
+    assert_eq!(lines[0]["resolved_model"], lines[1]["resolved_model"]);
+    assert_eq!(lines[0]["cost_usd"], lines[1]["cost_usd"]);
+    assert_eq!(lines[0]["priced"], true);
+
+    // Without the configuration the deployment is unknown, and said so.
+    let (_, lines, _) = run_cost(&[], &format!("{deployment}\n"));
+    assert_eq!(lines[0]["priced"], false);
+    assert!(
+        lines[0]["unpriced_reason"]
+            .as_str()
+            .unwrap()
+            .contains("prod-chat"),
+        "{}",
+        lines[0]
+    );
+}

@@ -21,6 +21,7 @@ mod pg;
 mod price_sync;
 mod pricing_rules;
 mod properties;
+mod provider_shapes;
 mod reprice;
 mod samples;
 mod sheets;

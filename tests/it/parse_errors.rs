@@ -210,3 +210,186 @@ fn cloudevents_data_base64_is_decoded() {
         "2026-01-05T00:00:00+00:00"
     );
 }
+
+/// Each provider sample with one field made wrong: the line is refused with a one-line
+/// reason naming that field (or the counts that disagree), never priced.
+#[test]
+fn every_provider_sample_with_a_wrong_field_is_a_one_line_error() {
+    // (sample, text replaced, replacement, a fragment the reason must contain)
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "bedrock-converse.json",
+            r#""inputTokens":1520"#,
+            r#""inputTokens":-1520"#,
+            "usage.inputTokens is negative",
+        ),
+        (
+            "bedrock-converse.json",
+            r#""totalTokens":4390"#,
+            r#""totalTokens":100"#,
+            "exceeds usage.totalTokens (100)",
+        ),
+        (
+            "bedrock-converse.json",
+            r#""model":"us.anthropic.claude-sonnet-4-5-20250929-v1:0","#,
+            "",
+            "does not name its model",
+        ),
+        (
+            "bedrock-converse-stream.json",
+            r#""outputTokens":700"#,
+            r#""outputTokens":"lots""#,
+            "usage.outputTokens is not a number",
+        ),
+        (
+            "bedrock-invoke-llama.json",
+            r#""generation_token_count":800"#,
+            r#""generation_token_count":8.5"#,
+            "generation_token_count is fractional",
+        ),
+        (
+            "bedrock-invoke-stream-metrics.json",
+            r#""inputTokenCount":5000"#,
+            r#""inputTokenCount":-1"#,
+            "inputTokenCount is negative",
+        ),
+        (
+            "bedrock-invoke-mistral-headers.json",
+            r#""x-amzn-bedrock-input-token-count":"2000""#,
+            r#""x-amzn-bedrock-input-token-count":"two""#,
+            "x-amzn-bedrock-input-token-count is not a number",
+        ),
+        (
+            "bedrock-invoke-mistral-headers.json",
+            r#""x-amzn-bedrock-input-token-count":"2000","x-amzn-bedrock-output-token-count":"500""#,
+            r#""x-other":"1""#,
+            "carry no usage",
+        ),
+        (
+            "vertex-gemini-audio-grounding.json",
+            r#""tokenCount":4000"#,
+            r#""tokenCount":6000"#,
+            "exceeds",
+        ),
+        (
+            "vertex-anthropic.json",
+            r#""output_tokens":600"#,
+            r#""output_tokens":-600"#,
+            "usage.output_tokens is negative",
+        ),
+        (
+            "azure-openai-chat.json",
+            r#""cached_tokens":1024"#,
+            r#""cached_tokens":5000"#,
+            "cached_tokens (5000) exceeds usage.prompt_tokens (4000)",
+        ),
+        (
+            "deepseek-reasoner.json",
+            r#""prompt_cache_miss_tokens":4000"#,
+            r#""prompt_cache_miss_tokens":5000"#,
+            "prompt_cache_hit_tokens + prompt_cache_miss_tokens",
+        ),
+        (
+            "xai-grok.json",
+            r#""cost_in_usd_ticks":251250000"#,
+            r#""cost_in_usd_ticks":-3"#,
+            "usage.cost_in_usd_ticks",
+        ),
+        (
+            "groq-chunk.json",
+            r#""prompt_tokens":6000"#,
+            r#""prompt_tokens":-6000"#,
+            "is negative",
+        ),
+        (
+            "perplexity-sonar-pro.json",
+            r#""total_cost":0.0296"#,
+            r#""total_cost":"free""#,
+            "usage.cost.total_cost",
+        ),
+        (
+            "perplexity-deep-research.json",
+            r#""num_search_queries":20"#,
+            r#""num_search_queries":2.5"#,
+            "usage.num_search_queries is fractional",
+        ),
+        (
+            "cohere-v2.json",
+            r#""input_tokens":5000"#,
+            r#""input_tokens":-5"#,
+            "billed_units.input_tokens is negative",
+        ),
+        (
+            "cohere-v2.json",
+            r#""model":"command-a-03-2025","#,
+            "",
+            "does not name its model",
+        ),
+        (
+            "openrouter-byok.json",
+            r#""upstream_inference_cost":0.0165"#,
+            r#""upstream_inference_cost":-1"#,
+            "upstream_inference_cost",
+        ),
+        (
+            "anthropic-web-search.json",
+            r#""web_search_requests":3"#,
+            r#""web_search_requests":-3"#,
+            "web_search_requests is negative",
+        ),
+        (
+            "openai-audio-chat.json",
+            r#""audio_tokens":1200"#,
+            r#""audio_tokens":1600"#,
+            "audio_tokens (1600) exceeds",
+        ),
+        (
+            "deepinfra-chat.json",
+            r#""estimated_cost":0.0031"#,
+            r#""estimated_cost":"n/a""#,
+            "usage.estimated_cost",
+        ),
+    ];
+    for (file, from, to, expected) in cases {
+        let sample = crate::helpers::sample(file);
+        assert!(sample.contains(from), "{file} has no {from}");
+        let line = sample.trim().replacen(from, to, 1);
+        let error = parse_record(&line, Format::Auto)
+            .err()
+            .unwrap_or_else(|| panic!("{file} with {to}: accepted"))
+            .to_string();
+        assert!(
+            error.contains(expected),
+            "{file} with {to}\n  gave: {error}\n  want: {expected}"
+        );
+        assert!(!error.contains('\n'), "one line: {error}");
+    }
+}
+
+/// Every sample cut short anywhere is refused as invalid JSON, on one line.
+#[test]
+fn every_sample_truncated_is_a_one_line_error() {
+    let dir = crate::helpers::sample_path("");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        let line = crate::helpers::sample(&name).trim().to_owned();
+        for cut in [
+            1,
+            line.len() / 4,
+            line.len() / 2,
+            line.len() * 3 / 4,
+            line.len() - 1,
+        ] {
+            let cut = (0..=cut).rev().find(|&i| line.is_char_boundary(i)).unwrap();
+            let error = parse_record(&line[..cut], Format::Auto)
+                .err()
+                .unwrap_or_else(|| panic!("{name} cut at {cut}: accepted"));
+            let message = error.to_string();
+            assert_eq!(error.code(), "invalid_json", "{name} at {cut}: {message}");
+            assert!(!message.contains('\n'), "{name}: {message}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 5 * 40, "{checked} truncations");
+}

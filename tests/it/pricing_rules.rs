@@ -388,7 +388,12 @@ fn project_overrides_apply_to_their_project_only_and_narrower_wins() {
             ..Default::default()
         },
     ];
-    let book = PriceBook::builtin().unwrap().with_overrides(overrides);
+    let book = PriceBook::builtin()
+        .unwrap()
+        .with_terms(llm_meter::pricing::LocalTerms {
+            overrides,
+            ..Default::default()
+        });
     let tokens = r#"{"input":10000,"output":2000}"#;
     let time = "2026-03-01T00:00:00Z";
     let mut preparer = Preparer::new(&book, Format::Auto, "default");

@@ -2,7 +2,7 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use llm_meter::pricing::{PriceBook, PriceOutcome};
-use llm_meter::usage::{Format, Tokens, parse_record};
+use llm_meter::usage::{Bucket, Format, Tokens, parse_record};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 
@@ -24,13 +24,15 @@ const MODELS: &[(&str, &str)] = &[
 
 fn tokens_up_to(max: u64) -> impl Strategy<Value = Tokens> {
     (0..=max, 0..=max, 0..=max, 0..=max, 0..=max, 0..=max).prop_map(
-        |(input, cached_input, cache_write_5m, cache_write_1h, output, reasoning)| Tokens {
-            input,
-            cached_input,
-            cache_write_5m,
-            cache_write_1h,
-            output,
-            reasoning,
+        |(input, cached_input, cache_write_5m, cache_write_1h, output, reasoning)| {
+            Tokens::text(
+                input,
+                cached_input,
+                cache_write_5m,
+                cache_write_1h,
+                output,
+                reasoning,
+            )
         },
     )
 }
@@ -225,5 +227,113 @@ proptest! {
             prompt + excess
         );
         prop_assert!(parse_record(&line, Format::Auto).is_err());
+    }
+}
+
+/// One usage line with text and audio tokens, in each shape that can carry audio.
+fn audio_line(shape: usize, text_in: u64, audio_in: u64, text_out: u64, audio_out: u64) -> String {
+    let (prompt, completion) = (text_in + audio_in, text_out + audio_out);
+    let chat_usage = format!(
+        r#""usage":{{"prompt_tokens":{prompt},"completion_tokens":{completion},"total_tokens":{},"prompt_tokens_details":{{"audio_tokens":{audio_in}}},"completion_tokens_details":{{"audio_tokens":{audio_out}}}}}"#,
+        prompt + completion
+    );
+    let chat = |object: &str, model: &str, extra: &str| {
+        format!(
+            r#"{{"id":"c","object":"{object}","created":1790000000,"model":"{model}",{chat_usage}{extra}}}"#
+        )
+    };
+    let gemini = |extra: &str| {
+        format!(
+            r#"{{"responseId":"g","modelVersion":"gemini-2.5-flash","usageMetadata":{{"promptTokenCount":{prompt},"candidatesTokenCount":{completion},"promptTokensDetails":[{{"modality":"TEXT","tokenCount":{text_in}}},{{"modality":"AUDIO","tokenCount":{audio_in}}}],"candidatesTokensDetails":[{{"modality":"AUDIO","tokenCount":{audio_out}}}]}}{extra}}}"#
+        )
+    };
+    let canonical = format!(
+        r#"{{"id":"k","provider":"openai","model":"gpt-4o-audio-preview-2024-12-17","time":"2026-11-20T00:00:00Z","tokens":{{"input":{text_in},"audio_input":{audio_in},"output":{text_out},"audio_output":{audio_out}}}}}"#
+    );
+    match shape {
+        0 => chat("chat.completion", "gpt-4o-audio-preview-2024-12-17", ""),
+        1 => chat("chat.completion", "gpt-5.2", ""),
+        2 => chat(
+            "chat.completion.chunk",
+            "gpt-4o-mini-audio-preview",
+            r#","choices":[]"#,
+        ),
+        3 => chat(
+            "chat.completion",
+            "gpt-4o-2024-11-20",
+            r#","prompt_filter_results":[]"#,
+        ),
+        4 => chat(
+            "chat.completion",
+            "openai/gpt-4o-audio-preview",
+            r#","provider":"OpenAI""#,
+        )
+        .replacen(r#""usage":{"#, r#""usage":{"cost":0.01,"#, 1),
+        5 => format!(
+            r#"{{"id":"r","object":"response","created_at":1790000000,"model":"gpt-realtime","usage":{{"input_tokens":{prompt},"output_tokens":{completion},"input_token_details":{{"audio_tokens":{audio_in}}},"output_token_details":{{"audio_tokens":{audio_out}}}}}}}"#
+        ),
+        6 => gemini(""),
+        7 => gemini(r#","createTime":"2026-11-20T00:00:00Z""#),
+        8 => canonical,
+        9 => format!(
+            r#"{{"project":"p","response":{}}}"#,
+            chat("chat.completion", "gpt-4o-audio-preview-2024-12-17", "")
+        ),
+        _ => format!(
+            r#"{{"specversion":"1.0","id":"e","source":"s","type":"t","data":{canonical}}}"#
+        ),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Audio tokens are never priced at the text rate, in any shape: they land in the
+    /// audio buckets (never in the text ones) and cost the sheet's audio rate, or, where
+    /// the sheet has none, nothing, with the record flagged partly priced.
+    #[test]
+    fn audio_is_never_priced_at_the_text_rate(
+        shape in 0usize..11,
+        text_in in 0u64..50_000,
+        audio_in in 1u64..50_000,
+        text_out in 0u64..20_000,
+        audio_out in 0u64..20_000,
+    ) {
+        let book = book();
+        let line = audio_line(shape, text_in, audio_in, text_out, audio_out);
+        let priced = llm_meter::prepare::Preparer::new(book, Format::Auto, "p")
+            .prepare(&line, ingest_time())
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        let tokens = &priced.record.tokens;
+        prop_assert_eq!((tokens.input, tokens.audio_input), (text_in, audio_in), "{}", line);
+        prop_assert_eq!((tokens.output, tokens.audio_output), (text_out, audio_out), "{}", line);
+        let PriceOutcome::Priced(priced_cost) = &priced.price else {
+            return Ok(());
+        };
+        let model = book
+            .resolve(&priced.record.provider, &priced.record.model)
+            .unwrap()
+            .model;
+        let entry = book.entry_at(model, priced.record.time).unwrap();
+        let rates = llm_meter::pricing::standard_table(entry);
+        let million = Decimal::from(1_000_000);
+        for (bucket, count) in [(Bucket::AudioInput, audio_in), (Bucket::AudioOutput, audio_out)] {
+            let charged = priced_cost.bucket_costs[bucket.index()];
+            match rates[bucket.index()] {
+                Some(rate) => prop_assert_eq!(charged, Decimal::from(count) * rate / million),
+                None => {
+                    prop_assert_eq!(charged, Decimal::ZERO);
+                    if count > 0 {
+                        let partial = priced_cost.partial.as_deref().unwrap_or_default();
+                        prop_assert!(partial.contains(bucket.as_str()), "{}: {}", line, partial);
+                    }
+                }
+            }
+        }
+        let input_rate = rates[Bucket::Input.index()].unwrap();
+        prop_assert_eq!(
+            priced_cost.bucket_costs[Bucket::Input.index()],
+            Decimal::from(text_in) * input_rate / million
+        );
     }
 }

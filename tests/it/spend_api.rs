@@ -614,7 +614,7 @@ async fn csv_and_focus_exports_carry_the_same_money() {
 }
 
 /// Splits one CSV line, honouring quotes.
-fn parse_csv_line(line: &str) -> Vec<String> {
+pub fn parse_csv_line(line: &str) -> Vec<String> {
     let mut fields = Vec::new();
     let mut field = String::new();
     let mut quoted = false;
