@@ -8,7 +8,7 @@ pub mod import;
 mod resolve;
 pub mod sheet;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -273,9 +273,9 @@ pub struct PriceBook {
     pending_patterns: Vec<(String, String, String)>,
     /// (provider, lower-case id or alias) of every model loaded: a catalog model with a
     /// name already taken is left out.
-    taken_names: std::collections::HashSet<(String, String)>,
+    taken_names: foldhash::HashSet<(String, String)>,
     /// (provider, id) → position in `models`.
-    positions: HashMap<(String, String), usize>,
+    positions: foldhash::HashMap<(String, String), usize>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -1411,7 +1411,7 @@ impl From<std::sync::Arc<PriceBook>> for LiveBook {
 /// Caches name resolution for a stream of records (most records repeat a few names).
 #[derive(Default)]
 pub struct ResolveCache {
-    inferred: HashMap<String, Option<String>>,
+    inferred: foldhash::HashMap<String, Option<String>>,
 }
 
 impl ResolveCache {
