@@ -191,6 +191,48 @@ fn litellm_model_id(key: &str, provider: &str) -> String {
     }
 }
 
+/// LiteLLM's per-token rate keys, by bucket; a tier or threshold suffix may follow them.
+const LITELLM_TOKEN_KEYS: [(Bucket, &str); 11] = [
+    (Bucket::Input, "input_cost_per_token"),
+    (Bucket::CachedInput, "cache_read_input_token_cost"),
+    (Bucket::CacheWrite5m, "cache_creation_input_token_cost"),
+    (
+        Bucket::CacheWrite1h,
+        "cache_creation_input_token_cost_above_1hr",
+    ),
+    (Bucket::Output, "output_cost_per_token"),
+    (Bucket::Reasoning, "output_cost_per_reasoning_token"),
+    (Bucket::AudioInput, "input_cost_per_audio_token"),
+    (
+        Bucket::CachedAudioInput,
+        "cache_read_input_audio_token_cost",
+    ),
+    (Bucket::AudioOutput, "output_cost_per_audio_token"),
+    (Bucket::ImageInput, "input_cost_per_image_token"),
+    (Bucket::ImageOutput, "output_cost_per_image_token"),
+];
+
+/// How a rate LiteLLM writes becomes the sheet's (per million tokens, per call).
+type ToSheet = fn(Decimal) -> Decimal;
+
+/// LiteLLM's charges that are not tokens, and how each becomes a price per call.
+const LITELLM_CALL_KEYS: [(Bucket, &str, ToSheet); 4] = [
+    (
+        Bucket::CodeInterpreter,
+        "code_interpreter_cost_per_session",
+        |rate| rate,
+    ),
+    (
+        Bucket::FileSearch,
+        "file_search_cost_per_1k_calls",
+        |rate| rate / Decimal::ONE_THOUSAND,
+    ),
+    (Bucket::ImageGeneration, "output_cost_per_image", |rate| {
+        rate
+    }),
+    (Bucket::Request, "input_cost_per_request", |rate| rate),
+];
+
 /// One LiteLLM entry's price; `None` when it gives no per-token input and output price.
 fn litellm_entry(
     entry: &Map<String, Value>,
@@ -198,76 +240,28 @@ fn litellm_entry(
     key: &str,
     source: &Source,
 ) -> Result<Option<PriceEntry>, String> {
-    let per_token = |name: &str| -> Result<Option<Decimal>, String> {
+    // A rate as LiteLLM writes it (USD per token, or per `per` calls), as a sheet's.
+    let rate = |name: &str, to_sheet: ToSheet| -> Result<Option<Decimal>, String> {
         match entry.get(name) {
             None | Some(Value::Null) => Ok(None),
             Some(value) => number(value)
-                .map(|rate| Some((rate * PER_MILLION).normalize()))
+                .map(|rate| Some(to_sheet(rate).normalize()))
                 .ok_or_else(|| format!("{name} is not a non-negative number")),
         }
     };
-    let per_call = |name: &str, per: Decimal| -> Result<Option<Decimal>, String> {
-        match entry.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(value) => number(value)
-                .map(|rate| Some((rate / per).normalize()))
-                .ok_or_else(|| format!("{name} is not a non-negative number")),
-        }
-    };
+    let per_million = |rate: Decimal| rate * PER_MILLION;
     // The rates with one suffix (`""`, `_batches`, `_above_200k_tokens_priority`…).
     let rates_with = |suffix: &str| -> Result<RateTable, String> {
-        let cached = match per_token(&format!("cache_read_input_token_cost{suffix}"))? {
-            Some(rate) => Some(rate),
-            // DeepSeek's name for a cache hit.
-            None => per_token(&format!("input_cost_per_token_cache_hit{suffix}"))?,
-        };
         let mut rates: RateTable = [None; Bucket::COUNT];
-        for (bucket, rate) in [
-            (
-                Bucket::Input,
-                per_token(&format!("input_cost_per_token{suffix}"))?,
-            ),
-            (Bucket::CachedInput, cached),
-            (
-                Bucket::CacheWrite5m,
-                per_token(&format!("cache_creation_input_token_cost{suffix}"))?,
-            ),
-            (
-                Bucket::CacheWrite1h,
-                per_token(&format!(
-                    "cache_creation_input_token_cost_above_1hr{suffix}"
-                ))?,
-            ),
-            (
-                Bucket::Output,
-                per_token(&format!("output_cost_per_token{suffix}"))?,
-            ),
-            (
-                Bucket::Reasoning,
-                per_token(&format!("output_cost_per_reasoning_token{suffix}"))?,
-            ),
-            (
-                Bucket::AudioInput,
-                per_token(&format!("input_cost_per_audio_token{suffix}"))?,
-            ),
-            (
-                Bucket::CachedAudioInput,
-                per_token(&format!("cache_read_input_audio_token_cost{suffix}"))?,
-            ),
-            (
-                Bucket::AudioOutput,
-                per_token(&format!("output_cost_per_audio_token{suffix}"))?,
-            ),
-            (
-                Bucket::ImageInput,
-                per_token(&format!("input_cost_per_image_token{suffix}"))?,
-            ),
-            (
-                Bucket::ImageOutput,
-                per_token(&format!("output_cost_per_image_token{suffix}"))?,
-            ),
-        ] {
-            rates[bucket.index()] = rate;
+        for (bucket, stem) in LITELLM_TOKEN_KEYS {
+            rates[bucket.index()] = rate(&format!("{stem}{suffix}"), per_million)?;
+        }
+        if rates[Bucket::CachedInput.index()].is_none() {
+            // DeepSeek's name for a cache hit.
+            rates[Bucket::CachedInput.index()] = rate(
+                &format!("input_cost_per_token_cache_hit{suffix}"),
+                per_million,
+            )?;
         }
         Ok(rates)
     };
@@ -276,25 +270,8 @@ fn litellm_entry(
         return Ok(None);
     }
     // Charges that are not tokens, priced per call, session, image or request.
-    for (bucket, rate) in [
-        (
-            Bucket::CodeInterpreter,
-            per_call("code_interpreter_cost_per_session", Decimal::ONE)?,
-        ),
-        (
-            Bucket::FileSearch,
-            per_call("file_search_cost_per_1k_calls", Decimal::ONE_THOUSAND)?,
-        ),
-        (
-            Bucket::ImageGeneration,
-            per_call("output_cost_per_image", Decimal::ONE)?,
-        ),
-        (
-            Bucket::Request,
-            per_call("input_cost_per_request", Decimal::ONE)?,
-        ),
-    ] {
-        standard[bucket.index()] = rate;
+    for (bucket, name, to_sheet) in LITELLM_CALL_KEYS {
+        standard[bucket.index()] = rate(name, to_sheet)?;
     }
     let search_context = litellm_search_context(entry, provider, key, &mut standard)?;
     // The long-context threshold: the lowest `_above_Nk_tokens` the entry prices.

@@ -327,6 +327,9 @@ impl PriceBook {
         // sheets before gateways, so gateways can check their upstreams.
         let mut sheets = sheets;
         sheets.sort_by_key(|(_, file)| file.layer as u8);
+        for (_, file) in &mut sheets {
+            file.apply_defaults();
+        }
         // A catalog lists a cloud or gateway as a provider: its models are that gateway's
         // own prices when a curated sheet makes it a gateway.
         let gateway_names: std::collections::HashSet<String> = sheets
@@ -384,12 +387,7 @@ impl PriceBook {
         self.gateways.keys().map(String::as_str)
     }
 
-    fn add_provider_sheet(
-        &mut self,
-        name: &str,
-        mut file: SheetFile,
-    ) -> Result<(), Vec<PricingError>> {
-        file.apply_defaults();
+    fn add_provider_sheet(&mut self, name: &str, file: SheetFile) -> Result<(), Vec<PricingError>> {
         let provider = crate::providers::canonical(&file.provider);
         let mut errors = check_sheet_header(name, &file);
         if !file.upstreams.is_empty() || !file.bare_names.is_empty() {
@@ -424,12 +422,7 @@ impl PriceBook {
         Ok(())
     }
 
-    fn add_gateway_sheet(
-        &mut self,
-        name: &str,
-        mut file: SheetFile,
-    ) -> Result<(), Vec<PricingError>> {
-        file.apply_defaults();
+    fn add_gateway_sheet(&mut self, name: &str, file: SheetFile) -> Result<(), Vec<PricingError>> {
         let gateway_name = crate::providers::canonical(&file.provider);
         let mut errors = check_sheet_header(name, &file);
         if !file.modifiers.is_empty() {
@@ -1163,32 +1156,47 @@ struct Charges {
     unpriced: Vec<(Bucket, u64)>,
 }
 
-/// Prices every bucket of one request. A text bucket without a rate is an error (the
-/// record is unpriced, as the contract says); any other bucket without one is left out
-/// and listed, so the record is priced for what is known and marked partial. The
-/// per-request fee is charged once where the sheet gives one.
+/// Visits every bucket one request uses with what it costs (`None`: the sheet has no rate
+/// for it), then the per-request fee where the sheet gives one. A text bucket without a
+/// rate is an error (the record is unpriced, as the contract says); any other bucket
+/// without one is left for the caller to count as partial.
+fn each_charge(
+    tokens: &Tokens,
+    rates: &RateTable,
+    mut visit: impl FnMut(Bucket, u64, Option<Decimal>),
+) -> Result<(), Bucket> {
+    for &bucket in tokens.buckets_in_use() {
+        let count = tokens.get(bucket);
+        if count == 0 {
+            continue;
+        }
+        match rates[bucket.index()] {
+            Some(rate) => visit(bucket, count, Some(charge(bucket, count, rate))),
+            None if bucket.is_text() => return Err(bucket),
+            None => visit(bucket, count, None),
+        }
+    }
+    if let Some(fee) = rates[Bucket::Request.index()] {
+        visit(Bucket::Request, 1, Some(fee));
+    }
+    Ok(())
+}
+
+/// Prices every bucket of one request: each one's share, the total, and what had no rate
+/// (the record is then priced for what is known and marked partial).
 fn charges(tokens: &Tokens, rates: &RateTable) -> Result<Charges, Bucket> {
     let mut charges = Charges {
         shares: [Decimal::ZERO; Bucket::COUNT],
         total: Decimal::ZERO,
         unpriced: Vec::new(),
     };
-    let used = tokens.buckets_in_use().iter().map(|&b| (b, tokens.get(b)));
-    for (bucket, count) in used.chain([(Bucket::Request, 1)]) {
-        if count == 0 {
-            continue;
+    each_charge(tokens, rates, |bucket, count, cost| match cost {
+        Some(share) => {
+            charges.shares[bucket.index()] = share;
+            charges.total += share;
         }
-        match rates[bucket.index()] {
-            Some(rate) => {
-                let share = charge(bucket, count, rate);
-                charges.shares[bucket.index()] = share;
-                charges.total += share;
-            }
-            None if bucket.is_text() => return Err(bucket),
-            None if bucket == Bucket::Request => {}
-            None => charges.unpriced.push((bucket, count)),
-        }
-    }
+        None => charges.unpriced.push((bucket, count)),
+    })?;
     Ok(charges)
 }
 
@@ -1235,20 +1243,12 @@ pub fn round_money(amount: Decimal) -> Decimal {
 /// included; buckets past the text ones without a rate left out, as in a partial
 /// price); `None` when a text bucket has no rate. For tests and what-if comparisons.
 pub fn exact_cost(tokens: &Tokens, rates: &RateTable) -> Option<Decimal> {
-    // The same sum as `charges`, without the shares: called twice more per record for
-    // the savings split, so kept lean.
-    let mut total = rates[Bucket::Request.index()].unwrap_or_default();
-    for &bucket in tokens.buckets_in_use() {
-        let count = tokens.get(bucket);
-        if count == 0 {
-            continue;
-        }
-        match rates[bucket.index()] {
-            Some(rate) => total += charge(bucket, count, rate),
-            None if bucket.is_text() => return None,
-            None => {}
-        }
-    }
+    // Without the shares `charges` keeps: this runs twice more per record (savings).
+    let mut total = Decimal::ZERO;
+    each_charge(tokens, rates, |_, _, cost| {
+        total += cost.unwrap_or_default()
+    })
+    .ok()?;
     Some(total)
 }
 

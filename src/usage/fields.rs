@@ -197,6 +197,19 @@ pub(crate) fn rest_after(
     Ok(rest)
 }
 
+/// A prompt's image tokens taken out of its uncached text: `(images, text)`. Cached image
+/// tokens stay in the cached count, and since few providers say how many of the cached
+/// tokens were images, image tokens beyond the uncached rest are taken as cached.
+pub(crate) fn split_images(
+    uncached: u64,
+    images: u64,
+    cached_images: u64,
+    images_field: &str,
+) -> Result<(u64, u64), ParseError> {
+    let images = part_of(images, images_field, cached_images, "cached image tokens")?.min(uncached);
+    Ok((images, uncached - images))
+}
+
 pub(crate) fn time_from(time: &RawTime<'_>, field: &str) -> Result<DateTime<Utc>, ParseError> {
     let invalid = |reason: String| ParseError::InvalidField {
         field: field.to_owned(),

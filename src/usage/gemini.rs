@@ -7,7 +7,7 @@
 //! searches of grounding with Google Search.
 
 use super::error::ParseError;
-use super::fields::{apply_tier, count, opt_label, part_of, time_from};
+use super::fields::{apply_tier, count, opt_label, part_of, rest_after, split_images, time_from};
 use super::raw::{Raw, RawModalityCount, RawTime};
 use super::record::{ParsedUsage, Tokens};
 
@@ -69,29 +69,26 @@ pub(crate) fn response(raw: &Raw<'_>) -> Result<ParsedUsage, ParseError> {
         "cached AUDIO",
     )?;
     let audio_uncached = part_of(prompt_audio, "prompt AUDIO", cached_audio, "cached AUDIO")?;
-    let mut text_in = part_of(
+    let uncached_text_and_images = part_of(
         uncached,
         "promptTokenCount minus cachedContentTokenCount",
         audio_uncached,
         "uncached AUDIO",
     )?;
-    // Cached image tokens stay in the cached count: only the uncached ones are moved
-    // (without `cacheTokensDetails`, image tokens beyond the uncached rest are the cached).
     let cached_image = modality(&usage.cache_details, "IMAGE", "cacheTokensDetails")?;
-    let prompt_image =
-        part_of(prompt_image, "prompt IMAGE", cached_image, "cached IMAGE")?.min(text_in);
-    text_in -= prompt_image;
-    let mut text_out = part_of(
-        candidates,
-        "candidatesTokenCount",
-        output_audio,
-        "candidates AUDIO",
+    let (prompt_image, text_in) = split_images(
+        uncached_text_and_images,
+        prompt_image,
+        cached_image,
+        "prompt IMAGE",
     )?;
-    text_out = part_of(
-        text_out,
-        "candidatesTokenCount minus AUDIO",
-        output_image,
-        "candidates IMAGE",
+    let text_out = rest_after(
+        candidates,
+        "usageMetadata.candidatesTokenCount",
+        &[
+            (output_audio, "candidates AUDIO"),
+            (output_image, "candidates IMAGE"),
+        ],
     )?;
     let model = opt_label(
         raw.model_version.as_deref().or(raw.model.as_deref()),

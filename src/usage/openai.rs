@@ -11,8 +11,8 @@ use super::detect;
 use super::error::ParseError;
 use super::extras::{compatible_provider, output_item_calls, reported_cost, usage_calls};
 use super::fields::{
-    apply_tier, check_label, count, effort_label, opt_label, part_of, rest_after, truncate_utf8,
-    unix_seconds,
+    apply_tier, check_label, count, effort_label, opt_label, part_of, rest_after, split_images,
+    truncate_utf8, unix_seconds,
 };
 use super::format::Format;
 use super::raw::{Count, Raw, RawInputDetails, RawOutputDetails, RawUsage};
@@ -159,9 +159,7 @@ pub(crate) fn subset_usage(usage: &RawUsage) -> Result<Tokens, ParseError> {
             (audio_uncached, "audio_tokens"),
         ],
     )?;
-    // Image tokens may have been read from the cache too, and only OpenAI Realtime says
-    // how many: image tokens beyond the uncached rest are taken as cached (they stay in
-    // `cached_input`, priced as cached input).
+    // OpenAI Realtime says which cached tokens were images.
     let cached_image = count(
         input_details
             .and_then(|d| d.cached_tokens_details.as_ref())
@@ -169,14 +167,12 @@ pub(crate) fn subset_usage(usage: &RawUsage) -> Result<Tokens, ParseError> {
         "usage.*_tokens_details.cached_tokens_details.image_tokens",
     )?
     .unwrap_or(0);
-    let image_uncached = part_of(
+    let (image_uncached, rest) = split_images(
+        uncached_text_and_images,
         image_in,
-        "image_tokens",
         cached_image,
-        "cached_tokens_details.image_tokens",
-    )?
-    .min(uncached_text_and_images);
-    let rest = uncached_text_and_images - image_uncached;
+        "image_tokens",
+    )?;
     let visible_output = rest_after(
         completion,
         completion_field,
