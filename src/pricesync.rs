@@ -522,7 +522,8 @@ fn from_source(model: &crate::pricing::Model, source: &SyncSource) -> bool {
         || model
             .sheet
             .strip_prefix("sync/")
-            .is_some_and(|rest| rest.starts_with(&format!("{}/", source.name)))
+            .and_then(|rest| rest.strip_prefix(source.name.as_str()))
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// New models (their first price from the start of time) and changed prices (from
@@ -560,7 +561,7 @@ fn changes(
                 }
                 Some(model) if !from_source(model, source) => {}
                 Some(model) => {
-                    let current = model.price_at(now).map(|(_, p)| p);
+                    let current = book.entry_at(model, now);
                     if current.is_some_and(|current| same_rates(current, price)) {
                         continue;
                     }

@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, AppState};
-use crate::pricing::sheet::{Effective, Tier};
+use crate::pricing::sheet::Effective;
 use crate::report::params::ParameterError;
 use crate::usage::Bucket;
 
@@ -119,35 +119,18 @@ async fn get_price(
             format!("{} has no price in force at {at}", resolved.name()),
         )
     })?;
-    let mut rates = BTreeMap::new();
-    for long_context in [false, true] {
-        let Some(threshold) = (if long_context {
-            entry.long_context.as_ref().map(|lc| lc.above)
-        } else {
-            Some(0)
-        }) else {
-            continue;
-        };
-        for tier in [Tier::Standard, Tier::Batch, Tier::Flex, Tier::Priority] {
-            let Some(table) = book.tier_table(found, entry, tier, long_context) else {
-                continue;
-            };
+    let rates = book
+        .tier_tables(found, entry)
+        .into_iter()
+        .map(|(label, table)| {
             let shown: Rates = Bucket::ALL
                 .iter()
                 .zip(table)
                 .filter_map(|(bucket, rate)| Some((bucket.as_str(), rate?.normalize().to_string())))
                 .collect();
-            if shown.is_empty() {
-                continue;
-            }
-            let label = if long_context {
-                format!("{tier} >{threshold}")
-            } else {
-                tier.to_string()
-            };
-            rates.insert(label, shown);
-        }
-    }
+            (label, shown)
+        })
+        .collect();
     let provenance = &found.provenance;
     Ok(Json(PriceAnswer {
         model: model.to_owned(),

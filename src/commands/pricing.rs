@@ -10,7 +10,7 @@ use chrono::{NaiveDate, Utc};
 use crate::cli::{ImportLayer, ImportSource, PricingCommand, SheetFormat};
 use crate::config::{Config, ConfigError};
 use crate::pricing::import::{self, Imported};
-use crate::pricing::sheet::{Effective, Layer, RateTable, Tier};
+use crate::pricing::sheet::{Effective, Layer, RateTable};
 use crate::pricing::{PriceBook, normalise_name};
 use crate::report::render::Table;
 use crate::usage::Bucket;
@@ -78,24 +78,28 @@ fn check(
     provider: Option<&str>,
     date: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let mut book = match load(config) {
-        Ok(book) => book,
-        Err(code) => return Ok(code),
-    };
     // A model's price as the daemon sees it: with the prices synced into the store (an
     // embedded store that does not exist yet has none, and is not created for this).
+    // Otherwise, or when that fails, the sheets alone (checked, their problems listed).
     let no_store = crate::store::sqlite_path(config.database_url())
         .is_some_and(|path| !Path::new(path).exists());
-    if model.is_some() && !no_store {
+    let live = if model.is_some() && !no_store {
         let live = super::runtime()?.block_on(async {
             let store = config.open_store().await?;
             config.live_price_book(store.as_ref()).await
         });
-        match live {
-            Ok(live) => book = live,
-            Err(error) => eprintln!("note: without synced prices ({error:#})"),
-        }
-    }
+        live.inspect_err(|error| eprintln!("note: without synced prices ({error:#})"))
+            .ok()
+    } else {
+        None
+    };
+    let book = match live {
+        Some(book) => book,
+        None => match load(config) {
+            Ok(book) => book,
+            Err(code) => return Ok(code),
+        },
+    };
     let today = Utc::now().date_naive();
     let date = match date {
         Some(text) => match text.parse::<NaiveDate>() {
@@ -208,35 +212,7 @@ fn describe(
          for the tool charges; per request for `request`:",
         entry.from
     );
-    let mut rows = Vec::new();
-    let long = entry.long_context.as_ref();
-    for long_context in [false, true] {
-        if long_context && long.is_none() {
-            continue;
-        }
-        for tier in [Tier::Standard, Tier::Batch, Tier::Flex, Tier::Priority] {
-            if let Some(table) = book
-                .tier_table(model, entry, tier, long_context)
-                .filter(|t| t.iter().any(Option::is_some))
-            {
-                let label = match (long_context, long) {
-                    (true, Some(lc)) => format!("{tier} >{}", lc.above),
-                    _ => tier.to_string(),
-                };
-                rows.push((label, table));
-            }
-        }
-    }
-    // Rates by the search context a record asks for replace the standard ones.
-    if let Some(standard) = book.tier_table(model, entry, Tier::Standard, false) {
-        for (size, fields) in &entry.search_context {
-            let mut table = standard;
-            for (slot, rate) in table.iter_mut().zip(fields.rates()) {
-                *slot = rate.or(*slot);
-            }
-            rows.push((format!("search context {size}"), table));
-        }
-    }
+    let rows = book.tier_tables(model, entry);
     out.push_str(&rate_table(&rows));
     out
 }
@@ -449,10 +425,7 @@ fn diff(config: &Config, provider: Option<&str>, date: Option<&str>) -> anyhow::
     // One book per source: the curated sheets, and each catalog file on its own.
     let mut sources: Vec<(String, Vec<(String, String)>)> = Vec::new();
     for (name, text) in config.sheet_texts()? {
-        let label = match name.strip_suffix(".json") {
-            Some(stem) => stem.rsplit(['/', '\\']).next().unwrap_or(stem).to_owned(),
-            None => "curated".to_owned(),
-        };
+        let label = source_label(&name);
         match sources.iter_mut().find(|(l, _)| *l == label) {
             Some((_, texts)) => texts.push((name, text)),
             None => sources.push((label, vec![(name, text)])),
@@ -502,7 +475,7 @@ fn diff(config: &Config, provider: Option<&str>, date: Option<&str>) -> anyhow::
                 .map(|r| source_label(&r.model.sheet))
                 .unwrap_or_default();
             for bucket in Bucket::ALL {
-                let i = crate::pricing::bucket_position(bucket);
+                let i = bucket.index();
                 let given: Vec<_> = rates.iter().flatten().filter_map(|r| r[i]).collect();
                 if given.windows(2).all(|pair| pair[0] == pair[1]) {
                     continue;

@@ -27,11 +27,6 @@ pub fn builtin_sheets() -> impl Iterator<Item = (&'static str, &'static str)> {
     builtin::SHEETS.iter().chain(builtin::CATALOGS).copied()
 }
 
-/// The position of a bucket in rate tables and `Priced::bucket_costs`.
-pub fn bucket_position(bucket: Bucket) -> usize {
-    bucket.index()
-}
-
 /// Money is rounded once per record, half to even, to this many decimal places (1e-9 USD).
 pub const COST_DECIMALS: u32 = 9;
 
@@ -1018,6 +1013,38 @@ impl PriceBook {
         let mut rates = tier_rates(entry, modifier, tier, long_context)?;
         fill_defaults(&mut rates);
         Some(rates)
+    }
+
+    /// Every rate table of a price, labelled for display (`pricing check`, `/v1/prices`):
+    /// each tier offered, each again above the long-context threshold (`batch >200000`),
+    /// and the standard rates for each search context size (`search context high`).
+    pub fn tier_tables(&self, model: &Model, entry: &PriceEntry) -> Vec<(String, RateTable)> {
+        let mut tables = Vec::new();
+        let thresholds =
+            std::iter::once(None).chain(entry.long_context.as_ref().map(|lc| Some(lc.above)));
+        for above in thresholds {
+            for tier in [Tier::Standard, Tier::Batch, Tier::Flex, Tier::Priority] {
+                let Some(table) = self
+                    .tier_table(model, entry, tier, above.is_some())
+                    .filter(|t| t.iter().any(Option::is_some))
+                else {
+                    continue;
+                };
+                let label = match above {
+                    Some(above) => format!("{tier} >{above}"),
+                    None => tier.to_string(),
+                };
+                tables.push((label, table));
+            }
+        }
+        if let Some(standard) = self.tier_table(model, entry, Tier::Standard, false) {
+            for (size, fields) in &entry.search_context {
+                let mut table = standard;
+                overlay(&mut table, &fields.rates());
+                tables.push((format!("search context {size}"), table));
+            }
+        }
+        tables
     }
 
     /// The price of a model in force at a time, for display (`pricing check MODEL`).

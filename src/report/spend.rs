@@ -279,19 +279,15 @@ fn gaps_note(unpriced: u64, partial: u64) -> String {
 /// An aligned text table for terminals. Audio, image and per-call columns, and a note of
 /// unpriced or partly priced requests, appear when some row has them.
 pub fn to_table(request: &SpendRequest, report: &SpendReport) -> String {
+    let sums: Vec<(u64, u64, u64)> = report
+        .rows
+        .iter()
+        .map(|r| audio_image_calls(&r.tokens))
+        .collect();
     let extra = ExtraColumns {
-        audio: report
-            .rows
-            .iter()
-            .any(|r| audio_image_calls(&r.tokens).0 > 0),
-        image: report
-            .rows
-            .iter()
-            .any(|r| audio_image_calls(&r.tokens).1 > 0),
-        calls: report
-            .rows
-            .iter()
-            .any(|r| audio_image_calls(&r.tokens).2 > 0),
+        audio: sums.iter().any(|s| s.0 > 0),
+        image: sums.iter().any(|s| s.1 > 0),
+        calls: sums.iter().any(|s| s.2 > 0),
         note: report
             .rows
             .iter()
@@ -334,7 +330,7 @@ pub fn to_table(request: &SpendRequest, report: &SpendReport) -> String {
         keys: request.group_by.len(),
         ..Table::default()
     };
-    for (row, cost) in report.rows.iter().zip(&costs) {
+    for ((row, cost), &(audio, image, calls)) in report.rows.iter().zip(&costs).zip(&sums) {
         let mut line: Vec<String> = row.group.iter().map(|(_, v)| v.clone()).collect();
         line.push(row.requests.to_string());
         line.push(row.tokens.input.to_string());
@@ -342,7 +338,6 @@ pub fn to_table(request: &SpendRequest, report: &SpendReport) -> String {
         line.push((row.tokens.cache_write_5m + row.tokens.cache_write_1h).to_string());
         line.push(row.tokens.output.to_string());
         line.push(row.tokens.reasoning.to_string());
-        let (audio, image, calls) = audio_image_calls(&row.tokens);
         for (shown, value) in [
             (extra.audio, audio),
             (extra.image, image),

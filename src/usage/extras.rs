@@ -9,8 +9,8 @@ use super::fields::{count, money};
 use super::raw::{Raw, RawCost, RawOutputItem, RawUsage};
 use super::record::Tokens;
 
-/// xAI bills in ticks of 1e-10 USD.
-const TICKS_PER_USD: u32 = 10;
+/// xAI bills in ticks of 1e-10 USD: a tick count is USD with 10 decimals.
+const TICK_DECIMALS: u32 = 10;
 
 /// Adds the calls a usage object counts: Anthropic's server-side web searches, xAI's
 /// server-side tool calls, Perplexity's search queries.
@@ -90,7 +90,10 @@ pub(crate) fn reported_cost(usage: &RawUsage) -> Result<Option<Decimal>, ParseEr
                 });
             }
         };
-        cost = Some(Decimal::from(ticks) / Decimal::from(10u64.pow(TICKS_PER_USD)));
+        cost = Some(Decimal::from_i128_with_scale(
+            i128::from(ticks),
+            TICK_DECIMALS,
+        ));
     }
     if cost.is_none()
         && let Some(estimate) = usage.estimated_cost.as_ref()

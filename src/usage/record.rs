@@ -394,11 +394,6 @@ impl Tokens {
         self.total_input() + self.total_output()
     }
 
-    /// Audio tokens in or out.
-    pub fn audio_total(&self) -> u64 {
-        self.audio_input + self.cached_audio_input + self.audio_output
-    }
-
     /// Whether anything past the six text buckets is counted.
     pub fn has_non_text(&self) -> bool {
         (self.audio_input

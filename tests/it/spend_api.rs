@@ -164,8 +164,7 @@ fn expected_rows(
                     row.tokens = row.tokens.add(&tokens);
                     if let PriceOutcome::Priced(p) = &record.price {
                         // Per-bucket shares are kept to the pico-dollar.
-                        row.cost += p.bucket_costs[llm_meter::pricing::bucket_position(bucket)]
-                            .round_dp(12);
+                        row.cost += p.bucket_costs[bucket.index()].round_dp(12);
                     }
                 }
                 None => {
