@@ -398,12 +398,21 @@ impl Syncer {
             changes: changes_json,
         };
         // What is recorded must load.
-        let mut all = syncs.clone();
+        let mut all = syncs;
         all.push(sync.clone());
-        let new_book = book_with_syncs(self.sheets.clone(), &all, self.terms.clone())
-            .map_err(|error| SyncError::Malformed(error.to_string()))?;
+        let new_book = Arc::new(
+            book_with_syncs(self.sheets.clone(), &all, self.terms.clone())
+                .map_err(|error| SyncError::Malformed(error.to_string()))?,
+        );
         outcome.recorded = self.store.record_price_sync(&sync).await?;
-        self.reload().await?;
+        let marker = self.store.price_sync_marker().await?;
+        if outcome.recorded && marker.0 == all.len() as u64 {
+            // Nothing else was recorded meanwhile: the book just built is the store's.
+            self.book.replace(new_book.clone());
+            self.loaded(marker);
+        } else {
+            self.reload().await?;
+        }
         if outcome.recorded && changes.new_models > 0 {
             outcome.repriced_records = self.price_the_unpriced(&book, &new_book, source).await?;
         }

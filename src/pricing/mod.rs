@@ -1420,8 +1420,8 @@ impl LiveBook {
         }
     }
 
-    pub fn replace(&self, book: PriceBook) {
-        let book = std::sync::Arc::new(book);
+    pub fn replace(&self, book: impl Into<std::sync::Arc<PriceBook>>) {
+        let book = book.into();
         match self.0.write() {
             Ok(mut slot) => *slot = book,
             Err(poisoned) => *poisoned.into_inner() = book,
