@@ -100,11 +100,7 @@ fn invalid(error: FieldError) -> ApiError {
 }
 
 fn not_found(id: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        format!("no budget {id:?}"),
-    )
+    ApiError::not_found(format!("no budget {id:?}"))
 }
 
 impl From<crate::budget::FieldError> for ApiError {

@@ -97,27 +97,19 @@ async fn get_price(
     let provider = match params.get("provider").filter(|p| !p.trim().is_empty()) {
         Some(provider) => crate::providers::canonical(provider),
         None => book.infer_provider(model).ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::NOT_FOUND,
-                "not_found",
-                format!("no sheet prices {model:?}, or several providers do: name the provider"),
-            )
+            ApiError::not_found(format!(
+                "no sheet prices {model:?}, or several providers do: name the provider"
+            ))
         })?,
     };
     let resolved = book.resolve(&provider, model).ok_or_else(|| {
-        ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no sheet of provider {provider:?} prices {model:?}"),
-        )
+        ApiError::not_found(format!(
+            "no sheet of provider {provider:?} prices {model:?}"
+        ))
     })?;
     let found = resolved.model;
     let entry = book.entry_at(found, at).ok_or_else(|| {
-        ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{} has no price in force at {at}", resolved.name()),
-        )
+        ApiError::not_found(format!("{} has no price in force at {at}", resolved.name()))
     })?;
     let rates = book
         .tier_tables(found, entry)
