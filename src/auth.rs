@@ -61,14 +61,11 @@ impl ConfigToken {
 }
 
 pub fn check_projects(projects: &[String]) -> Result<(), String> {
+    // Queries split project lists on commas and trim them: a scope must read the same,
+    // by the same rule records are held to.
     for project in projects {
-        crate::usage::check_label("project", project).map_err(|e| e.to_string())?;
-        // Queries split project lists on commas and trim them: a scope must read the same.
-        if project.contains(',') || project.trim() != project {
-            return Err(format!(
-                "project {project:?}: one project per --project, without commas or surrounding spaces"
-            ));
-        }
+        crate::usage::check_project("project", project)
+            .map_err(|e| format!("{e} (one project per --project)"))?;
     }
     Ok(())
 }

@@ -109,7 +109,7 @@ struct Submission {
     batch: Arc<WriteBatch>,
     /// Bounded source kind for metrics: `http`, `otlp`, `backfill`, a collector name.
     source: Arc<str>,
-    reply: oneshot::Sender<Result<Inserted, Arc<StoreError>>>,
+    reply: oneshot::Sender<Result<Written, Arc<StoreError>>>,
 }
 
 /// The handle submitters hold. Cloning it is cheap.
@@ -126,6 +126,23 @@ pub struct Committed {
     pub duplicates: usize,
     /// Per event, in order: `true` if new.
     pub inserted: Inserted,
+    /// The events the store refused (dead-lettered with their reason), by position.
+    pub refused: Vec<Refused>,
+}
+
+impl Committed {
+    /// The refused events as rejections, at the positions `positions` gives each event
+    /// (`Intake::positions`).
+    pub fn refusals(&self, positions: &[usize]) -> Vec<Rejection> {
+        self.refused
+            .iter()
+            .map(|refused| Rejection {
+                index: positions.get(refused.event).copied().unwrap_or(refused.event),
+                error: refused.reason.clone(),
+                forbidden: false,
+            })
+            .collect()
+    }
 }
 
 impl Pipeline {
@@ -165,15 +182,16 @@ impl Pipeline {
             .send(submission)
             .await
             .map_err(|_| IngestError::Closed)?;
-        let inserted = answer
+        let written = answer
             .await
             .map_err(|_| IngestError::Closed)?
             .map_err(IngestError::Store)?;
-        let accepted = inserted.iter().filter(|new| **new).count();
+        let accepted = written.inserted.iter().filter(|new| **new).count();
         Ok(Committed {
             accepted,
-            duplicates: inserted.len() - accepted,
-            inserted,
+            duplicates: written.inserted.len() - accepted - written.refused.len(),
+            inserted: written.inserted,
+            refused: written.refused,
         })
     }
 }
@@ -241,7 +259,10 @@ async fn run_batcher(
     while in_flight.join_next().await.is_some() {}
 }
 
-/// Writes several submissions in one transaction and answers each of them.
+/// Writes several submissions in one transaction and answers each of them. When the
+/// merged transaction fails for a reason other than an outage, each submission is written
+/// again on its own (`write_isolated`), so what one client sent can fail only its own
+/// records.
 async fn write_merged(
     store: &dyn Store,
     submissions: Vec<Submission>,
@@ -249,14 +270,9 @@ async fn write_merged(
     changes: Option<&Changes>,
 ) {
     let parts: Vec<&WriteBatch> = submissions.iter().map(|s| s.batch.as_ref()).collect();
-    let mut ranges = Vec::with_capacity(submissions.len());
-    let mut start = 0;
-    for part in &parts {
-        ranges.push(start..start + part.events.len());
-        start += part.events.len();
-    }
+    let records: usize = parts.iter().map(|p| p.events.len()).sum();
     let started = Instant::now();
-    let result = store.write(&parts).await;
+    let result = write_contended(store, &parts).await;
     drop(parts);
     metrics
         .ingest_batch_seconds
@@ -264,38 +280,207 @@ async fn write_merged(
         .observe(started.elapsed().as_secs_f64());
     match result {
         Ok(inserted) => {
-            let events = submissions.iter().flat_map(|s| s.batch.events.iter());
-            let stored = || {
-                events
-                    .clone()
-                    .zip(&inserted)
-                    .filter(|(_, new)| **new)
-                    .map(|(event, _)| event)
-            };
-            metrics.record_stored(stored());
-            if let Some(changes) = changes {
-                changes.mark(stored().map(|event| event.priced.record.project.as_str()));
+            let mut start = 0;
+            for submission in submissions {
+                let end = start + submission.batch.events.len();
+                let written = Written {
+                    inserted: inserted[start..end].to_vec(),
+                    refused: Vec::new(),
+                };
+                start = end;
+                settle(submission, Ok(written), metrics, changes);
             }
-            for (submission, range) in submissions.into_iter().zip(ranges) {
-                let part = inserted[range].to_vec();
-                let source: &str = &submission.source;
-                let accepted = part.iter().filter(|new| **new).count() as u64;
-                let counter =
-                    |outcome: &str| metrics.ingest_records.with_label_values(&[source, outcome]);
-                counter(outcome::ACCEPTED).inc_by(accepted);
-                counter(outcome::DUPLICATE).inc_by(part.len() as u64 - accepted);
-                counter(outcome::REJECTED).inc_by(submission.batch.dead_letters.len() as u64);
-                let _ = submission.reply.send(Ok(part));
+        }
+        Err(error) if error.is_transient() => {
+            tracing::warn!(message = "Writing a batch failed.", %error, records);
+            let error = Arc::new(error);
+            for submission in submissions {
+                settle(submission, Err(error.clone()), metrics, changes);
             }
         }
         Err(error) => {
-            tracing::warn!(message = "Writing a batch failed.", %error, records = start);
-            let error = Arc::new(error);
+            tracing::warn!(
+                message = "The store refused a merged batch; writing its submissions one by one.",
+                %error,
+                records,
+                submissions = submissions.len()
+            );
             for submission in submissions {
-                let _ = submission.reply.send(Err(error.clone()));
+                let written = write_isolated(store, &submission.batch, &submission.source).await;
+                settle(submission, written.map_err(Arc::new), metrics, changes);
             }
         }
     }
+}
+
+/// Most halvings spent finding the records of one submission the store refuses; past
+/// it, the records still in doubt are refused together (dead-lettered, not lost).
+const MAX_ISOLATION_SPLITS: usize = 128;
+
+/// Writes one submission that the store refused as part of a merged batch: alone first,
+/// then its events in halves until each refused record stands alone. Refused records
+/// are dead-lettered with the store's reason; the submission's own dead letters and
+/// checkpoints are written last, once all its events are settled, so a crash in
+/// between re-reads the records (duplicates) rather than skipping them.
+async fn write_isolated(
+    store: &dyn Store,
+    batch: &WriteBatch,
+    source: &str,
+) -> Result<Written, StoreError> {
+    let first_error = match write_contended(store, &[batch]).await {
+        Ok(inserted) => {
+            return Ok(Written {
+                inserted,
+                refused: Vec::new(),
+            });
+        }
+        Err(error) if error.is_transient() => return Err(error),
+        Err(error) => error,
+    };
+    let events = &batch.events;
+    let mut inserted = vec![false; events.len()];
+    let mut refused = Vec::new();
+    let mut splits_left = MAX_ISOLATION_SPLITS;
+    // Ranges still to write, in order (a stack, last first), with their error when known.
+    let mut pending = vec![(0..events.len(), Some(first_error))];
+    while let Some((range, known)) = pending.pop() {
+        let error = match known {
+            Some(error) => error,
+            None => {
+                let part = WriteBatch {
+                    events: events[range.clone()].to_vec(),
+                    ..WriteBatch::default()
+                };
+                match write_contended(store, &[&part]).await {
+                    Ok(part_inserted) => {
+                        inserted[range].copy_from_slice(&part_inserted);
+                        continue;
+                    }
+                    Err(error) if error.is_transient() => return Err(error),
+                    Err(error) => error,
+                }
+            }
+        };
+        if range.len() <= 1 || splits_left == 0 {
+            let reason = refusal_reason(&error, range.len() > 1);
+            refused.extend(range.map(|event| Refused {
+                event,
+                reason: reason.clone(),
+            }));
+            continue;
+        }
+        splits_left -= 1;
+        let middle = range.start + range.len() / 2;
+        pending.push((middle..range.end, None));
+        pending.push((range.start..middle, None));
+    }
+    refused.sort_by_key(|r| r.event);
+    let now = Utc::now();
+    let mut rest = WriteBatch {
+        events: Vec::new(),
+        dead_letters: batch.dead_letters.clone(),
+        checkpoints: batch.checkpoints.clone(),
+    };
+    for refusal in &refused {
+        let record = &events[refusal.event].priced.record;
+        let line = serde_json::to_string(record).unwrap_or_default();
+        rest.dead_letters.push(DeadLetter::new(
+            source,
+            REFUSED_CODE,
+            &refusal.reason,
+            &line,
+            now,
+        ));
+    }
+    write_contended(store, &[&rest]).await?;
+    Ok(Written { inserted, refused })
+}
+
+/// The dead-letter code of a record the store refused.
+pub const REFUSED_CODE: &str = "refused_by_store";
+
+fn refusal_reason(error: &StoreError, together: bool) -> String {
+    let reason = match error {
+        StoreError::Refused(reason) => reason.clone(),
+        other => format!("the store refused it: {other}"),
+    };
+    if together {
+        format!("refused with other records of its request, too many of which the store refused: {reason}")
+    } else {
+        reason
+    }
+}
+
+/// Most times a transaction that lost a deadlock is tried again at once.
+const CONTENTION_RETRIES: u32 = 4;
+
+/// `Store::write`, tried again when it lost a deadlock or a serialization conflict
+/// (two replicas writing the same keys): those say nothing about the records.
+async fn write_contended(
+    store: &dyn Store,
+    parts: &[&WriteBatch],
+) -> Result<Inserted, StoreError> {
+    let mut tries = 0;
+    loop {
+        match store.write(parts).await {
+            Err(error) if error.is_contention() && tries < CONTENTION_RETRIES => {
+                tries += 1;
+                tracing::debug!(message = "A write lost a deadlock; trying again.", %error);
+                // A short pause that differs between writers lets the winner commit.
+                let jitter = u64::from(std::process::id() % 7) + u64::from(tries) * 3;
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// What the store did with one submission: per event, new or not, and the events it
+/// refused (their positions in the submission) with the reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Written {
+    inserted: Inserted,
+    refused: Vec<Refused>,
+}
+
+/// An event the store refused: its position among the submission's events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub event: usize,
+    pub reason: String,
+}
+
+/// Counts a submission's outcome in the metrics, marks the projects it changed, and
+/// answers its submitter.
+fn settle(
+    submission: Submission,
+    written: Result<Written, Arc<StoreError>>,
+    metrics: &Metrics,
+    changes: Option<&Changes>,
+) {
+    if let Ok(written) = &written {
+        let stored = || {
+            submission
+                .batch
+                .events
+                .iter()
+                .zip(&written.inserted)
+                .filter(|(_, new)| **new)
+                .map(|(event, _)| event)
+        };
+        metrics.record_stored(stored());
+        if let Some(changes) = changes {
+            changes.mark(stored().map(|event| event.priced.record.project.as_str()));
+        }
+        let source: &str = &submission.source;
+        let accepted = written.inserted.iter().filter(|new| **new).count() as u64;
+        let refused = written.refused.len() as u64;
+        let counter = |outcome: &str| metrics.ingest_records.with_label_values(&[source, outcome]);
+        counter(outcome::ACCEPTED).inc_by(accepted);
+        counter(outcome::DUPLICATE).inc_by(written.inserted.len() as u64 - accepted - refused);
+        counter(outcome::REJECTED).inc_by(submission.batch.dead_letters.len() as u64 + refused);
+    }
+    let _ = submission.reply.send(written);
 }
 
 /// A record that could not be used, with its position in the request or file.
@@ -308,6 +493,14 @@ pub struct Rejection {
     pub forbidden: bool,
 }
 
+/// What an intake prepared: the batch to write, the records it rejected, and per event
+/// its position in the request or file (to place what the store refuses).
+pub struct Prepared {
+    pub batch: WriteBatch,
+    pub rejections: Vec<Rejection>,
+    pub positions: Vec<usize>,
+}
+
 /// The prepare stage for one request, file chunk or span batch: turns texts (or parsed
 /// records) into events and dead letters, remembering the position of each rejection.
 pub struct Intake<'b> {
@@ -317,6 +510,8 @@ pub struct Intake<'b> {
     now: DateTime<Utc>,
     pub batch: WriteBatch,
     pub rejections: Vec<Rejection>,
+    /// Per event of `batch`, its position in the request or file.
+    positions: Vec<usize>,
     /// The projects records may be written to; `None`: any.
     allowed_projects: Option<Arc<std::collections::BTreeSet<String>>>,
 }
@@ -330,6 +525,7 @@ impl<'b> Intake<'b> {
             now,
             batch: WriteBatch::default(),
             rejections: Vec::new(),
+            positions: Vec::new(),
             allowed_projects: None,
         }
     }
@@ -360,6 +556,7 @@ impl<'b> Intake<'b> {
             priced,
             source: self.source.clone(),
         });
+        self.positions.push(index);
     }
 
     /// Names where dead letters came from in more detail than the source kind
@@ -423,10 +620,11 @@ impl<'b> Intake<'b> {
     }
 
     /// Hands the accumulated batch over, leaving the intake empty for reuse.
-    pub fn take(&mut self) -> (WriteBatch, Vec<Rejection>) {
-        (
-            std::mem::take(&mut self.batch),
-            std::mem::take(&mut self.rejections),
-        )
+    pub fn take(&mut self) -> Prepared {
+        Prepared {
+            batch: std::mem::take(&mut self.batch),
+            rejections: std::mem::take(&mut self.rejections),
+            positions: std::mem::take(&mut self.positions),
+        }
     }
 }

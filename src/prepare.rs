@@ -73,6 +73,42 @@ impl<'b> Preparer<'b> {
         let record =
             usage::normalise(parsed, &defaults, |model| cache.infer_provider(book, model))?;
         let price = self.book.price(&record);
+        check_amounts(&record, &price)?;
         Ok(PricedRecord { record, price })
     }
+}
+
+/// The most one record may cost, report or save, in USD. Far above any real request
+/// (the largest, a million-token context at the dearest rates, costs a few hundred
+/// dollars), and low enough that every amount of one record fits the stores' integer
+/// columns many times over, so a record can never wrap or saturate a sum by itself.
+pub const MAX_RECORD_USD: i64 = 1_000_000;
+
+/// Refuses a record whose price or reported cost is out of all proportion (a sheet
+/// with a wild rate, a provider's cost field gone wrong), naming the amount.
+fn check_amounts(record: &UsageRecord, price: &PriceOutcome) -> Result<(), ParseError> {
+    let most = rust_decimal::Decimal::from(MAX_RECORD_USD);
+    let mut amounts = vec![("reported cost", record.reported_cost)];
+    if let PriceOutcome::Priced(priced) = price {
+        amounts.extend([
+            ("cost", Some(priced.cost)),
+            ("list cost", Some(priced.list_cost)),
+            ("cache savings", Some(priced.cache_savings)),
+            ("batch savings", Some(priced.batch_savings)),
+        ]);
+    }
+    for (what, amount) in amounts {
+        if let Some(amount) = amount
+            && amount.abs() > most
+        {
+            return Err(ParseError::InvalidField {
+                field: what.replace(' ', "_"),
+                reason: format!(
+                    "${amount} is more than ${MAX_RECORD_USD}, the most one request may {}",
+                    if what == "reported cost" { "report" } else { "count" }
+                ),
+            });
+        }
+    }
+    Ok(())
 }

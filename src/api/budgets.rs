@@ -240,6 +240,15 @@ fn visible(principal: &Principal, spec: &BudgetSpec) -> bool {
             .is_some_and(|p| principal.may_access(p))
 }
 
+/// Whether a principal may see an alert: by the project its budget had when it fired.
+fn alert_visible(principal: &Principal, alert: &crate::store::AlertRecord) -> bool {
+    principal.projects.is_none()
+        || alert
+            .project
+            .as_deref()
+            .is_some_and(|p| principal.may_access(p))
+}
+
 /// Whether a path or parameter could be a budget id at all (what `new_budget_id` makes):
 /// anything else is looked up nowhere.
 fn is_budget_id(id: &str) -> bool {
@@ -478,7 +487,7 @@ async fn budget_status(
         })
         .await?
         .into_iter()
-        .filter(|a| a.period_start == status.period_start)
+        .filter(|a| a.period_start == status.period_start && alert_visible(&principal, a))
         .collect();
     Ok(Json(StatusAnswer {
         status,
@@ -654,7 +663,7 @@ async fn list_alerts(
         {
             return Err(hidden_budget(id));
         }
-        alerts.retain(|alert| seen.contains(&alert.budget_id));
+        alerts.retain(|alert| seen.contains(&alert.budget_id) && alert_visible(&principal, alert));
         alerts.truncate(wanted);
     }
     Ok(Json(AlertList {

@@ -95,8 +95,11 @@ async fn post_traces(
             }
         }
     }
-    let (batch, rejected) = intake.take();
-    state.pipeline.write(batch, "otlp").await?;
+    let prepared = intake.take();
+    let mut rejected = prepared.rejections;
+    let committed = state.pipeline.write(prepared.batch, "otlp").await?;
+    rejected.extend(committed.refusals(&prepared.positions));
+    rejected.sort_by_key(|r| r.index);
     let partial_success = (!rejected.is_empty()).then(|| ExportTracePartialSuccess {
         rejected_spans: rejected.len() as i64,
         error_message: rejected

@@ -115,7 +115,8 @@ async fn post_usage(
             }
         }
     }
-    let (batch, rejected) = intake.take();
+    let prepared = intake.take();
+    let (batch, mut rejected) = (prepared.batch, prepared.rejections);
     if let (Records::One(_), Some(rejection)) = (&records, rejected.first()) {
         if rejection.forbidden {
             return Err(ApiError::new(
@@ -129,6 +130,11 @@ async fn post_usage(
         return Err(ApiError::bad_request("rejected", rejection.error.clone()));
     }
     let committed = state.pipeline.write(batch, "http").await?;
+    if let (Records::One(_), Some(refused)) = (&records, committed.refused.first()) {
+        return Err(ApiError::bad_request("rejected", refused.reason.clone()));
+    }
+    rejected.extend(committed.refusals(&prepared.positions));
+    rejected.sort_by_key(|r| r.index);
     Ok((
         StatusCode::OK,
         Json(UsageAnswer {

@@ -413,6 +413,7 @@ impl Engine {
             limit: status.limit,
             forecast: status.forecast,
             fired_at: now,
+            project: budget.spec.project.clone(),
         };
         let expires_at = now + chrono::Duration::from_std(self.webhook_expiry).unwrap_or_default();
         let deliveries: Vec<NewDelivery> = budget

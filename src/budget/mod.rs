@@ -168,8 +168,11 @@ impl Budget {
         if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
             return Err(invalid("name", "1 to 128 printable characters"));
         }
+        if let Some(project) = &spec.project {
+            crate::usage::check_project("project", project)
+                .map_err(|e| invalid("project", e.to_string()))?;
+        }
         for (field, value) in [
-            ("project", &spec.project),
             ("provider", &spec.provider),
             ("model", &spec.model),
         ] {

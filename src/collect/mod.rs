@@ -518,8 +518,9 @@ impl Collector {
                 ),
             }
         }
-        let (mut batch, rejections) = intake.take();
-        outcome.rejected = rejections.len() as u64;
+        let prepared = intake.take();
+        let mut batch = prepared.batch;
+        outcome.rejected = prepared.rejections.len() as u64;
         batch.checkpoints.push(Checkpoint {
             collector: self.config.name.clone(),
             fingerprint: fingerprint.to_owned(),
@@ -529,6 +530,7 @@ impl Collector {
         let committed = self.commit(batch).await?;
         outcome.accepted = committed.accepted as u64;
         outcome.duplicates = committed.duplicates as u64;
+        outcome.rejected += committed.refused.len() as u64;
         let counter = |outcome: &str| {
             self.metrics
                 .collector_lines

@@ -165,7 +165,7 @@ pub async fn backfill_file(
                 ),
             }
         }
-        let (batch, _) = intake.take();
+        let batch = intake.take().batch;
         summary.rejected += batch.dead_letters.len() as u64;
         if batch.events.is_empty() && batch.dead_letters.is_empty() {
             continue;
@@ -206,6 +206,7 @@ fn absorb(
     let (committed, costs) = joined.context("a backfill write panicked")??;
     summary.accepted += committed.accepted as u64;
     summary.duplicates += committed.duplicates as u64;
+    summary.rejected += committed.refused.len() as u64;
     for (cost, new) in costs.iter().zip(&committed.inserted) {
         match cost {
             Some(cost) if *new => summary.cost += cost,

@@ -128,6 +128,7 @@ pub(super) fn alert_from(row: &impl Columns) -> Result<AlertRecord, sqlx::Error>
         limit: money::from_nanos(row.int(9)?),
         forecast: row.opt_int(10)?.map(money::from_nanos),
         fired_at: row.time(11)?,
+        project: row.opt_text(12)?,
     })
 }
 

@@ -37,9 +37,17 @@ pub enum StoreError {
     InvalidUrl { url: String, reason: String },
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// A write the store cannot take as it is: a sum would pass the largest value a
+    /// column keeps, a value is too large for an index. Retrying will not help; the
+    /// pipeline finds the records that cause it and refuses only those.
+    #[error("{0}")]
+    Refused(String),
     #[error("store error: {0}")]
     Other(#[source] sqlx::Error),
 }
+
+/// What a refused write says about the record that caused it.
+pub const OUT_OF_RANGE: &str = "a rollup sum it adds to would pass the largest value the store keeps (9223372036854775807 in one column: $9,223,372.036854775807 of one token type, or $9,223,372,036.854775807 in total, per project, model, tags and day)";
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
@@ -80,6 +88,12 @@ impl From<sqlx::Error> for StoreError {
                 } else if matches!(code.as_ref(), "23505" | "2067" | "1555") {
                     // Unique violations: Postgres, SQLite (UNIQUE, PRIMARY KEY).
                     StoreError::Conflict(db.message().to_owned())
+                } else if code == "22003" || db.message().contains(OUT_OF_RANGE_MARK) {
+                    // Postgres: bigint out of range; SQLite: the rollup triggers' abort.
+                    StoreError::Refused(OUT_OF_RANGE.to_owned())
+                } else if code.starts_with("22") || code.starts_with("54") {
+                    // Other data exceptions and program limits (an index row too large).
+                    StoreError::Refused(format!("the store refused it: {}", db.message()))
                 } else {
                     StoreError::Other(error)
                 }
@@ -89,10 +103,24 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// The text the SQLite rollup triggers abort with when a sum stops being an integer.
+pub(crate) const OUT_OF_RANGE_MARK: &str = "rollup value out of range";
+
 impl StoreError {
     /// True when retrying later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// True for a deadlock or a serialization failure: the same transaction, tried again
+    /// at once, normally goes through.
+    pub fn is_contention(&self) -> bool {
+        match self {
+            StoreError::Unavailable(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("40P01" | "40001"))
+            }
+            _ => false,
+        }
     }
 }
 

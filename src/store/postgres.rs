@@ -113,7 +113,7 @@ impl PgStore {
         sqlx::query("RELEASE SAVEPOINT direct_copy")
             .execute(&mut **tx)
             .await?;
-        add_rollups(tx, rollup_groups(&staged.unique.rows)).await?;
+        add_rollups(tx, rollup_groups(&staged.unique.rows)?).await?;
         Ok(true)
     }
 }
@@ -127,7 +127,7 @@ async fn add_rollups(
     if hourly.is_empty() {
         return Ok(());
     }
-    let daily = Rollup::Daily.groups(hourly.clone());
+    let daily = Rollup::Daily.groups(hourly.clone())?;
     upsert_rollups(tx, Rollup::Hourly, hourly).await?;
     upsert_rollups(tx, Rollup::Daily, daily).await
 }
@@ -230,7 +230,7 @@ impl RepriceSteps for Repricing<'_> {
     ) -> Result<(), StoreError> {
         let tx = self.tx()?;
         update_pricing(tx, new).await?;
-        add_rollups(tx, rollup_deltas(old, new)).await?;
+        add_rollups(tx, rollup_deltas(old, new)?).await?;
         // Groups every record moved out of.
         for (level, start) in [(Rollup::Hourly, hour), (Rollup::Daily, floor_day(hour))] {
             sqlx::query(sqlx::AssertSqlSafe(format!(

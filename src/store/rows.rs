@@ -327,17 +327,17 @@ impl Rollup {
     pub fn groups<'r>(
         self,
         hourly: BTreeMap<RollupKey<'r>, RollupSums>,
-    ) -> BTreeMap<RollupKey<'r>, RollupSums> {
+    ) -> Result<BTreeMap<RollupKey<'r>, RollupSums>, StoreError> {
         match self {
-            Rollup::Hourly => hourly,
+            Rollup::Hourly => Ok(hourly),
             Rollup::Daily => {
                 let mut daily: BTreeMap<RollupKey<'r>, RollupSums> = BTreeMap::new();
                 for (mut key, sums) in hourly {
                     key.1 = floor_day(key.1);
-                    daily.entry(key).or_default().add_scaled(&sums, 1);
+                    daily.entry(key).or_default().add_scaled(&sums, 1)?;
                 }
                 daily.retain(|_, sums| *sums != RollupSums::default());
-                daily
+                Ok(daily)
             }
         }
     }
@@ -450,12 +450,18 @@ impl RollupSums {
     }
 
     /// Adds (`sign` 1) or subtracts (`sign` -1) another group's sums. A group's bucket
-    /// shares pass 2^63 pico-dollars ($9.2M) only with over $9.2M of one token type in
-    /// one group and day: saturate rather than wrap.
-    pub fn add_scaled(&mut self, other: &RollupSums, sign: i64) {
-        for (slot, value) in self.0.iter_mut().zip(other.0) {
-            *slot = slot.saturating_add(sign * value);
+    /// shares pass 2^63 pico-dollars only with over $9.2M of one token type in one group
+    /// and day: then nothing is added and the write is refused, never saturated.
+    pub fn add_scaled(&mut self, other: &RollupSums, sign: i64) -> Result<(), StoreError> {
+        let mut sums = self.0;
+        for (slot, value) in sums.iter_mut().zip(other.0) {
+            *slot = value
+                .checked_mul(sign)
+                .and_then(|value| slot.checked_add(value))
+                .ok_or_else(|| StoreError::Refused(super::OUT_OF_RANGE.to_owned()))?;
         }
+        self.0 = sums;
+        Ok(())
     }
 }
 
@@ -599,7 +605,7 @@ pub(crate) fn rollup_increments(table_alias: &str) -> String {
 /// Groups inserted events into hourly rollup groups, sorted by key.
 pub(crate) fn rollup_groups<'r, 'e: 'r>(
     rows: impl IntoIterator<Item = &'r EventRow<'e>>,
-) -> BTreeMap<RollupKey<'r>, RollupSums> {
+) -> Result<BTreeMap<RollupKey<'r>, RollupSums>, StoreError> {
     let mut groups: BTreeMap<RollupKey<'r>, RollupSums> = BTreeMap::new();
     for row in rows {
         let record = &row.event.priced.record;
@@ -616,9 +622,9 @@ pub(crate) fn rollup_groups<'r, 'e: 'r>(
         groups
             .entry(key)
             .or_default()
-            .add_scaled(&RollupSums::of(row), 1);
+            .add_scaled(&RollupSums::of(row), 1)?;
     }
-    groups
+    Ok(groups)
 }
 
 /// The start of the hour an instant falls in.
@@ -832,13 +838,13 @@ pub(crate) async fn reprice_windows(
 pub(crate) fn rollup_deltas<'r, 'e: 'r>(
     old: &'r [EventRow<'e>],
     new: &'r [EventRow<'e>],
-) -> BTreeMap<RollupKey<'r>, RollupSums> {
-    let mut deltas = rollup_groups(new);
-    for (key, sums) in rollup_groups(old) {
-        deltas.entry(key).or_default().add_scaled(&sums, -1);
+) -> Result<BTreeMap<RollupKey<'r>, RollupSums>, StoreError> {
+    let mut deltas = rollup_groups(new)?;
+    for (key, sums) in rollup_groups(old)? {
+        deltas.entry(key).or_default().add_scaled(&sums, -1)?;
     }
     deltas.retain(|_, sums| *sums != RollupSums::default());
-    deltas
+    Ok(deltas)
 }
 
 impl RepriceSummary {

@@ -122,7 +122,7 @@ async fn add_rollups(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     hourly: BTreeMap<RollupKey<'_>, RollupSums>,
 ) -> Result<(), StoreError> {
-    let daily = Rollup::Daily.groups(hourly.clone());
+    let daily = Rollup::Daily.groups(hourly.clone())?;
     for (level, groups) in [(Rollup::Hourly, hourly), (Rollup::Daily, daily)] {
         let head = format!(
             "INSERT INTO {} ({}, {}) VALUES (",
@@ -227,7 +227,7 @@ impl RepriceSteps for Repricing<'_> {
     ) -> Result<(), StoreError> {
         let tx = self.tx()?;
         update_pricing(tx, new).await?;
-        add_rollups(tx, rollup_deltas(old, new)).await?;
+        add_rollups(tx, rollup_deltas(old, new)?).await?;
         // Groups every record moved out of.
         for (level, start) in [(Rollup::Hourly, hour), (Rollup::Daily, floor_day(hour))] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -348,7 +348,7 @@ impl UsageStore for SqliteStore {
             let record = &row.event.priced.record;
             inserted.contains(&(record.project.clone(), record.id.clone()))
         });
-        add_rollups(&mut tx, rollup_groups(new_rows)).await?;
+        add_rollups(&mut tx, rollup_groups(new_rows)?).await?;
         for letter in parts.iter().flat_map(|p| p.dead_letters.iter()) {
             sqlx::query(
                 "INSERT INTO dead_letters (received_at, source, code, reason, line) VALUES (?, ?, ?, ?, ?)",

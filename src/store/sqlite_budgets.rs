@@ -14,7 +14,7 @@ use crate::money;
 
 const BUDGET_COLUMNS: &str = "id, name, spec, source, created_at, updated_at";
 const ALERT_COLUMNS: &str = "id, budget_id, budget_name, period_start, period_end, kind, \
-     threshold_key, threshold_nanos, spend_nanos, limit_nanos, forecast_nanos, fired_at";
+     threshold_key, threshold_nanos, spend_nanos, limit_nanos, forecast_nanos, fired_at, project";
 const DELIVERY_COLUMNS: &str = "id, alert_id, url, format, secret, body, status, attempts, \
      next_attempt_at, expires_at, created_at, delivered_at, last_error";
 
@@ -113,8 +113,8 @@ impl BudgetStore for SqliteStore {
         let mut tx = self.pool().begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO alerts (id, budget_id, budget_name, period_start, period_end, kind,
-                 threshold_key, threshold_nanos, spend_nanos, limit_nanos, forecast_nanos, fired_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                 threshold_key, threshold_nanos, spend_nanos, limit_nanos, forecast_nanos, fired_at, project)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (budget_id, period_start, threshold_key) DO NOTHING
              RETURNING id",
         )
@@ -130,6 +130,7 @@ impl BudgetStore for SqliteStore {
         .bind(money::to_nanos(alert.limit))
         .bind(alert.forecast.map(money::to_nanos))
         .bind(micros(alert.fired_at))
+        .bind(&alert.project)
         .fetch_optional(&mut *tx)
         .await?;
         if inserted.is_none() {

@@ -349,6 +349,9 @@ pub struct AlertRecord {
     pub limit: Decimal,
     pub forecast: Option<Decimal>,
     pub fired_at: DateTime<Utc>,
+    /// The budget's project when the alert fired (none: a budget over every project).
+    /// A budget moved to another project later keeps its old alerts with the old one.
+    pub project: Option<String>,
 }
 
 /// Which alerts to list: newest first.

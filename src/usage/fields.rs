@@ -19,6 +19,16 @@ pub const MAX_TOKENS_PER_BUCKET: u64 = 1_000_000_000;
 pub const MAX_LABEL_BYTES: usize = 256;
 /// Most tags a record may carry.
 pub const MAX_TAGS: usize = 32;
+/// Longest project name, provider, service tier, reasoning effort and tag name, in bytes;
+/// and the most the tags of one record may take written as JSON. With these, every key
+/// of a rollup row (project, provider, model, tier, effort, tags) stays far inside what
+/// a Postgres index entry can hold (2,704 bytes), whatever a client sends.
+pub const MAX_PROJECT_BYTES: usize = 128;
+pub const MAX_PROVIDER_BYTES: usize = 64;
+pub const MAX_TIER_BYTES: usize = 64;
+pub const MAX_EFFORT_BYTES: usize = 32;
+pub const MAX_TAG_NAME_BYTES: usize = 64;
+pub const MAX_TAGS_JSON_BYTES: usize = 1024;
 /// The service tier of a record that names none.
 pub const DEFAULT_TIER: &str = "default";
 
@@ -53,6 +63,66 @@ pub fn check_label<'s>(field: &str, value: &'s str) -> Result<&'s str, ParseErro
         }),
         None => Ok(value),
     }
+}
+
+/// Checks a project name: a label that can also be named in a comma-separated project
+/// list (`?project=a,b`, a token's scope) and in a URL, so no commas, no blank name and
+/// no spaces around it.
+pub fn check_project(field: &str, value: &str) -> Result<(), ParseError> {
+    check_label(field, value)?;
+    let problem = if value.len() > MAX_PROJECT_BYTES {
+        Some(format!("is longer than {MAX_PROJECT_BYTES} bytes"))
+    } else if value.contains(',') {
+        Some("contains a comma (projects are listed comma-separated)".to_owned())
+    } else if value.trim() != value {
+        Some("starts or ends with white space".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        Some(reason) => Err(ParseError::InvalidField {
+            field: field.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks the length of a short label (provider, tier, effort) against its own bound.
+fn check_short(field: &str, value: &str, max: usize) -> Result<(), ParseError> {
+    if value.len() > max {
+        return Err(ParseError::InvalidField {
+            field: field.to_owned(),
+            reason: format!("is longer than {max} bytes"),
+        });
+    }
+    Ok(())
+}
+
+/// The bounds of a complete record's stored labels, checked once whatever shape it came
+/// in: what keeps every stored key within what the stores' indexes hold.
+pub(crate) fn check_record_bounds(record: &super::UsageRecord) -> Result<(), ParseError> {
+    check_label("id", &record.id)?;
+    check_project("project", &record.project)?;
+    check_label("model", &record.model)?;
+    check_short("provider", &record.provider, MAX_PROVIDER_BYTES)?;
+    check_short("service_tier", &record.service_tier, MAX_TIER_BYTES)?;
+    if let Some(effort) = &record.reasoning_effort {
+        check_short("reasoning_effort", effort, MAX_EFFORT_BYTES)?;
+    }
+    for key in record.tags.keys() {
+        check_short(&format!("tags.{key}"), key, MAX_TAG_NAME_BYTES)?;
+    }
+    let tags_json = serde_json::to_string(&record.tags).map_or(0, |json| json.len());
+    if tags_json > MAX_TAGS_JSON_BYTES {
+        return Err(ParseError::InvalidField {
+            field: "tags".into(),
+            reason: format!(
+                "take {tags_json} bytes as JSON, more than the {MAX_TAGS_JSON_BYTES} allowed"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Validates tags gathered from any shape.

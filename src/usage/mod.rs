@@ -25,7 +25,8 @@ use sha2::{Digest, Sha256};
 pub use detect::Shape;
 pub use error::ParseError;
 pub use fields::{
-    DEFAULT_TIER, MAX_LABEL_BYTES, MAX_TAGS, MAX_TOKENS_PER_BUCKET, check_label, check_tags,
+    DEFAULT_TIER, MAX_LABEL_BYTES, MAX_PROJECT_BYTES, MAX_TAGS, MAX_TAGS_JSON_BYTES,
+    MAX_TOKENS_PER_BUCKET, check_label, check_project, check_tags,
     normalise_effort, truncate_utf8,
 };
 pub use format::Format;
@@ -150,9 +151,9 @@ pub fn normalise(
     };
     let project = match parsed.project {
         Some(project) => project,
-        None => check_label("project", defaults.project)?.to_owned(),
+        None => defaults.project.to_owned(),
     };
-    Ok(UsageRecord {
+    let record = UsageRecord {
         id: parsed.id.ok_or_else(|| ParseError::InvalidField {
             field: "id".into(),
             reason: "missing".into(),
@@ -173,7 +174,9 @@ pub fn normalise(
         reasoning_effort: parsed.reasoning_effort,
         reported_cost: parsed.reported_cost,
         search_context: parsed.search_context,
-    })
+    };
+    fields::check_record_bounds(&record)?;
+    Ok(record)
 }
 
 fn truncate_to_micros(time: DateTime<Utc>) -> DateTime<Utc> {

@@ -622,7 +622,7 @@ async fn config_tokens_work_and_the_token_command_creates_lists_and_revokes() {
         ),
         (
             vec!["token", "create", "--role", "read", "--project", "a,b"],
-            "commas",
+            "comma",
         ),
     ] {
         let (code, _, err) = run(&args);

@@ -201,7 +201,7 @@ pub fn intake_batch(book: &PriceBook, lines: &[String]) -> WriteBatch {
     for (index, line) in lines.iter().enumerate() {
         intake.add_text(index, line);
     }
-    intake.take().0
+    intake.take().batch
 }
 
 #[tokio::test]
@@ -327,7 +327,8 @@ async fn a_malformed_line_is_dead_lettered_and_the_rest_of_its_batch_lands() {
         for (index, line) in lines.iter().enumerate() {
             intake.add_text(index, line);
         }
-        let (batch, rejections) = intake.take();
+        let prepared = intake.take();
+        let (batch, rejections) = (prepared.batch, prepared.rejections);
         assert_eq!(
             rejections.iter().map(|r| r.index).collect::<Vec<_>>(),
             vec![5, 8]
@@ -758,6 +759,7 @@ async fn alerts_are_recorded_once_and_deliveries_leased_retried_and_finished() {
             limit: Decimal::ONE,
             forecast: None,
             fired_at: now,
+            project: Some("search".into()),
         };
         let delivery = |id: &str| NewDelivery {
             id: id.into(),
