@@ -137,7 +137,10 @@ impl Committed {
         self.refused
             .iter()
             .map(|refused| Rejection {
-                index: positions.get(refused.event).copied().unwrap_or(refused.event),
+                index: positions
+                    .get(refused.event)
+                    .copied()
+                    .unwrap_or(refused.event),
                 error: refused.reason.clone(),
                 forbidden: false,
             })
@@ -405,7 +408,9 @@ fn refusal_reason(error: &StoreError, together: bool) -> String {
         other => format!("the store refused it: {other}"),
     };
     if together {
-        format!("refused with other records of its request, too many of which the store refused: {reason}")
+        format!(
+            "refused with other records of its request, too many of which the store refused: {reason}"
+        )
     } else {
         reason
     }
@@ -416,10 +421,7 @@ const CONTENTION_RETRIES: u32 = 4;
 
 /// `Store::write`, tried again when it lost a deadlock or a serialization conflict
 /// (two replicas writing the same keys): those say nothing about the records.
-async fn write_contended(
-    store: &dyn Store,
-    parts: &[&WriteBatch],
-) -> Result<Inserted, StoreError> {
+async fn write_contended(store: &dyn Store, parts: &[&WriteBatch]) -> Result<Inserted, StoreError> {
     let mut tries = 0;
     loop {
         match store.write(parts).await {

@@ -105,7 +105,11 @@ fn check_amounts(record: &UsageRecord, price: &PriceOutcome) -> Result<(), Parse
                 field: what.replace(' ', "_"),
                 reason: format!(
                     "${amount} is more than ${MAX_RECORD_USD}, the most one request may {}",
-                    if what == "reported cost" { "report" } else { "count" }
+                    if what == "reported cost" {
+                        "report"
+                    } else {
+                        "count"
+                    }
                 ),
             });
         }

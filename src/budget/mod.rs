@@ -172,10 +172,7 @@ impl Budget {
             crate::usage::check_project("project", project)
                 .map_err(|e| invalid("project", e.to_string()))?;
         }
-        for (field, value) in [
-            ("provider", &spec.provider),
-            ("model", &spec.model),
-        ] {
+        for (field, value) in [("provider", &spec.provider), ("model", &spec.model)] {
             if let Some(value) = value {
                 crate::usage::check_label(field, value)
                     .map_err(|e| invalid(field, e.to_string()))?;

@@ -26,8 +26,7 @@ pub use detect::Shape;
 pub use error::ParseError;
 pub use fields::{
     DEFAULT_TIER, MAX_LABEL_BYTES, MAX_PROJECT_BYTES, MAX_TAGS, MAX_TAGS_JSON_BYTES,
-    MAX_TOKENS_PER_BUCKET, check_label, check_project, check_tags,
-    normalise_effort, truncate_utf8,
+    MAX_TOKENS_PER_BUCKET, check_label, check_project, check_tags, normalise_effort, truncate_utf8,
 };
 pub use format::Format;
 pub use record::{Bucket, Measure, ParsedUsage, Tokens, UsageRecord};

@@ -7,6 +7,7 @@ mod budgets;
 mod catalog;
 mod cli_cost;
 mod collector;
+mod containment;
 mod dashboards;
 mod e2e_kill;
 mod garbage;

@@ -1,0 +1,308 @@
+//! Containment: what one client sends can fail only its own records. Poison records
+//! (sums that would pass what a rollup column keeps, labels too long for an index,
+//! projects that could never be selected) mixed into other projects' traffic, on both
+//! stores, through the pipeline and over HTTP.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use llm_meter::config::Config;
+use llm_meter::ingest::{Pipeline, PipelineConfig, REFUSED_CODE};
+use llm_meter::metrics::Metrics;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use crate::helpers::{book, prepare};
+use crate::http_ingest::TestServer;
+use crate::store_contract::{Backend, expected, generated_lines, intake_batch};
+
+/// A record of `model` with a billion output tokens (the most one bucket may hold) in
+/// one hour of project `attacker`.
+fn poison(id: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","time":"2026-04-01T10:00:00Z","project":"attacker","provider":"openai","model":"o1-pro","tokens":{{"output":1000000000}}}}"#
+    )
+}
+
+/// How many poison records fit in one rollup row before its output-cost column (in
+/// pico-dollars) would pass 2^63 - 1, and what each costs.
+fn poison_capacity() -> (usize, Decimal) {
+    let priced = prepare(book(), &poison("probe"));
+    let llm_meter::pricing::PriceOutcome::Priced(price) = &priced.price else {
+        panic!("o1-pro is priced")
+    };
+    let bucket = price.bucket_costs[llm_meter::usage::Bucket::Output as usize];
+    let picos = (bucket * Decimal::from(1_000_000_000_000u64))
+        .trunc()
+        .to_string()
+        .parse::<i128>()
+        .unwrap();
+    let fit = (i64::MAX as i128 / picos) as usize;
+    assert!(
+        (2..40).contains(&fit),
+        "o1-pro's output rate makes {fit} records fit: the test needs a dear model"
+    );
+    (fit, priced.price.cost().unwrap())
+}
+
+/// (code, count) of the dead letters, by code, read with SQL.
+async fn dead_letter_codes(backend: &Backend) -> Vec<(String, i64)> {
+    const SQL: &str =
+        "SELECT code, CAST(count(*) AS BIGINT) FROM dead_letters GROUP BY code ORDER BY code";
+    let pool_url = backend.url().to_owned();
+    if pool_url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(&pool_url).await.unwrap();
+        sqlx::query_as(SQL).fetch_all(&pool).await.unwrap()
+    } else {
+        let pool = sqlx::PgPool::connect(&pool_url).await.unwrap();
+        sqlx::query_as(SQL).fetch_all(&pool).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_poisoned_submission_merged_with_others_fails_only_its_own_records() {
+    let (fit, poison_cost) = poison_capacity();
+    for backend in Backend::both().await {
+        let at = backend.name();
+        let store = backend.store();
+        // A long batch delay makes sure the two submissions share one transaction.
+        let config = PipelineConfig {
+            max_batch_delay: Duration::from_millis(300),
+            max_batch_records: 100_000,
+            ..PipelineConfig::default()
+        };
+        let (pipeline, task) = Pipeline::start(store.clone(), config, Arc::new(Metrics::new()));
+        let innocent = generated_lines("innocent", 0..60);
+        let poisoned: Vec<String> = (0..40).map(|i| poison(&format!("p{i}"))).collect();
+        let (innocent_written, poison_written) = tokio::join!(
+            pipeline.write(intake_batch(book(), &innocent), "http"),
+            pipeline.write(intake_batch(book(), &poisoned), "http"),
+        );
+        let innocent_written = innocent_written.unwrap();
+        assert_eq!(
+            (innocent_written.accepted, innocent_written.refused.len()),
+            (60, 0),
+            "{at}"
+        );
+        let poison_written = poison_written.unwrap();
+        assert_eq!(poison_written.accepted, fit, "{at}");
+        assert_eq!(poison_written.refused.len(), 40 - fit, "{at}");
+        for refused in &poison_written.refused {
+            assert!(
+                refused.reason.contains("largest value the store keeps"),
+                "{at}: {}",
+                refused.reason
+            );
+        }
+        // Sending the same again changes nothing: the stored ones are duplicates, the
+        // rest are refused again.
+        let again = pipeline
+            .write(intake_batch(book(), &poisoned), "http")
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.accepted, again.duplicates, again.refused.len()),
+            (0, fit, 40 - fit),
+            "{at}"
+        );
+
+        let (events, _, event_cost, rollup_cost, requests) = backend.totals().await;
+        let innocent_cost = expected(book(), &innocent).cost;
+        let due = innocent_cost + poison_cost * Decimal::from(fit);
+        assert_eq!(events, 60 + fit as i64, "{at}");
+        assert_eq!(requests, 60 + fit as i64, "{at}");
+        assert_eq!((event_cost, rollup_cost), (due, due), "{at}");
+        assert_eq!(
+            dead_letter_codes(&backend).await,
+            [(REFUSED_CODE.to_owned(), 2 * (40 - fit) as i64)],
+            "{at}"
+        );
+        drop(pipeline);
+        task.await.unwrap();
+    }
+}
+
+/// A daemon on `backend` with rate limits out of the way.
+async fn server_on(backend: &Backend) -> TestServer {
+    let mut config = Config::from_toml(
+        "[limits]\nrequests_per_second = 100000\nburst = 100000\nmax_body_bytes = 4194304\n",
+    )
+    .unwrap();
+    config.database_url = Some(backend.url().to_owned());
+    TestServer::start_with(config).await
+}
+
+fn innocent_record(request: usize, i: usize) -> Value {
+    json!({
+        "id": format!("r{request}-{i}"),
+        "time": "2026-04-01T10:20:00Z",
+        "project": "innocent",
+        "provider": "openai",
+        "model": "gpt-5.2",
+        "tokens": {"input": 1000 + i, "output": 100},
+        "tags": {"team": "search"}
+    })
+}
+
+#[tokio::test]
+async fn an_adversarial_corpus_fails_no_innocent_request_on_either_store() {
+    let (fit, poison_cost) = poison_capacity();
+    let innocent_requests = 120usize;
+    let per_request = 5usize;
+    for backend in Backend::both().await {
+        let at = backend.name();
+        let owned_server = server_on(&backend).await;
+        let server = &owned_server;
+        let send = |body: String, content_type: &'static str| async move {
+            server.post("/v1/usage", content_type, body).await
+        };
+
+        // The attacker's traffic: 40 poison records one per request, labels too long for
+        // an index, projects that could never be selected, and NDJSON bodies of good
+        // records with one bad one.
+        let long_tier = "x".repeat(2800);
+        let big_tags: serde_json::Map<String, Value> = (0..32)
+            .map(|i| (format!("{i:0>64}"), Value::from("v".repeat(256))))
+            .collect();
+        let mut attacks: Vec<(String, &'static str)> = (0..40)
+            .map(|i| (poison(&format!("hp{i}")), "application/json"))
+            .collect();
+        for (i, bad) in [
+            json!({"service_tier": long_tier}),
+            json!({"tags": big_tags}),
+            json!({"project": "a,b"}),
+            json!({"project": " "}),
+            json!({"project": "p".repeat(200)}),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut record = json!({"id": format!("bad{i}"), "time": "2026-04-01T10:00:00Z",
+                "project": "attacker", "provider": "openai", "model": "gpt-5.2",
+                "tokens": {"input": 10}});
+            for (key, value) in bad.as_object().unwrap() {
+                record[key] = value.clone();
+            }
+            attacks.push((record.to_string(), "application/json"));
+            let mut ndjson: Vec<String> = (0..100)
+                .map(|j| {
+                    json!({"id": format!("nd{i}-{j}"), "time": "2026-04-01T11:00:00Z",
+                        "project": "attacker", "provider": "openai", "model": "gpt-5.2",
+                        "tokens": {"input": 10}})
+                    .to_string()
+                })
+                .collect();
+            ndjson.insert(50, record.to_string());
+            attacks.push((ndjson.join("\n"), "application/x-ndjson"));
+        }
+        let innocent: Vec<(String, &'static str)> = (0..innocent_requests)
+            .map(|r| {
+                let body: Vec<Value> = (0..per_request).map(|i| innocent_record(r, i)).collect();
+                (Value::from(body).to_string(), "application/json")
+            })
+            .collect();
+
+        // Everything at once, interleaved, so submissions share transactions.
+        let mut calls = Vec::new();
+        let mut attacks = attacks.into_iter();
+        for (body, content_type) in innocent {
+            calls.push((true, send(body, content_type)));
+            if let Some((body, content_type)) = attacks.next() {
+                calls.push((false, send(body, content_type)));
+            }
+        }
+        for (body, content_type) in attacks {
+            calls.push((false, send(body, content_type)));
+        }
+        let (kinds, futures): (Vec<bool>, Vec<_>) = calls.into_iter().unzip();
+        let answers = futures_util::future::join_all(futures).await;
+
+        let mut poison_accepted = 0;
+        let mut ndjson_bodies = 0;
+        for (innocent, (status, answer)) in kinds.into_iter().zip(&answers) {
+            assert!(*status < 500, "{at}: {status} {answer}");
+            if innocent {
+                assert_eq!(*status, 200, "{at}: an innocent request failed: {answer}");
+                assert_eq!(answer["accepted"], json!(per_request), "{at}: {answer}");
+                continue;
+            }
+            match answer["accepted"].as_u64() {
+                Some(100) => {
+                    // The NDJSON body: its good records land, the bad one is named.
+                    ndjson_bodies += 1;
+                    let rejected = answer["rejected"].as_array().unwrap();
+                    assert_eq!(rejected.len(), 1, "{at}: {answer}");
+                    assert_eq!(rejected[0]["index"], json!(50), "{at}: {answer}");
+                }
+                Some(1) => poison_accepted += 1,
+                _ => {
+                    assert_eq!(*status, 400, "{at}: {answer}");
+                    let message = answer["error"]["message"].as_str().unwrap();
+                    assert!(
+                        [
+                            "largest value the store keeps",
+                            "longer than",
+                            "comma",
+                            "white space",
+                            "bytes as JSON",
+                            "is empty"
+                        ]
+                        .iter()
+                        .any(|reason| message.contains(reason)),
+                        "{at}: {message}"
+                    );
+                }
+            }
+        }
+        assert_eq!(ndjson_bodies, 5, "{at}");
+        assert_eq!(poison_accepted, fit, "{at}");
+
+        // Exact totals afterwards, per project, from the API.
+        let (status, spend) = server
+            .get("/v1/spend?from=2026-04-01&to=2026-04-02&group_by=project")
+            .await;
+        assert_eq!(status, 200, "{at}: {spend}");
+        let by_project: std::collections::BTreeMap<String, Decimal> = spend["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                (
+                    row["project"].as_str().unwrap().to_owned(),
+                    row["cost_usd"].as_str().unwrap().parse().unwrap(),
+                )
+            })
+            .collect();
+        let innocent_lines: Vec<String> = (0..innocent_requests)
+            .flat_map(|r| (0..per_request).map(move |i| innocent_record(r, i).to_string()))
+            .collect();
+        let ndjson_line = json!({"id": "x", "time": "2026-04-01T11:00:00Z", "project": "attacker",
+            "provider": "openai", "model": "gpt-5.2", "tokens": {"input": 10}})
+        .to_string();
+        let ndjson_cost = prepare(book(), &ndjson_line).price.cost().unwrap();
+        assert_eq!(
+            by_project.get("innocent"),
+            Some(&expected(book(), &innocent_lines).cost),
+            "{at}"
+        );
+        assert_eq!(
+            by_project.get("attacker"),
+            Some(&(poison_cost * Decimal::from(fit) + ndjson_cost * Decimal::from(500))),
+            "{at}"
+        );
+        // The token-type split reads the pico-dollar columns: exact too, not saturated.
+        let (status, split) = server
+            .get("/v1/spend?from=2026-04-01&to=2026-04-02&project=attacker&group_by=token_type")
+            .await;
+        assert_eq!(status, 200, "{at}: {split}");
+        let output: Decimal = split["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["token_type"] == "output")
+            .map(|row| row["cost_usd"].as_str().unwrap().parse().unwrap())
+            .unwrap();
+        assert_eq!(output, poison_cost * Decimal::from(fit), "{at}");
+        owned_server.daemon.stop().await.unwrap();
+    }
+}
