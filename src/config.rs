@@ -83,6 +83,14 @@ pub struct MetricsConfig {
     /// IANA timezone of the day and month `llm_meter_project_spend_usd` covers.
     #[serde(default = "default_metrics_timezone")]
     pub timezone: String,
+    /// The most series the data-derived families (usage counters, request cost, project
+    /// gauges) show together, whatever is sent; past it, new label sets count as `other`.
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+}
+
+fn default_max_series() -> usize {
+    crate::metrics::DEFAULT_MAX_SERIES
 }
 
 impl Default for MetricsConfig {
@@ -90,6 +98,7 @@ impl Default for MetricsConfig {
         MetricsConfig {
             refresh_interval: default_refresh_interval(),
             timezone: default_metrics_timezone(),
+            max_series: default_max_series(),
         }
     }
 }

@@ -55,7 +55,7 @@ impl Daemon {
         // The marker first: a sync recorded while the book loads is then picked up later.
         let prices_marker = store.price_sync_marker().await?;
         let book = crate::pricing::LiveBook::new(config.live_price_book(store.as_ref()).await?);
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::with_max_series(config.metrics.max_series));
         let changes = Arc::new(Changes::default());
         let (pipeline, batcher) = Pipeline::start(
             store.clone(),
@@ -288,9 +288,7 @@ pub async fn refresh_store_gauges(
     rate_limits: &[RateLimit],
 ) -> Result<(), crate::store::StoreError> {
     let now = chrono::Utc::now();
-    let projects =
-        crate::report::gauges::project_spend(store, tz, now, crate::metrics::MAX_USAGE_SERIES)
-            .await?;
+    let projects = crate::report::gauges::project_spend(store, tz, now).await?;
     metrics.publish_project_spend(&projects, now);
     for limit in rate_limits {
         let headroom = crate::report::headroom::headroom(store, limit, now).await?;

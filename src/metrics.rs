@@ -1,6 +1,8 @@
 //! Every Prometheus metric, defined in one place. Labels are bounded: never a user, key,
-//! id or path; data-derived label sets (project, provider, model) are capped, and past
-//! the cap new combinations are counted under `model="other"`.
+//! id or path; data-derived label sets (project, provider, model) share a series budget
+//! (`[metrics] max_series`): past their part of it, new combinations are counted under
+//! `other` (every data-derived label of the set), and
+//! `llm_meter_metrics_folded_total{family}` counts what was folded. Totals stay whole.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -18,10 +20,40 @@ use crate::report::gauges::ProjectSpend;
 use crate::report::headroom::{Headroom, RateLimit};
 use crate::store::NewEvent;
 
-/// Most distinct (project, provider, model) label sets per metric family.
-pub const MAX_USAGE_SERIES: usize = 2000;
-/// The model label used once the cap is reached.
+/// The default of `[metrics] max_series`: the most series the data-derived families
+/// (usage counters, the request-cost histogram, the project gauges) may show together.
+pub const DEFAULT_MAX_SERIES: usize = 10_000;
+/// The label used for every data-derived label once its family's share is used up.
 pub const OVERFLOW_LABEL: &str = "other";
+
+/// Series one (project, provider, model) set may add: requests, cost, batch requests,
+/// and one per token type and per per-call charge.
+const SERIES_PER_USAGE_SET: usize = 3 + crate::usage::Bucket::COUNT - 1;
+/// Series one (provider, model) set may add: the histogram's 11 buckets, `+Inf`, sum and
+/// count, and the unpriced and partially priced counters.
+const SERIES_PER_COST_SET: usize = 16;
+/// Series one project's spend and savings gauges take (month and day; cost, cache, batch).
+const SERIES_PER_PROJECT: usize = 8;
+
+/// How a series budget is shared: half for the usage counters, a fifth each for the
+/// request-cost histogram and the project gauges; the rest is left for the families whose
+/// labels come from the configuration (routes, collectors, budgets, sources).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeriesBudget {
+    pub usage_sets: usize,
+    pub cost_sets: usize,
+    pub projects: usize,
+}
+
+impl SeriesBudget {
+    pub fn new(max_series: usize) -> SeriesBudget {
+        SeriesBudget {
+            usage_sets: (max_series / 2 / SERIES_PER_USAGE_SET).max(1),
+            cost_sets: (max_series / 5 / SERIES_PER_COST_SET).max(1),
+            projects: (max_series / 5 / SERIES_PER_PROJECT).max(1),
+        }
+    }
+}
 
 /// Outcomes of `llm_meter_ingest_records_total`.
 pub mod outcome {
@@ -61,11 +93,14 @@ pub struct Metrics {
     pub pricing_sync_last_success: GaugeVec,
     pub pricing_sync_models: GaugeVec,
     pub pricing_sync_skipped_entries: IntCounterVec,
+    pub folded: IntCounterVec,
+    pub budget: SeriesBudget,
     /// The label keys each store-derived gauge family shows now.
     spend_projects: Mutex<HashSet<String>>,
     savings_projects: Mutex<HashSet<String>>,
     pub(crate) budget_names: Mutex<HashSet<String>>,
     usage_series: Mutex<HashSet<(String, String, String)>>,
+    cost_series: Mutex<HashSet<(String, String)>>,
 }
 
 impl Default for Metrics {
@@ -75,7 +110,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The metrics with the default series budget.
     pub fn new() -> Metrics {
+        Metrics::with_max_series(DEFAULT_MAX_SERIES)
+    }
+
+    pub fn with_max_series(max_series: usize) -> Metrics {
         let registry = Registry::new();
         let usage = ["project", "provider", "model"];
         let metrics = Metrics {
@@ -314,11 +354,21 @@ impl Metrics {
                 &["source"],
             )
             .expect("valid metric"),
+            folded: IntCounterVec::new(
+                Opts::new(
+                    "llm_meter_metrics_folded_total",
+                    "Updates counted under the label `other` because their family's share of [metrics] max_series was used up: usage (per record group), request_cost (per record group), project_spend (per project per refresh).",
+                ),
+                &["family"],
+            )
+            .expect("valid metric"),
+            budget: SeriesBudget::new(max_series),
             registry,
             spend_projects: Mutex::new(HashSet::new()),
             savings_projects: Mutex::new(HashSet::new()),
             budget_names: Mutex::new(HashSet::new()),
             usage_series: Mutex::new(HashSet::new()),
+            cost_series: Mutex::new(HashSet::new()),
         };
         for collector in [
             Box::new(metrics.cost_usd.clone()) as Box<dyn prometheus::core::Collector>,
@@ -328,6 +378,7 @@ impl Metrics {
             Box::new(metrics.request_cost_usd.clone()),
             Box::new(metrics.unpriced_requests.clone()),
             Box::new(metrics.partial_requests.clone()),
+            Box::new(metrics.folded.clone()),
             Box::new(metrics.calls.clone()),
             Box::new(metrics.ingest_records.clone()),
             Box::new(metrics.ingest_batch_seconds.clone()),
@@ -414,8 +465,9 @@ impl Metrics {
             }
         }
         for ((project, provider, model), sums) in groups {
-            let model = self.bounded_model(project, provider, model);
-            let labels = [project, provider, model.as_str()];
+            let [project, provider, model] = self.bounded_usage(project, provider, model);
+            let labels = [project, provider, model];
+            let [cost_provider, cost_model] = self.bounded_cost(provider, model);
             self.requests
                 .with_label_values(&labels)
                 .inc_by(sums.requests);
@@ -426,13 +478,13 @@ impl Metrics {
                     &self.calls
                 };
                 counter
-                    .with_label_values(&[project, provider, model.as_str(), bucket.as_str()])
+                    .with_label_values(&[project, provider, model, bucket.as_str()])
                     .inc_by(count);
             }
             if !sums.costs.is_empty() {
                 let histogram = self
                     .request_cost_usd
-                    .with_label_values(&[provider, model.as_str()]);
+                    .with_label_values(&[cost_provider, cost_model]);
                 for cost in &sums.costs {
                     histogram.observe(*cost);
                 }
@@ -447,24 +499,46 @@ impl Metrics {
             }
             if sums.unpriced > 0 {
                 self.unpriced_requests
-                    .with_label_values(&[provider, model.as_str()])
+                    .with_label_values(&[cost_provider, cost_model])
                     .inc_by(sums.unpriced);
             }
             if sums.partial > 0 {
                 self.partial_requests
-                    .with_label_values(&[provider, model.as_str()])
+                    .with_label_values(&[cost_provider, cost_model])
                     .inc_by(sums.partial);
             }
         }
     }
 
     /// Shows the projects' spend and savings, period to date (from
-    /// [`crate::report::gauges::project_spend`]), and drops the series of projects no
-    /// longer among them. Set first, then dropped: a scrape never sees a gap.
+    /// [`crate::report::gauges::project_spend`], most first), and drops the series of
+    /// projects no longer among them. Projects past the series budget's share are shown
+    /// together as `project="other"`. Set first, then dropped: a scrape never sees a gap.
     pub fn publish_project_spend(&self, projects: &[ProjectSpend], now: DateTime<Utc>) {
         let as_f64 = |amount: Decimal| f64::try_from(amount).unwrap_or(0.0);
         let mut shown = HashSet::new();
-        for spend in projects {
+        let own = self.budget.projects.saturating_sub(1);
+        let (top, rest) = if projects.len() > self.budget.projects {
+            projects.split_at(own)
+        } else {
+            (projects, &[][..])
+        };
+        let mut other = ProjectSpend {
+            project: OVERFLOW_LABEL.to_owned(),
+            month: Default::default(),
+            day: Default::default(),
+        };
+        for spend in rest {
+            other.month.add(&spend.month);
+            other.day.add(&spend.day);
+        }
+        if !rest.is_empty() {
+            self.folded
+                .with_label_values(&["project_spend"])
+                .inc_by(rest.len() as u64);
+        }
+        let folded = (!rest.is_empty()).then_some(&other);
+        for spend in top.iter().chain(folded) {
             let project = spend.project.as_str();
             for (period, sums) in [("month", &spend.month), ("day", &spend.day)] {
                 self.project_spend_usd
@@ -543,19 +617,47 @@ impl Metrics {
         *before = shown;
     }
 
-    /// The model label for a label set, or `other` once the cap is reached.
-    fn bounded_model(&self, project: &str, provider: &str, model: &str) -> String {
+    /// A usage label set as shown: itself while the usage share of the series budget
+    /// lasts (or once admitted), else `other` for each label.
+    fn bounded_usage<'l>(
+        &self,
+        project: &'l str,
+        provider: &'l str,
+        model: &'l str,
+    ) -> [&'l str; 3] {
         let key = (project.to_owned(), provider.to_owned(), model.to_owned());
-        let Ok(mut seen) = self.usage_series.lock() else {
-            return OVERFLOW_LABEL.to_owned();
-        };
-        if seen.contains(&key) {
-            return model.to_owned();
+        if admit(&self.usage_series, key, self.budget.usage_sets) {
+            [project, provider, model]
+        } else {
+            self.folded.with_label_values(&["usage"]).inc();
+            [OVERFLOW_LABEL; 3]
         }
-        if seen.len() < MAX_USAGE_SERIES {
-            seen.insert(key);
-            return model.to_owned();
-        }
-        OVERFLOW_LABEL.to_owned()
     }
+
+    /// A (provider, model) label set of the request-cost families, bounded the same way.
+    fn bounded_cost<'l>(&self, provider: &'l str, model: &'l str) -> [&'l str; 2] {
+        let key = (provider.to_owned(), model.to_owned());
+        if admit(&self.cost_series, key, self.budget.cost_sets) {
+            [provider, model]
+        } else {
+            self.folded.with_label_values(&["request_cost"]).inc();
+            [OVERFLOW_LABEL; 2]
+        }
+    }
+}
+
+/// Whether `key` has, or may now take, one of `most` places in `seen` (one of which is
+/// kept for the `other` set).
+fn admit<K: std::hash::Hash + Eq>(seen: &Mutex<HashSet<K>>, key: K, most: usize) -> bool {
+    let Ok(mut seen) = seen.lock() else {
+        return false;
+    };
+    if seen.contains(&key) {
+        return true;
+    }
+    if seen.len() + 1 < most {
+        seen.insert(key);
+        return true;
+    }
+    false
 }

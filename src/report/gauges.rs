@@ -21,6 +21,15 @@ pub struct PeriodSpend {
     pub batch_savings: Decimal,
 }
 
+impl PeriodSpend {
+    /// Adds another period's figures (projects folded together).
+    pub fn add(&mut self, other: &PeriodSpend) {
+        self.cost += other.cost;
+        self.cache_savings += other.cache_savings;
+        self.batch_savings += other.batch_savings;
+    }
+}
+
 impl From<&UsageAggregate> for PeriodSpend {
     fn from(aggregate: &UsageAggregate) -> Self {
         PeriodSpend {
@@ -40,12 +49,11 @@ pub struct ProjectSpend {
     pub day: PeriodSpend,
 }
 
-/// The `limit` projects that spent most this month (in `tz`), with today's figures.
+/// Every project with spend this month (in `tz`), most first, with today's figures.
 pub async fn project_spend(
     store: &dyn Store,
     tz: Tz,
     now: DateTime<Utc>,
-    limit: usize,
 ) -> Result<Vec<ProjectSpend>, StoreError> {
     let by_project = |(from, to): (DateTime<Utc>, DateTime<Utc>)| UsageQuery {
         from,
@@ -65,7 +73,6 @@ pub async fn project_spend(
         day.iter().map(|a| (a.keys[0].as_str(), a)).collect();
     let mut month: Vec<&UsageAggregate> = month.iter().collect();
     month.sort_by(|a, b| b.cost.cmp(&a.cost).then_with(|| a.keys.cmp(&b.keys)));
-    month.truncate(limit);
     Ok(month
         .into_iter()
         .map(|aggregate| {

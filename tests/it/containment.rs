@@ -306,3 +306,94 @@ async fn an_adversarial_corpus_fails_no_innocent_request_on_either_store() {
         owned_server.daemon.stop().await.unwrap();
     }
 }
+
+/// Series of an exposition: its non-comment lines.
+fn series_count(exposition: &str) -> usize {
+    exposition
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .count()
+}
+
+/// The sum of every series of one family (`name{…} value`).
+fn family_total(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|line| line.starts_with(&format!("{name}{{")))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn metrics_stay_under_the_series_budget_whatever_is_sent() {
+    let backend = Backend::sqlite().await;
+    let mut config = Config::from_toml(
+        "[limits]\nrequests_per_second = 100000\nburst = 100000\nmax_body_bytes = 16777216\n\
+         [metrics]\nrefresh_interval = \"100ms\"\n",
+    )
+    .unwrap();
+    config.database_url = Some(backend.url().to_owned());
+    let server = TestServer::start_with(config).await;
+    let (_, before) = server.get("/metrics").await;
+    let before = series_count(before.as_str().unwrap());
+
+    // 6,000 distinct projects in one POST, 6,000 distinct providers in another: each
+    // would take 6 or more series, 36,000 in all without the budget.
+    let now = chrono::Utc::now().to_rfc3339();
+    let body = |field: &str| {
+        (0..6_000)
+            .map(|i| {
+                let mut record = json!({"id": format!("{field}{i}"), "time": now,
+                    "project": "p", "provider": "openai", "model": "gpt-5.2",
+                    "tokens": {"input": 100, "output": 10}});
+                record[field] = Value::from(format!("{field}-{i}"));
+                record.to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for field in ["project", "provider"] {
+        let (status, answer) = server
+            .post("/v1/usage", "application/x-ndjson", body(field))
+            .await;
+        assert_eq!(
+            (status, &answer["accepted"]),
+            (200, &json!(6_000)),
+            "{answer}"
+        );
+    }
+
+    // Once the gauges have been read from the store again, projects past the budget
+    // show as one `other` series.
+    let exposition = loop {
+        let (_, metrics) = server.get("/metrics").await;
+        let text = metrics.as_str().unwrap().to_owned();
+        if text.contains(r#"llm_meter_project_spend_usd{period="month",project="other"}"#) {
+            break text;
+        }
+        tokio::task::yield_now().await;
+    };
+    let series = series_count(&exposition);
+    assert!(
+        series <= before + llm_meter::metrics::DEFAULT_MAX_SERIES,
+        "{series} series, {before} before"
+    );
+    crate::metrics::promtool_check(&exposition);
+    // Folded, not dropped: every record is still counted.
+    assert_eq!(
+        family_total(&exposition, "llm_meter_requests_total"),
+        12_000.0
+    );
+    assert!(family_total(&exposition, "llm_meter_metrics_folded_total") > 0.0);
+    let month: f64 = exposition
+        .lines()
+        .filter(|l| l.starts_with("llm_meter_project_spend_usd{period=\"month\""))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum();
+    let cost = family_total(&exposition, "llm_meter_cost_usd_total");
+    assert!(
+        (month - cost).abs() < 1e-6 * cost.max(1.0),
+        "{month} {cost}"
+    );
+    server.daemon.stop().await.unwrap();
+}
