@@ -249,12 +249,18 @@ impl Authenticator {
 /// Clients that keep failing authentication: after `per_minute` failures within a minute,
 /// an address is refused (429) before any token of it is looked up, until that minute is
 /// over. Keeps a flood of bad tokens from tying up the store.
+/// Failed authentications per minute, counted per address *and* presented token id
+/// (`lmt_<id>_…`; one shared key for anything else). Past the limit a failure is answered
+/// 429 instead of 401; a good token is never held off (behind a proxy every client
+/// shares one address), and one client's failures do not count against another token.
 pub struct FailedAuth {
     per_minute: u32,
-    windows: std::sync::Mutex<HashMap<std::net::IpAddr, (std::time::Instant, u32)>>,
+    windows: std::sync::Mutex<HashMap<(std::net::IpAddr, String), (std::time::Instant, u32)>>,
 }
 
 const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Most (address, token id) keys remembered at once.
+const MAX_FAILURE_KEYS: usize = 50_000;
 
 impl FailedAuth {
     pub fn new(per_minute: u32) -> FailedAuth {
@@ -264,22 +270,38 @@ impl FailedAuth {
         }
     }
 
-    /// Seconds to wait, when `ip` has failed too often this minute.
-    pub fn blocked(&self, ip: std::net::IpAddr, now: std::time::Instant) -> Option<u64> {
+    /// The key failures are counted under: the address and the token id presented.
+    fn key(ip: std::net::IpAddr, bearer: Option<&str>) -> (std::net::IpAddr, String) {
+        let id = bearer.and_then(token_id).unwrap_or_default();
+        (ip, id.to_owned())
+    }
+
+    /// Seconds to wait, when `ip` has failed too often this minute with this token.
+    pub fn blocked(
+        &self,
+        ip: std::net::IpAddr,
+        bearer: Option<&str>,
+        now: std::time::Instant,
+    ) -> Option<u64> {
         let windows = self.windows.lock().ok()?;
-        let (started, failures) = windows.get(&ip)?;
+        let (started, failures) = windows.get(&Self::key(ip, bearer))?;
         let left = FAILURE_WINDOW.checked_sub(now.duration_since(*started))?;
         (*failures >= self.per_minute).then(|| left.as_secs().max(1))
     }
 
-    pub fn failed(&self, ip: std::net::IpAddr, now: std::time::Instant) {
+    pub fn failed(&self, ip: std::net::IpAddr, bearer: Option<&str>, now: std::time::Instant) {
         let Ok(mut windows) = self.windows.lock() else {
             return;
         };
-        if windows.len() > 10_000 {
+        if windows.len() >= MAX_FAILURE_KEYS {
             windows.retain(|_, (started, _)| now.duration_since(*started) < FAILURE_WINDOW);
         }
-        let window = windows.entry(ip).or_insert((now, 0));
+        let mut key = Self::key(ip, bearer);
+        if windows.len() >= MAX_FAILURE_KEYS && !windows.contains_key(&key) {
+            // Full of fresh keys: count this one under its address alone.
+            key.1.clear();
+        }
+        let window = windows.entry(key).or_insert((now, 0));
         if now.duration_since(window.0) >= FAILURE_WINDOW {
             *window = (now, 0);
         }

@@ -170,18 +170,20 @@ async fn authorize(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|info| info.0.ip());
     let started = Instant::now();
-    if let Some(wait) = client.and_then(|ip| state.failed_auth.blocked(ip, started)) {
-        return Ok(too_many(
-            "too many failed authentications from this address",
-            wait,
-        ));
-    }
+    // A good token always passes: only failures are held off, so a failing client can
+    // never lock out a good one sent from the same address.
     let principal = match state.auth.authenticate(bearer, chrono::Utc::now()).await {
         Ok(principal) => principal,
         Err(crate::auth::AuthError::Store(error)) => return Err(error.into()),
         Err(error) => {
             if let Some(ip) = client {
-                state.failed_auth.failed(ip, started);
+                if let Some(wait) = state.failed_auth.blocked(ip, bearer, started) {
+                    return Ok(too_many(
+                        "too many failed authentications with this token from this address",
+                        wait,
+                    ));
+                }
+                state.failed_auth.failed(ip, bearer, started);
             }
             return Err(unauthorized(&error.to_string()));
         }

@@ -771,8 +771,10 @@ async fn an_address_that_keeps_failing_authentication_is_held_off() {
         statuses.push(get(&wrong).await.unwrap().status().as_u16());
     }
     assert_eq!(statuses, [401, 401, 401, 429]);
-    // Held off for the rest of the minute, good token or not; health is never held off.
-    let held = get(&good).await.unwrap();
+    // Failures are held off for the rest of the minute; a good token, even of the same
+    // id and from the same address, is not (behind a proxy every client shares one).
+    assert_eq!(get(&good).await.unwrap().status(), 200);
+    let held = get(&wrong).await.unwrap();
     assert_eq!(held.status(), 429);
     let retry_after: u64 = held.headers()["retry-after"]
         .to_str()
@@ -780,6 +782,9 @@ async fn an_address_that_keeps_failing_authentication_is_held_off() {
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // Another token's failures are counted apart.
+    let other = "lmt_0123456789abcdef_nope";
+    assert_eq!(get(other).await.unwrap().status(), 401);
     let health = server
         .client
         .get(format!("{}/healthz", server.base))
