@@ -94,6 +94,7 @@ pub struct Metrics {
     pub pricing_sync_models: GaugeVec,
     pub pricing_sync_skipped_entries: IntCounterVec,
     pub folded: IntCounterVec,
+    pub http_connections_refused: prometheus::IntCounter,
     pub budget: SeriesBudget,
     /// The label keys each store-derived gauge family shows now.
     spend_projects: Mutex<HashSet<String>>,
@@ -362,6 +363,11 @@ impl Metrics {
                 &["family"],
             )
             .expect("valid metric"),
+            http_connections_refused: prometheus::IntCounter::new(
+                "llm_meter_http_connections_refused_total",
+                "Connections closed as soon as they were accepted because [limits] max_connections were open.",
+            )
+            .expect("valid metric"),
             budget: SeriesBudget::new(max_series),
             registry,
             spend_projects: Mutex::new(HashSet::new()),
@@ -379,6 +385,7 @@ impl Metrics {
             Box::new(metrics.unpriced_requests.clone()),
             Box::new(metrics.partial_requests.clone()),
             Box::new(metrics.folded.clone()),
+            Box::new(metrics.http_connections_refused.clone()),
             Box::new(metrics.calls.clone()),
             Box::new(metrics.ingest_records.clone()),
             Box::new(metrics.ingest_batch_seconds.clone()),

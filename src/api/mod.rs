@@ -43,9 +43,19 @@ pub struct Limits {
     pub requests_per_second: u32,
     /// Requests a token may make at once above the sustained rate.
     pub burst: u32,
-    /// Failed authentications per client address and minute before that address gets
-    /// 429 without its token being looked up.
+    /// Failed authentications per client address and token id and minute; past them
+    /// further failures get 429 (a good token is never held off).
     pub failed_auth_per_minute: u32,
+    /// Connections open at once; past it a new connection is closed at once (idle and
+    /// trickling clients cannot exhaust file descriptors; `/healthz` keeps answering).
+    pub max_connections: usize,
+    /// Connections one client address may hold open at once, so that one client cannot
+    /// take every connection (a proxy in front is one address: raise it there).
+    pub max_connections_per_address: usize,
+    /// How long a client may take to send a request's headers, and how long a kept-alive
+    /// connection may sit idle between requests.
+    #[serde(with = "crate::duration_text")]
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -57,6 +67,9 @@ impl Default for Limits {
             requests_per_second: 200,
             burst: 400,
             failed_auth_per_minute: 60,
+            max_connections: 1024,
+            max_connections_per_address: 256,
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -123,17 +136,119 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
+///
+/// Each connection is HTTP/1.1 with a header-read timeout (which also ends kept-alive
+/// connections idle for as long), and at most `max_connections` are open at once: a
+/// connection past it is closed as soon as it is accepted.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    let limits = state.limits.clone();
+    let metrics = state.metrics.clone();
+    let app = router(state);
+    let open = Arc::new(OpenConnections::default());
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, say: wait a moment instead of spinning.
+                    tracing::warn!(message = "Accepting a connection failed.", %error);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Some(permit) = OpenConnections::admit(&open, remote.ip(), &limits) else {
+            metrics.http_connections_refused.inc();
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(remote));
+                tower::ServiceExt::oneshot(app.clone(), request)
+            },
+        );
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    // Requests in flight finish (each within the request timeout); idle connections close.
+    let _ = tokio::time::timeout(
+        limits.request_timeout + Duration::from_secs(1),
+        graceful.shutdown(),
     )
-    .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    Ok(())
+}
+
+/// The connections open now, in all and per client address.
+#[derive(Default)]
+struct OpenConnections {
+    by_address: std::sync::Mutex<(usize, std::collections::HashMap<std::net::IpAddr, usize>)>,
+}
+
+/// One admitted connection; dropping it frees its place.
+struct ConnectionPermit {
+    open: Arc<OpenConnections>,
+    address: std::net::IpAddr,
+}
+
+impl OpenConnections {
+    fn admit(
+        open: &Arc<OpenConnections>,
+        address: std::net::IpAddr,
+        limits: &Limits,
+    ) -> Option<ConnectionPermit> {
+        let mut guard = open.by_address.lock().ok()?;
+        let (total, by_address) = &mut *guard;
+        let held = by_address.entry(address).or_insert(0);
+        if *total >= limits.max_connections.max(1)
+            || *held >= limits.max_connections_per_address.max(1)
+        {
+            if *held == 0 {
+                by_address.remove(&address);
+            }
+            return None;
+        }
+        *held += 1;
+        *total += 1;
+        Some(ConnectionPermit {
+            open: open.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        if let Ok(mut guard) = self.open.by_address.lock() {
+            let (total, by_address) = &mut *guard;
+            *total = total.saturating_sub(1);
+            if let Some(held) = by_address.get_mut(&self.address) {
+                *held -= 1;
+                if *held == 0 {
+                    by_address.remove(&self.address);
+                }
+            }
+        }
+    }
 }
 
 /// Who may call what: checks the bearer token and its role, applies the rate limit, and

@@ -397,3 +397,70 @@ async fn metrics_stay_under_the_series_budget_whatever_is_sent() {
     );
     server.daemon.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn idle_and_trickling_connections_cannot_starve_other_clients() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = Backend::sqlite().await;
+    let mut config = Config::from_toml(
+        "[limits]\nmax_connections = 64\nmax_connections_per_address = 16\nheader_read_timeout = \"1s\"\n",
+    )
+    .unwrap();
+    config.database_url = Some(backend.url().to_owned());
+    let server = TestServer::start_with(config).await;
+    let addr = server.daemon.addr;
+
+    // One client (127.0.0.2) opens 100 connections and sends nothing on most of them,
+    // a header a byte at a time on the others.
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        held.push(socket.connect(addr).await.unwrap());
+    }
+    for stream in held.iter_mut().step_by(10) {
+        let _ = stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await;
+    }
+
+    // Everyone else is still served.
+    let (status, _) = server.get("/healthz").await;
+    assert_eq!(status, 200);
+    let (status, answer) = server
+        .post(
+            "/v1/usage",
+            "application/json",
+            innocent_record(0, 0).to_string(),
+        )
+        .await;
+    assert_eq!((status, &answer["accepted"]), (200, &json!(1)), "{answer}");
+    let (_, metrics) = server.get("/metrics").await;
+    let refused = metrics
+        .as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("llm_meter_http_connections_refused_total "))
+        .map(|v| v.parse::<u64>().unwrap());
+    assert_eq!(refused, Some(84));
+
+    // And the server lets go of every one of them: past the per-address limit at once,
+    // the others when the header-read time is up.
+    let mut buffer = [0u8; 256];
+    for stream in &mut held {
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match stream.read(&mut buffer).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            }
+        })
+        .await;
+        assert!(
+            ended.is_ok(),
+            "a connection was held open past the header timeout"
+        );
+    }
+    server.daemon.stop().await.unwrap();
+}
