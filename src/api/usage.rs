@@ -107,17 +107,48 @@ async fn post_usage(
     let preparer = Preparer::new(&book, format, state.default_project.as_ref());
     let mut intake =
         Intake::new(preparer, "http", Utc::now()).with_allowed_projects(principal.projects);
-    match &records {
-        Records::One(record) => intake.add_text(0, record),
-        Records::Many(many) => {
-            for (index, record) in many.iter().enumerate() {
-                intake.add_text(index, record);
-            }
+    let many = match records {
+        Records::One(record) => {
+            intake.add_text(0, record);
+            return write_one(&state, intake.take()).await;
         }
+        Records::Many(many) => many,
+    };
+    // Prepared and written a chunk at a time, so a request's memory is its body and one
+    // chunk, however many records it holds. Each chunk commits on its own: a request
+    // that fails half-way may be sent again (what landed comes back as duplicates).
+    let mut answer = UsageAnswer {
+        accepted: 0,
+        duplicates: 0,
+        rejected: Vec::new(),
+    };
+    for (chunk_number, chunk) in many.chunks(RECORDS_PER_CHUNK).enumerate() {
+        for (offset, record) in chunk.iter().enumerate() {
+            intake.add_text(chunk_number * RECORDS_PER_CHUNK + offset, record);
+        }
+        let prepared = intake.take();
+        let committed = state.pipeline.write(prepared.batch, "http").await?;
+        answer.accepted += committed.accepted;
+        answer.duplicates += committed.duplicates;
+        answer.rejected.extend(prepared.rejections);
+        answer
+            .rejected
+            .extend(committed.refusals(&prepared.positions));
     }
-    let prepared = intake.take();
-    let (batch, mut rejected) = (prepared.batch, prepared.rejections);
-    if let (Records::One(_), Some(rejection)) = (&records, rejected.first()) {
+    answer.rejected.sort_by_key(|r| r.index);
+    Ok((StatusCode::OK, Json(answer)))
+}
+
+/// Records of a request prepared and written together.
+const RECORDS_PER_CHUNK: usize = 2000;
+
+/// A body of one record: its rejection is the request's failure (400, or 403 for a
+/// project the token may not write).
+async fn write_one(
+    state: &AppState,
+    prepared: crate::ingest::Prepared,
+) -> Result<(StatusCode, Json<UsageAnswer>), ApiError> {
+    if let Some(rejection) = prepared.rejections.first() {
         if rejection.forbidden {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -126,21 +157,19 @@ async fn post_usage(
             ));
         }
         // Keep the dead letter even though the request fails.
-        state.pipeline.write(batch, "http").await?;
+        state.pipeline.write(prepared.batch, "http").await?;
         return Err(ApiError::bad_request("rejected", rejection.error.clone()));
     }
-    let committed = state.pipeline.write(batch, "http").await?;
-    if let (Records::One(_), Some(refused)) = (&records, committed.refused.first()) {
+    let committed = state.pipeline.write(prepared.batch, "http").await?;
+    if let Some(refused) = committed.refused.first() {
         return Err(ApiError::bad_request("rejected", refused.reason.clone()));
     }
-    rejected.extend(committed.refusals(&prepared.positions));
-    rejected.sort_by_key(|r| r.index);
     Ok((
         StatusCode::OK,
         Json(UsageAnswer {
             accepted: committed.accepted,
             duplicates: committed.duplicates,
-            rejected,
+            rejected: Vec::new(),
         }),
     ))
 }

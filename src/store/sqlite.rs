@@ -116,8 +116,13 @@ impl SqliteStore {
     }
 }
 
+/// Groups in one rollup upsert: under SQLite's 32,766 bound variables (8 key columns
+/// and the value columns each).
+const GROUPS_PER_UPSERT: usize = 32_000 / (8 + ROLLUP_VALUES);
+
 /// Adds hourly sums (negative ones too: a reprice moving records between groups) to the
-/// hourly and the daily rollups.
+/// hourly and the daily rollups, many groups per statement (each statement is a round
+/// trip to SQLite's worker thread).
 async fn add_rollups(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     hourly: BTreeMap<RollupKey<'_>, RollupSums>,
@@ -125,31 +130,33 @@ async fn add_rollups(
     let daily = Rollup::Daily.groups(hourly.clone())?;
     for (level, groups) in [(Rollup::Hourly, hourly), (Rollup::Daily, daily)] {
         let head = format!(
-            "INSERT INTO {} ({}, {}) VALUES (",
+            "INSERT INTO {} ({}, {}) ",
             level.table(),
             level.key_columns(),
             ROLLUP_VALUE_COLUMNS.join(", ")
         );
         let tail = format!(
-            ") ON CONFLICT ({}) DO UPDATE SET {}",
+            " ON CONFLICT ({}) DO UPDATE SET {}",
             level.key_columns(),
             rollup_increments("")
         );
-        for (key, sums) in groups {
+        let groups: Vec<_> = groups.into_iter().collect();
+        for chunk in groups.chunks(GROUPS_PER_UPSERT) {
             let mut upsert = QueryBuilder::<Sqlite>::new(head.as_str());
-            let mut values = upsert.separated(", ");
-            values
-                .push_bind(key.0.to_owned())
-                .push_bind(key.1.timestamp())
-                .push_bind(key.2.to_owned())
-                .push_bind(key.3.to_owned())
-                .push_bind(key.4.to_owned())
-                .push_bind(key.5)
-                .push_bind(key.6.to_owned())
-                .push_bind(key.7.to_owned());
-            for value in sums.values() {
-                values.push_bind(value);
-            }
+            upsert.push_values(chunk, |mut values, (key, sums)| {
+                values
+                    .push_bind(key.0)
+                    .push_bind(key.1.timestamp())
+                    .push_bind(key.2)
+                    .push_bind(key.3)
+                    .push_bind(key.4)
+                    .push_bind(key.5)
+                    .push_bind(key.6)
+                    .push_bind(key.7);
+                for value in sums.values() {
+                    values.push_bind(value);
+                }
+            });
             upsert.push(&tail);
             upsert.build().execute(&mut **tx).await?;
         }
