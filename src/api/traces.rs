@@ -23,6 +23,9 @@ use crate::otlp;
 use crate::prepare::Preparer;
 use crate::usage::Format;
 
+/// Usage spans prepared and written together.
+const SPANS_PER_CHUNK: usize = 2000;
+
 pub(super) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(post_traces))
 }
@@ -59,22 +62,30 @@ async fn post_traces(
         .unwrap_or("application/x-protobuf")
         .to_ascii_lowercase();
     let json = content_type.starts_with("application/json");
-    let request = if json {
-        serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|error| {
+    let protobuf = content_type.starts_with("application/x-protobuf")
+        || content_type.starts_with("application/protobuf");
+    let decoded;
+    let (spans, count): (Box<dyn Iterator<Item = otlp::SpanItem> + Send + '_>, usize) = if json {
+        decoded = serde_json::from_slice::<ExportTraceServiceRequest>(&body).map_err(|error| {
             ApiError::bad_request(
                 "invalid_otlp",
                 format!("not an OTLP JSON trace export: {error}"),
             )
-        })?
-    } else if content_type.starts_with("application/x-protobuf")
-        || content_type.starts_with("application/protobuf")
-    {
-        ExportTraceServiceRequest::decode(body.as_ref()).map_err(|error| {
+        })?;
+        let spans = otlp::spans_of(&decoded)
+            .filter_map(|(index, resource, span)| otlp::span_usage_at(index, resource, span))
+            .map(Ok);
+        (Box::new(spans), otlp::spans_of(&decoded).count())
+    } else if protobuf {
+        // Spans are decoded one at a time as they are used; the framing is checked (and
+        // the spans counted) first, so a malformed export is refused before anything.
+        let count = otlp::SpanReader::count(&body).map_err(|error| {
             ApiError::bad_request(
                 "invalid_otlp",
                 format!("not an OTLP protobuf trace export: {error}"),
             )
-        })?
+        })?;
+        (Box::new(otlp::SpanReader::new(&body)), count)
     } else {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -82,23 +93,46 @@ async fn post_traces(
             "send application/x-protobuf or application/json",
         ));
     };
-    let (spans, _) = otlp::usage_spans(&request);
+    if count > state.limits.max_records_per_request {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_records",
+            format!(
+                "{count} spans in one export; at most {} are accepted",
+                state.limits.max_records_per_request
+            ),
+        ));
+    }
     let book = state.book.current();
     let preparer = Preparer::new(&book, Format::Auto, state.default_project.as_ref());
     let mut intake =
         Intake::new(preparer, "otlp", Utc::now()).with_allowed_projects(principal.projects);
-    for span in spans {
-        match span.result {
-            Ok(parsed) => intake.add_parsed(span.index, parsed, &span.summary),
-            Err(error) => {
-                intake.reject(span.index, error.code(), &error.to_string(), &span.summary)
+    let mut rejected = Vec::new();
+    let mut spans = spans.peekable();
+    // Prepared and written a chunk at a time, like POST /v1/usage: memory is the body
+    // and one chunk of spans.
+    while spans.peek().is_some() {
+        for item in spans.by_ref().take(SPANS_PER_CHUNK) {
+            match item {
+                Ok(span) => match span.result {
+                    Ok(parsed) => intake.add_parsed(span.index, parsed, &span.summary),
+                    Err(error) => {
+                        intake.reject(span.index, error.code(), &error.to_string(), &span.summary)
+                    }
+                },
+                Err((index, error)) => intake.reject(
+                    index,
+                    "invalid_span",
+                    &format!("the span's protobuf does not decode: {error}"),
+                    "",
+                ),
             }
         }
+        let prepared = intake.take();
+        let committed = state.pipeline.write(prepared.batch, "otlp").await?;
+        rejected.extend(prepared.rejections);
+        rejected.extend(committed.refusals(&prepared.positions));
     }
-    let prepared = intake.take();
-    let mut rejected = prepared.rejections;
-    let committed = state.pipeline.write(prepared.batch, "otlp").await?;
-    rejected.extend(committed.refusals(&prepared.positions));
     rejected.sort_by_key(|r| r.index);
     let partial_success = (!rejected.is_empty()).then(|| ExportTracePartialSuccess {
         rejected_spans: rejected.len() as i64,
