@@ -158,7 +158,7 @@ async fn add_rollups(
                 }
             });
             upsert.push(&tail);
-            upsert.build().execute(&mut **tx).await?;
+            upsert.build().persistent(false).execute(&mut **tx).await?;
         }
     }
     Ok(())
@@ -347,7 +347,7 @@ impl UsageStore for SqliteStore {
                 }
             });
             insert.push(" ON CONFLICT (project, id) DO NOTHING RETURNING project, id");
-            for returned in insert.build().fetch_all(&mut *tx).await? {
+            for returned in insert.build().persistent(false).fetch_all(&mut *tx).await? {
                 inserted.insert((returned.try_get(0)?, returned.try_get(1)?));
             }
         }
