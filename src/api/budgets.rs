@@ -418,7 +418,11 @@ async fn alert_views(
                 id: d.id,
                 status: d.status,
                 attempts: d.attempts,
-                last_error: d.last_error,
+                // Redacted again on the way out: errors stored before it was done on the
+                // way in may hold the URL.
+                last_error: d
+                    .last_error
+                    .map(|e| crate::webhook::redact_target(&e, &d.url)),
                 delivered_at: d.delivered_at,
             })
             .collect();

@@ -249,7 +249,10 @@ async fn post(
             );
         }
     }
-    let mut response = request.send().await.map_err(|e| describe(&e))?;
+    let mut response = request
+        .send()
+        .await
+        .map_err(|e| describe(e, &delivery.url))?;
     let status = response.status();
     let retry_after = retry_after(response.headers(), now);
     // Keep the start of the answer for the attempt log; never read more than that.
@@ -274,14 +277,37 @@ async fn post(
     })
 }
 
-/// A reqwest error with its causes, on one line.
-fn describe(error: &reqwest::Error) -> String {
+/// A reqwest error with its causes, on one line, without the target's URL: a Slack or
+/// Discord URL is itself a credential, and this text is stored and shown to readers.
+fn describe(error: reqwest::Error, url: &str) -> String {
+    let error = error.without_url();
     let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
+    let mut source = std::error::Error::source(&error);
     while let Some(cause) = source {
         text.push_str(": ");
         text.push_str(&cause.to_string());
         source = cause.source();
+    }
+    redact_target(&text, url)
+}
+
+/// `text` with the target URL, and its path, replaced by the host alone.
+pub fn redact_target(text: &str, url: &str) -> String {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return text.replace(url, "…");
+    };
+    let host = format!(
+        "{}://{}/…",
+        parsed.scheme(),
+        parsed.host_str().unwrap_or_default()
+    );
+    let mut text = text.replace(url, &host).replace(parsed.as_str(), &host);
+    let path = parsed.path();
+    if path.len() > 1 {
+        text = text.replace(path, "/…");
+    }
+    if let Some(query) = parsed.query() {
+        text = text.replace(query, "…");
     }
     text
 }
@@ -289,6 +315,25 @@ fn describe(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delivery_errors_lose_the_target_url_its_path_and_query() {
+        let url = "https://hooks.slack.com/services/T0/B0/TOKEN?key=Q";
+        for text in [
+            format!("error sending request for url ({url}): timed out"),
+            "GET /services/T0/B0/TOKEN?key=Q failed".to_owned(),
+        ] {
+            let redacted = redact_target(&text, url);
+            assert!(
+                !redacted.contains("TOKEN") && !redacted.contains("key=Q"),
+                "{redacted}"
+            );
+        }
+        assert_eq!(
+            redact_target(&format!("for url ({url})"), url),
+            "for url (https://hooks.slack.com/…)"
+        );
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_honours_retry_after() {

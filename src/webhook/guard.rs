@@ -46,7 +46,8 @@ impl TargetGuard {
     }
 
     fn host_allowed(&self, host: &str) -> bool {
-        let host = host.to_ascii_lowercase();
+        // `localhost.` is `localhost`: a name is the same with its root dot.
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
         self.allowed
             .iter()
             .any(|a| matches!(a, Allowed::Host(h) if *h == host))
@@ -72,7 +73,8 @@ impl TargetGuard {
             Some(url::Host::Ipv4(ip)) => self.check_ip(IpAddr::V4(ip))?,
             Some(url::Host::Ipv6(ip)) => self.check_ip(IpAddr::V6(ip))?,
             Some(url::Host::Domain(name)) => {
-                if !self.host_allowed(name) && (name == "localhost" || name.ends_with(".localhost"))
+                let bare = name.trim_end_matches('.').to_ascii_lowercase();
+                if !self.host_allowed(name) && (bare == "localhost" || bare.ends_with(".localhost"))
                 {
                     return Err(format!(
                         "{name} is loopback; allow it with [webhooks] allow = [\"{name}\"]"
@@ -130,8 +132,15 @@ fn is_public(ip: IpAddr) -> bool {
             if segments[0] == 0x2002 {
                 return is_public(embedded(segments[1], segments[2])); // 6to4
             }
+            if segments[..6] == [0, 0, 0, 0, 0xffff, 0] {
+                return is_public(embedded(segments[6], segments[7])); // IPv4-translated
+            }
             let first = segments[0];
             !(v6.is_loopback()
+                || (first == 0x2001 && segments[1] == 0) // Teredo: tunnels to any IPv4
+                || (first == 0x2001 && segments[1] == 0x0db8) // documentation
+                || segments[..3] == [0x64, 0xff9b, 1] // local-use NAT64
+                || segments[..4] == [0x100, 0, 0, 0] // discard-only
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || segments[..6] == [0; 6] // IPv4-compatible (deprecated)
@@ -225,6 +234,15 @@ mod tests {
             "http://2130706433/",
             "http://0x7f.1/",
             "http://localhost:8080/",
+            "http://localhost./",
+            "http://LOCALHOST.:80/",
+            "http://app.localhost./",
+            "http://[::ffff:0:7f00:1]/",
+            "http://[::ffff:0:a00:1]/",
+            "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",
+            "http://[2001:db8::1]/",
+            "http://[64:ff9b:1::a00:1]/",
+            "http://[100::1]/",
             "ftp://example.com/",
         ] {
             assert!(guard.check_url(url).is_err(), "{url}");
@@ -248,6 +266,7 @@ mod tests {
             "http://127.0.0.1:9000/",
             "http://10.9.9.9/",
             "http://localhost/",
+            "http://localhost./",
         ] {
             assert!(allowing.check_url(url).is_ok(), "{url}");
         }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use deliver::{Deliverer, backoff};
+pub use deliver::{Deliverer, backoff, redact_target};
 pub use guard::{TargetGuard, client};
 pub use signing::{new_secret, secret_key, sign};
 

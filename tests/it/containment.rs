@@ -468,3 +468,131 @@ async fn idle_and_trickling_connections_cannot_starve_other_clients() {
     }
     server.daemon.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn no_answer_a_reader_gets_carries_a_webhook_secret() {
+    use llm_meter::auth::{self, Role};
+    let backend = Backend::postgres().await;
+    let store = backend.store();
+    let now = chrono::Utc::now();
+    let (admin, stored) = auth::generate(Role::Admin, vec![], "ops".into(), None, now);
+    store.insert_token(&stored).await.unwrap();
+    let (reader, stored) =
+        auth::generate(Role::Read, vec!["alpha".into()], "alpha".into(), None, now);
+    store.insert_token(&stored).await.unwrap();
+    let mut config = Config::from_toml(
+        "[webhooks]\nallow = [\"127.0.0.1\"]\npoll_interval = \"20ms\"\n\
+         [alerts]\ndebounce = \"10ms\"\nevaluate_interval = \"1h\"\n",
+    )
+    .unwrap();
+    config.database_url = Some(backend.url().to_owned());
+    let server = TestServer::start_with(config).await;
+    let call = |token: &str, method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = server
+            .client
+            .request(method, format!("{}{path}", server.base))
+            .bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+
+    // Targets that refuse connections (nothing listens on the port), one with its token
+    // in the path like Slack's, one signed with a secret.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let slack_token = "SECRETPATHTOKEN123";
+    let signing = "whsec_c2VjcmV0c2lnbmluZ2tleTEyMzQ1Njc4OTA=";
+    let (status, budget) = call(
+        &admin,
+        reqwest::Method::POST,
+        "/v1/budgets",
+        Some(json!({"name": "alpha", "project": "alpha", "limit_usd": "0.000001",
+            "period": "month", "webhooks": [
+                {"url": format!("http://127.0.0.1:{port}/services/T0/B0/{slack_token}?key=QUERYSECRET"), "format": "slack"},
+                {"url": format!("http://127.0.0.1:{port}/hook"), "secret": signing}
+            ]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{budget}");
+    let budget_id = serde_json::from_str::<Value>(&budget).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = call(
+        &admin,
+        reqwest::Method::POST,
+        "/v1/usage",
+        Some(
+            json!({"id": "spend", "project": "alpha", "provider": "openai",
+            "model": "gpt-5.2", "tokens": {"input": 100000}}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Wait until both deliveries have failed at least once and say why.
+    let failed = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let (_, alerts) = call(&admin, reqwest::Method::GET, "/v1/alerts", None).await;
+            let alerts: Value = serde_json::from_str(&alerts).unwrap();
+            let errors: Vec<String> = alerts["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|a| a["deliveries"].as_array().unwrap().clone())
+                .filter_map(|d| d["last_error"].as_str().map(str::to_owned))
+                .collect();
+            if errors.len() >= 2 {
+                break errors;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the deliveries never failed");
+    assert!(
+        failed.iter().all(|e| e.contains("Connection refused")),
+        "{failed:?}"
+    );
+
+    let secrets = [
+        slack_token,
+        "QUERYSECRET",
+        signing,
+        "c2VjcmV0c2lnbmluZ2tleTEy",
+    ];
+    let reads = [
+        "/v1/alerts".to_owned(),
+        format!("/v1/alerts?budget={budget_id}"),
+        "/v1/budgets".to_owned(),
+        format!("/v1/budgets/{budget_id}"),
+        format!("/v1/budgets/{budget_id}/status"),
+        "/v1/budgets/check?project=alpha".to_owned(),
+        "/v1/spend?project=alpha".to_owned(),
+    ];
+    for path in &reads {
+        let (status, answer) = call(&reader, reqwest::Method::GET, path, None).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+        for secret in secrets {
+            assert!(!answer.contains(secret), "{path} shows {secret}: {answer}");
+        }
+    }
+    // An admin sees the URLs (they manage them) but never the signing secret; delivery
+    // errors hold no URL for anyone.
+    let (_, alerts) = call(&admin, reqwest::Method::GET, "/v1/alerts", None).await;
+    assert!(
+        !alerts.contains(slack_token) && !alerts.contains(signing),
+        "{alerts}"
+    );
+    let (_, budgets) = call(&admin, reqwest::Method::GET, "/v1/budgets", None).await;
+    assert!(!budgets.contains(signing), "{budgets}");
+    server.daemon.stop().await.unwrap();
+}
