@@ -299,24 +299,40 @@ pub async fn refresh_store_gauges(
 
 /// SQLite allows one writer per file, and several daemons on one file would each run
 /// their own budget and delivery workers: refuse a second `serve` on the same file.
+///
+/// The lock (`flock`) is taken on the database file itself, so it holds for the file
+/// whatever name reaches it: a hard link or another path to the same file is the same
+/// lock (each name would otherwise get its own `-wal` file, and the database breaks).
+/// SQLite's own locks are POSIX locks, which a process loses when it closes *any*
+/// descriptor of the file: this one stays open until the daemon has closed its store,
+/// and is never closed when the lock is refused.
 fn lock_sqlite_file(url: &str) -> anyhow::Result<Option<std::fs::File>> {
     let Some(path) = crate::store::sqlite_path(url) else {
         return Ok(None);
     };
-    let lock_path = format!("{path}.lock");
+    if path.is_empty() || path == ":memory:" || path.starts_with("file::memory:") {
+        return Ok(None);
+    }
+    // An empty file is a new SQLite database: creating it first lets it be locked before
+    // the store opens and migrates it.
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open the lock file {lock_path}"))?;
+        .open(path)
+        .with_context(|| format!("cannot open the database file {path}"))?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "another llm-meter serve is using {path}: the embedded SQLite store serves one daemon per file. To run several replicas, point DATABASE_URL at Postgres."
-        ),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            std::mem::forget(file);
+            anyhow::bail!(
+                "another llm-meter serve is using {path} (or a link to the same file): the embedded SQLite store serves one daemon per file. To run several replicas, point DATABASE_URL at Postgres."
+            )
+        }
         Err(std::fs::TryLockError::Error(error)) => {
-            Err(error).with_context(|| format!("cannot lock {lock_path}"))
+            std::mem::forget(file);
+            Err(error).with_context(|| format!("cannot lock {path}"))
         }
     }
 }

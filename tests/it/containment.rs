@@ -596,3 +596,39 @@ async fn no_answer_a_reader_gets_carries_a_webhook_secret() {
     assert!(!budgets.contains(signing), "{budgets}");
     server.daemon.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_hard_link_or_another_path_to_the_same_sqlite_file_is_the_same_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("meter.db");
+    let config_for = |path: &std::path::Path| Config {
+        database_url: Some(format!("sqlite://{}", path.display())),
+        ..Config::default()
+    };
+    let server = TestServer::start_with(config_for(&file)).await;
+    let other_dir = tempfile::tempdir().unwrap();
+    let linked = other_dir.path().join("linked.db");
+    std::fs::hard_link(&file, &linked).unwrap();
+    let dotted = dir.path().join(".").join("meter.db");
+    for path in [&linked, &dotted] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let error = llm_meter::daemon::Daemon::start(&config_for(path), listener)
+            .await
+            .err()
+            .expect("a second daemon on the same file is refused");
+        assert!(
+            error.to_string().contains("one daemon per file"),
+            "{error:#}"
+        );
+    }
+    // The first daemon still works.
+    let (status, answer) = server
+        .post(
+            "/v1/usage",
+            "application/json",
+            innocent_record(1, 1).to_string(),
+        )
+        .await;
+    assert_eq!((status, &answer["accepted"]), (200, &json!(1)), "{answer}");
+    server.daemon.stop().await.unwrap();
+}
