@@ -29,11 +29,20 @@ async fn healthz() -> Json<serde_json::Value> {
     tag = "operations",
     responses(
         (status = 200, description = "Ready"),
-        (status = 503, description = "The store is unreachable", body = super::openapi::ErrorBody)
+        (status = 503, description = "The store is unreachable, or its schema is not in place", body = super::openapi::ErrorBody)
     )
 )]
 async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    state.store.ping().await?;
+    match state.store.ping().await {
+        Err(crate::store::StoreError::SchemaMissing(reason)) => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "schema_missing",
+                format!("{reason}; restart the daemon to apply its migrations"),
+            ));
+        }
+        other => other?,
+    }
     Ok(Json(
         serde_json::json!({"status": "ready", "store": state.store.kind()}),
     ))

@@ -1,7 +1,7 @@
 //! The parameters of spend queries (`GET /v1/spend` and its siblings, `llm-meter
 //! report`): collected as given, validated in one place, every error naming its parameter.
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use super::calendar::{TimeBucket, bucket_start_time, time_dimension};
@@ -129,16 +129,24 @@ pub fn check_tag_key(parameter: &str, key: &str) -> Result<String, ParameterErro
 
 /// Parses an RFC 3339 time (a bare date means its midnight UTC).
 pub fn parse_time(parameter: &str, text: &str) -> Result<DateTime<Utc>, ParameterError> {
-    if let Ok(time) = DateTime::parse_from_rfc3339(text.trim()) {
-        return Ok(time.with_timezone(&Utc));
+    let time = if let Ok(time) = DateTime::parse_from_rfc3339(text.trim()) {
+        time.with_timezone(&Utc)
+    } else if let Ok(date) = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+        Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight"))
+    } else {
+        return Err(invalid(
+            parameter,
+            format!("{text:?} is not an RFC 3339 time (2026-03-01T00:00:00Z)"),
+        ));
+    };
+    // Both stores and every calendar keep years 1 to 9999; outside them is a typo.
+    if !(1..=9999).contains(&time.year()) {
+        return Err(invalid(
+            parameter,
+            format!("{text:?} is outside the years 1 to 9999"),
+        ));
     }
-    if let Ok(date) = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
-        return Ok(Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight")));
-    }
-    Err(invalid(
-        parameter,
-        format!("{text:?} is not an RFC 3339 time (2026-03-01T00:00:00Z)"),
-    ))
+    Ok(time)
 }
 
 pub fn parse_timezone(text: &str) -> Result<Tz, ParameterError> {

@@ -37,6 +37,9 @@ pub enum StoreError {
     InvalidUrl { url: String, reason: String },
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// The database answers but lacks the tables or migrations this build needs.
+    #[error("the schema is not in place: {0}")]
+    SchemaMissing(String),
     /// A write the store cannot take as it is: a sum would pass the largest value a
     /// column keeps, a value is too large for an index. Retrying will not help; the
     /// pipeline finds the records that cause it and refuses only those.
@@ -100,6 +103,28 @@ impl From<sqlx::Error> for StoreError {
             }
             _ => StoreError::Other(error),
         }
+    }
+}
+
+/// What `ping` asks to know the schema is in place: every table the daemon uses (named,
+/// read for no rows) and the last migration applied.
+pub(crate) const SCHEMA_PROBE: &str = "SELECT max(version) FROM _sqlx_migrations \
+     WHERE success AND NOT EXISTS (SELECT 1 FROM events, rollups_hourly, rollups_daily, \
+     dead_letters, collector_checkpoints, budgets, alerts, deliveries, delivery_attempts, \
+     digest_runs, api_tokens, price_syncs, reprice_audit WHERE 1 = 0)";
+
+/// Fails unless the database has every migration this build carries.
+pub(crate) fn check_schema_version(
+    applied: Option<i64>,
+    migrator: &sqlx::migrate::Migrator,
+) -> Result<(), StoreError> {
+    let wanted = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    match applied {
+        Some(version) if version >= wanted => Ok(()),
+        other => Err(StoreError::SchemaMissing(format!(
+            "the last migration applied is {}, this build needs {wanted}",
+            other.map_or_else(|| "none".to_owned(), |v| v.to_string())
+        ))),
     }
 }
 

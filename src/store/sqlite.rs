@@ -323,7 +323,11 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
+        let applied: Option<i64> = sqlx::query_scalar(super::SCHEMA_PROBE)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|error| StoreError::SchemaMissing(error.to_string()))?;
+        super::check_schema_version(applied, &MIGRATOR)
     }
 
     fn kind(&self) -> &'static str {

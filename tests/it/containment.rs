@@ -632,3 +632,32 @@ async fn a_hard_link_or_another_path_to_the_same_sqlite_file_is_the_same_lock() 
     assert_eq!((status, &answer["accepted"]), (200, &json!(1)), "{answer}");
     server.daemon.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn readyz_is_not_ready_when_the_schema_is_gone() {
+    for backend in Backend::both().await {
+        let at = backend.name();
+        let server = server_on(&backend).await;
+        let (status, ready) = server.get("/readyz").await;
+        assert_eq!(status, 200, "{at}: {ready}");
+        match &backend {
+            Backend::Postgres { store, .. } => {
+                for sql in ["DROP SCHEMA public CASCADE", "CREATE SCHEMA public"] {
+                    sqlx::query(sql).execute(store.pool()).await.unwrap();
+                }
+            }
+            Backend::Sqlite { store, .. } => {
+                sqlx::query("DROP TABLE deliveries")
+                    .execute(store.pool())
+                    .await
+                    .unwrap();
+            }
+        }
+        let (status, ready) = server.get("/readyz").await;
+        assert_eq!(status, 503, "{at}: {ready}");
+        assert_eq!(ready["error"]["code"], "schema_missing", "{at}: {ready}");
+        let (status, _) = server.get("/healthz").await;
+        assert_eq!(status, 200, "{at}");
+        server.daemon.stop().await.unwrap();
+    }
+}

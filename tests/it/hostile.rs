@@ -142,6 +142,10 @@ const BAD_QUERIES: &[&str] = &[
     "?budget=%2e%2e%2f",
     "?budget=%00&model=%00&project=%00",
     "?from=%ZZ",
+    "?from=-9999-01-01",
+    "?from=0001-01-01&to=9999-12-31&group_by=hour",
+    "?to=10000-01-01",
+    "?from=9999-12-31T23:59:59Z&to=9999-12-31T23:59:59.999Z",
     "?unknown=1",
     "?stats=maybe",
 ];
