@@ -648,26 +648,17 @@ async fn list_alerts(
         // Others' alerts are dropped below: read as many as allowed, then cut.
         query.limit = 1000;
     }
+    if principal.projects.is_some()
+        && let Some(id) = &query.budget_id
+    {
+        // Asking for a budget it cannot see is refused like reading the budget.
+        stored_budget(&state, &principal, id).await?;
+    }
     let mut alerts = state.store.alerts(&query).await?;
     if principal.projects.is_some() {
-        // A scoped reader sees the alerts of the budgets it sees.
-        let seen: std::collections::HashSet<String> = state
-            .store
-            .budgets()
-            .await?
-            .into_iter()
-            .filter(|stored| {
-                serde_json::from_str::<BudgetSpec>(&stored.spec_json)
-                    .is_ok_and(|spec| visible(&principal, &spec))
-            })
-            .map(|stored| stored.id)
-            .collect();
-        if let Some(id) = &query.budget_id
-            && !seen.contains(id)
-        {
-            return Err(hidden_budget(id));
-        }
-        alerts.retain(|alert| seen.contains(&alert.budget_id) && alert_visible(&principal, alert));
+        // A scoped reader sees the alerts fired for its projects: by the project the
+        // budget had when each fired, so moving a budget moves none of its history.
+        alerts.retain(|alert| alert_visible(&principal, alert));
         alerts.truncate(wanted);
     }
     Ok(Json(AlertList {

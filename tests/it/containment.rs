@@ -661,3 +661,83 @@ async fn readyz_is_not_ready_when_the_schema_is_gone() {
         server.daemon.stop().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_budget_moved_to_another_project_keeps_its_alerts_with_the_old_one() {
+    use llm_meter::auth::{self, Role};
+    let backend = Backend::sqlite().await;
+    let store = backend.store();
+    let now = chrono::Utc::now();
+    let mut tokens = std::collections::BTreeMap::new();
+    for (name, role, projects) in [
+        ("admin", Role::Admin, vec![]),
+        ("alpha", Role::Read, vec!["alpha".to_owned()]),
+        ("bravo", Role::Read, vec!["bravo".to_owned()]),
+    ] {
+        let (token, stored) = auth::generate(role, projects, name.into(), None, now);
+        store.insert_token(&stored).await.unwrap();
+        tokens.insert(name, token);
+    }
+    let mut config =
+        Config::from_toml("[alerts]\ndebounce = \"10ms\"\nevaluate_interval = \"1h\"\n").unwrap();
+    config.database_url = Some(backend.url().to_owned());
+    let server = TestServer::start_with(config).await;
+    let call = |who: &str, method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = server
+            .client
+            .request(method, format!("{}{path}", server.base))
+            .bearer_auth(&tokens[who]);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)))
+        }
+    };
+    let spec = |project: &str| {
+        json!({"name": "team", "project": project, "limit_usd": "0.000001", "period": "month"})
+    };
+    let (status, budget) = call("admin", reqwest::Method::POST, "/v1/budgets", Some(spec("alpha"))).await;
+    assert_eq!(status, 201, "{budget}");
+    let id = budget["id"].as_str().unwrap().to_owned();
+    let (status, _) = call(
+        "admin",
+        reqwest::Method::POST,
+        "/v1/usage",
+        Some(json!({"id": "spend", "project": "alpha", "provider": "openai",
+            "model": "gpt-5.2", "tokens": {"input": 100000}})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let alerts_of = |answer: &Value| answer["alerts"].as_array().unwrap().len();
+    // The three default thresholds fire on the one record.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while alerts_of(&call("alpha", reqwest::Method::GET, "/v1/alerts", None).await.1) < 3 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the alerts never fired");
+
+    let (status, moved) = call(
+        "admin",
+        reqwest::Method::PUT,
+        &format!("/v1/budgets/{id}"),
+        Some(spec("bravo")),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    let (_, bravo) = call("bravo", reqwest::Method::GET, "/v1/alerts", None).await;
+    assert_eq!(alerts_of(&bravo), 0, "{bravo}");
+    let (status, bravo) = call("bravo", reqwest::Method::GET, &format!("/v1/budgets/{id}/status"), None).await;
+    assert_eq!(status, 200, "{bravo}");
+    assert_eq!(alerts_of(&bravo), 0, "{bravo}");
+    let (_, alpha) = call("alpha", reqwest::Method::GET, "/v1/alerts", None).await;
+    assert_eq!(alerts_of(&alpha), 3, "{alpha}");
+    let (_, admin) = call("admin", reqwest::Method::GET, "/v1/alerts", None).await;
+    assert_eq!(alerts_of(&admin), 3, "{admin}");
+    server.daemon.stop().await.unwrap();
+}
