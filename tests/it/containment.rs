@@ -694,28 +694,42 @@ async fn a_budget_moved_to_another_project_keeps_its_alerts_with_the_old_one() {
             let response = request.send().await.unwrap();
             let status = response.status().as_u16();
             let text = response.text().await.unwrap();
-            (status, serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)))
+            (
+                status,
+                serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)),
+            )
         }
     };
-    let spec = |project: &str| {
-        json!({"name": "team", "project": project, "limit_usd": "0.000001", "period": "month"})
-    };
-    let (status, budget) = call("admin", reqwest::Method::POST, "/v1/budgets", Some(spec("alpha"))).await;
+    let spec = |project: &str| json!({"name": "team", "project": project, "limit_usd": "0.000001", "period": "month"});
+    let (status, budget) = call(
+        "admin",
+        reqwest::Method::POST,
+        "/v1/budgets",
+        Some(spec("alpha")),
+    )
+    .await;
     assert_eq!(status, 201, "{budget}");
     let id = budget["id"].as_str().unwrap().to_owned();
     let (status, _) = call(
         "admin",
         reqwest::Method::POST,
         "/v1/usage",
-        Some(json!({"id": "spend", "project": "alpha", "provider": "openai",
-            "model": "gpt-5.2", "tokens": {"input": 100000}})),
+        Some(
+            json!({"id": "spend", "project": "alpha", "provider": "openai",
+            "model": "gpt-5.2", "tokens": {"input": 100000}}),
+        ),
     )
     .await;
     assert_eq!(status, 200);
     let alerts_of = |answer: &Value| answer["alerts"].as_array().unwrap().len();
     // The three default thresholds fire on the one record.
     tokio::time::timeout(Duration::from_secs(60), async {
-        while alerts_of(&call("alpha", reqwest::Method::GET, "/v1/alerts", None).await.1) < 3 {
+        while alerts_of(
+            &call("alpha", reqwest::Method::GET, "/v1/alerts", None)
+                .await
+                .1,
+        ) < 3
+        {
             tokio::task::yield_now().await;
         }
     })
@@ -732,7 +746,13 @@ async fn a_budget_moved_to_another_project_keeps_its_alerts_with_the_old_one() {
     assert_eq!(status, 200, "{moved}");
     let (_, bravo) = call("bravo", reqwest::Method::GET, "/v1/alerts", None).await;
     assert_eq!(alerts_of(&bravo), 0, "{bravo}");
-    let (status, bravo) = call("bravo", reqwest::Method::GET, &format!("/v1/budgets/{id}/status"), None).await;
+    let (status, bravo) = call(
+        "bravo",
+        reqwest::Method::GET,
+        &format!("/v1/budgets/{id}/status"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{bravo}");
     assert_eq!(alerts_of(&bravo), 0, "{bravo}");
     let (_, alpha) = call("alpha", reqwest::Method::GET, "/v1/alerts", None).await;
@@ -740,4 +760,49 @@ async fn a_budget_moved_to_another_project_keeps_its_alerts_with_the_old_one() {
     let (_, admin) = call("admin", reqwest::Method::GET, "/v1/alerts", None).await;
     assert_eq!(alerts_of(&admin), 3, "{admin}");
     server.daemon.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_replicas_writing_the_same_records_at_once_both_succeed_exactly_once() {
+    let backend = Backend::postgres().await;
+    let lines = generated_lines("replica", 0..4000);
+    let chunks: Vec<Vec<String>> = lines.chunks(200).map(<[String]>::to_vec).collect();
+    let replica = |store: Arc<dyn llm_meter::store::Store>, reversed: bool| {
+        let chunks = chunks.clone();
+        async move {
+            let (pipeline, task) =
+                Pipeline::start(store, PipelineConfig::default(), Arc::new(Metrics::new()));
+            let order: Vec<&Vec<String>> = if reversed {
+                chunks.iter().rev().collect()
+            } else {
+                chunks.iter().collect()
+            };
+            let mut writes = Vec::new();
+            for chunk in order {
+                writes.push(pipeline.write(intake_batch(book(), chunk), "http"));
+            }
+            let results = futures_util::future::join_all(writes).await;
+            drop(pipeline);
+            task.await.unwrap();
+            results
+        }
+    };
+    let (first, second) = tokio::join!(
+        replica(backend.store(), false),
+        replica(backend.reopen().await, true)
+    );
+    let mut accepted = 0;
+    for result in first.into_iter().chain(second) {
+        let committed = result.expect("no write fails, deadlocks included");
+        assert!(committed.refused.is_empty());
+        accepted += committed.accepted;
+    }
+    let due = expected(book(), &lines);
+    assert_eq!(accepted as u64, due.requests);
+    let (events, _, event_cost, rollup_cost, requests) = backend.totals().await;
+    assert_eq!(
+        (events as u64, requests as u64),
+        (due.requests, due.requests)
+    );
+    assert_eq!((event_cost, rollup_cost), (due.cost, due.cost));
 }
