@@ -218,7 +218,7 @@ async fn main() {
         ),
     ];
     for (name, path, content_type, bodies) in steps {
-        let bodies: Vec<Vec<u8>> = (0..CONCURRENT).map(|i| bodies(i)).collect();
+        let bodies: Vec<Vec<u8>> = (0..CONCURRENT).map(&bodies).collect();
         let size = bodies[0].len();
         let answers = send_all(&client, &base, path, content_type, bodies).await;
         let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
