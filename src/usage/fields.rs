@@ -56,12 +56,17 @@ pub fn check_label<'s>(field: &str, value: &'s str) -> Result<&'s str, ParseErro
     } else {
         None
     };
+    refuse_if(field, problem).map(|()| value)
+}
+
+/// `problem`, if any, as the field's error.
+fn refuse_if(field: &str, problem: Option<String>) -> Result<(), ParseError> {
     match problem {
         Some(reason) => Err(ParseError::InvalidField {
             field: field.to_owned(),
             reason,
         }),
-        None => Ok(value),
+        None => Ok(()),
     }
 }
 
@@ -79,24 +84,15 @@ pub fn check_project(field: &str, value: &str) -> Result<(), ParseError> {
     } else {
         None
     };
-    match problem {
-        Some(reason) => Err(ParseError::InvalidField {
-            field: field.to_owned(),
-            reason,
-        }),
-        None => Ok(()),
-    }
+    refuse_if(field, problem)
 }
 
 /// Checks the length of a short label (provider, tier, effort) against its own bound.
 fn check_short(field: &str, value: &str, max: usize) -> Result<(), ParseError> {
-    if value.len() > max {
-        return Err(ParseError::InvalidField {
-            field: field.to_owned(),
-            reason: format!("is longer than {max} bytes"),
-        });
-    }
-    Ok(())
+    refuse_if(
+        field,
+        (value.len() > max).then(|| format!("is longer than {max} bytes")),
+    )
 }
 
 /// The bounds of a complete record's stored labels, checked once whatever shape it came

@@ -154,19 +154,7 @@ async fn request(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = server
-        .client
-        .request(method, format!("{}{path}", server.base));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    server.call(None, method, path, body).await
 }
 
 #[tokio::test]

@@ -122,6 +122,12 @@ async fn a_poisoned_submission_merged_with_others_fails_only_its_own_records() {
     }
 }
 
+/// A record of $0.175 of alpha's: enough to cross a budget of $0.000001.
+fn alpha_spend() -> Value {
+    json!({"id": "spend", "project": "alpha", "provider": "openai",
+        "model": "gpt-5.2", "tokens": {"input": 100000}})
+}
+
 /// A daemon on `backend` with rate limits out of the way.
 async fn server_on(backend: &Backend) -> TestServer {
     let mut config = Config::from_toml(
@@ -469,17 +475,32 @@ async fn idle_and_trickling_connections_cannot_starve_other_clients() {
     server.daemon.stop().await.unwrap();
 }
 
+/// Tokens made in the store, by name: (name, role, projects).
+async fn make_tokens(
+    backend: &Backend,
+    specs: &[(&str, llm_meter::auth::Role, &[&str])],
+) -> std::collections::BTreeMap<String, String> {
+    let now = chrono::Utc::now();
+    let mut tokens = std::collections::BTreeMap::new();
+    for (name, role, projects) in specs {
+        let projects = projects.iter().map(|p| (*p).to_owned()).collect();
+        let (token, stored) = llm_meter::auth::generate(*role, projects, (*name).into(), None, now);
+        backend.store().insert_token(&stored).await.unwrap();
+        tokens.insert((*name).to_owned(), token);
+    }
+    tokens
+}
+
 #[tokio::test]
 async fn no_answer_a_reader_gets_carries_a_webhook_secret() {
-    use llm_meter::auth::{self, Role};
+    use llm_meter::auth::Role;
     let backend = Backend::postgres().await;
-    let store = backend.store();
-    let now = chrono::Utc::now();
-    let (admin, stored) = auth::generate(Role::Admin, vec![], "ops".into(), None, now);
-    store.insert_token(&stored).await.unwrap();
-    let (reader, stored) =
-        auth::generate(Role::Read, vec!["alpha".into()], "alpha".into(), None, now);
-    store.insert_token(&stored).await.unwrap();
+    let tokens = make_tokens(
+        &backend,
+        &[("ops", Role::Admin, &[]), ("alpha", Role::Read, &["alpha"])],
+    )
+    .await;
+    let (admin, reader) = (tokens["ops"].clone(), tokens["alpha"].clone());
     let mut config = Config::from_toml(
         "[webhooks]\nallow = [\"127.0.0.1\"]\npoll_interval = \"20ms\"\n\
          [alerts]\ndebounce = \"10ms\"\nevaluate_interval = \"1h\"\n",
@@ -487,17 +508,12 @@ async fn no_answer_a_reader_gets_carries_a_webhook_secret() {
     .unwrap();
     config.database_url = Some(backend.url().to_owned());
     let server = TestServer::start_with(config).await;
+    // The answers as text: what is searched for secrets.
     let call = |token: &str, method: reqwest::Method, path: &str, body: Option<Value>| {
-        let mut request = server
-            .client
-            .request(method, format!("{}{path}", server.base))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
+        let (token, path, server) = (token.to_owned(), path.to_owned(), &server);
         async move {
-            let response = request.send().await.unwrap();
-            (response.status().as_u16(), response.text().await.unwrap())
+            let (status, answer) = server.call(Some(&token), method, &path, body).await;
+            (status, answer.to_string())
         }
     };
 
@@ -530,10 +546,7 @@ async fn no_answer_a_reader_gets_carries_a_webhook_secret() {
         &admin,
         reqwest::Method::POST,
         "/v1/usage",
-        Some(
-            json!({"id": "spend", "project": "alpha", "provider": "openai",
-            "model": "gpt-5.2", "tokens": {"input": 100000}}),
-        ),
+        Some(alpha_spend()),
     )
     .await;
     assert_eq!(status, 200);
@@ -664,41 +677,24 @@ async fn readyz_is_not_ready_when_the_schema_is_gone() {
 
 #[tokio::test]
 async fn a_budget_moved_to_another_project_keeps_its_alerts_with_the_old_one() {
-    use llm_meter::auth::{self, Role};
+    use llm_meter::auth::Role;
     let backend = Backend::sqlite().await;
-    let store = backend.store();
-    let now = chrono::Utc::now();
-    let mut tokens = std::collections::BTreeMap::new();
-    for (name, role, projects) in [
-        ("admin", Role::Admin, vec![]),
-        ("alpha", Role::Read, vec!["alpha".to_owned()]),
-        ("bravo", Role::Read, vec!["bravo".to_owned()]),
-    ] {
-        let (token, stored) = auth::generate(role, projects, name.into(), None, now);
-        store.insert_token(&stored).await.unwrap();
-        tokens.insert(name, token);
-    }
+    let tokens = make_tokens(
+        &backend,
+        &[
+            ("admin", Role::Admin, &[]),
+            ("alpha", Role::Read, &["alpha"]),
+            ("bravo", Role::Read, &["bravo"]),
+        ],
+    )
+    .await;
     let mut config =
         Config::from_toml("[alerts]\ndebounce = \"10ms\"\nevaluate_interval = \"1h\"\n").unwrap();
     config.database_url = Some(backend.url().to_owned());
     let server = TestServer::start_with(config).await;
     let call = |who: &str, method: reqwest::Method, path: &str, body: Option<Value>| {
-        let mut request = server
-            .client
-            .request(method, format!("{}{path}", server.base))
-            .bearer_auth(&tokens[who]);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        async move {
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            let text = response.text().await.unwrap();
-            (
-                status,
-                serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text)),
-            )
-        }
+        let (token, path, server) = (tokens[who].clone(), path.to_owned(), &server);
+        async move { server.call(Some(&token), method, &path, body).await }
     };
     let spec = |project: &str| json!({"name": "team", "project": project, "limit_usd": "0.000001", "period": "month"});
     let (status, budget) = call(
@@ -714,10 +710,7 @@ async fn a_budget_moved_to_another_project_keeps_its_alerts_with_the_old_one() {
         "admin",
         reqwest::Method::POST,
         "/v1/usage",
-        Some(
-            json!({"id": "spend", "project": "alpha", "provider": "openai",
-            "model": "gpt-5.2", "tokens": {"input": 100000}}),
-        ),
+        Some(alpha_spend()),
     )
     .await;
     assert_eq!(status, 200);

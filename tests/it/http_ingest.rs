@@ -60,6 +60,25 @@ impl TestServer {
         answer(request).await
     }
 
+    /// `method path` with a JSON body and a bearer token, each if given: the status and the
+    /// answer as JSON (a string if not JSON).
+    pub async fn call(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        answer(request).await
+    }
+
     /// `GET path` (with its query): the status and the body as JSON (a string if not JSON).
     pub async fn get(&self, path: impl Into<String>) -> (u16, Value) {
         let path: String = path.into();
