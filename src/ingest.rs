@@ -485,6 +485,59 @@ fn settle(
     let _ = submission.reply.send(written);
 }
 
+/// A large request written a chunk at a time, each chunk committed on its own: the next
+/// chunk is prepared while the one before it is written, and a request holds at most two
+/// chunks of prepared records however many it sent.
+pub struct ChunkedWrite {
+    pipeline: Pipeline,
+    source: &'static str,
+    in_flight: Option<(JoinHandle<Result<Committed, IngestError>>, Vec<usize>)>,
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: Vec<Rejection>,
+}
+
+impl ChunkedWrite {
+    pub fn new(pipeline: &Pipeline, source: &'static str) -> ChunkedWrite {
+        ChunkedWrite {
+            pipeline: pipeline.clone(),
+            source,
+            in_flight: None,
+            accepted: 0,
+            duplicates: 0,
+            rejected: Vec::new(),
+        }
+    }
+
+    /// Waits for the chunk before, then starts writing this one.
+    pub async fn submit(&mut self, prepared: Prepared) -> Result<(), IngestError> {
+        self.settle().await?;
+        self.rejected.extend(prepared.rejections);
+        let (pipeline, source) = (self.pipeline.clone(), self.source);
+        let batch = prepared.batch;
+        let write = tokio::spawn(async move { pipeline.write(batch, source).await });
+        self.in_flight = Some((write, prepared.positions));
+        Ok(())
+    }
+
+    /// Waits for the last chunk; the rejections in request order.
+    pub async fn finish(mut self) -> Result<ChunkedWrite, IngestError> {
+        self.settle().await?;
+        self.rejected.sort_by_key(|r| r.index);
+        Ok(self)
+    }
+
+    async fn settle(&mut self) -> Result<(), IngestError> {
+        if let Some((write, positions)) = self.in_flight.take() {
+            let committed = write.await.map_err(|_| IngestError::Closed)??;
+            self.accepted += committed.accepted;
+            self.duplicates += committed.duplicates;
+            self.rejected.extend(committed.refusals(&positions));
+        }
+        Ok(())
+    }
+}
+
 /// A record that could not be used, with its position in the request or file.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Rejection {

@@ -18,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, AppState};
-use crate::ingest::Intake;
+use crate::ingest::{ChunkedWrite, Intake};
 use crate::otlp;
 use crate::prepare::Preparer;
 use crate::usage::Format;
@@ -107,7 +107,7 @@ async fn post_traces(
     let preparer = Preparer::new(&book, Format::Auto, state.default_project.as_ref());
     let mut intake =
         Intake::new(preparer, "otlp", Utc::now()).with_allowed_projects(principal.projects);
-    let mut rejected = Vec::new();
+    let mut writes = ChunkedWrite::new(&state.pipeline, "otlp");
     let mut spans = spans.peekable();
     // Prepared and written a chunk at a time, like POST /v1/usage: memory is the body
     // and one chunk of spans.
@@ -128,12 +128,9 @@ async fn post_traces(
                 ),
             }
         }
-        let prepared = intake.take();
-        let committed = state.pipeline.write(prepared.batch, "otlp").await?;
-        rejected.extend(prepared.rejections);
-        rejected.extend(committed.refusals(&prepared.positions));
+        writes.submit(intake.take()).await?;
     }
-    rejected.sort_by_key(|r| r.index);
+    let rejected = writes.finish().await?.rejected;
     let partial_success = (!rejected.is_empty()).then(|| ExportTracePartialSuccess {
         rejected_spans: rejected.len() as i64,
         error_message: rejected

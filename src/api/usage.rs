@@ -20,7 +20,7 @@ use utoipa_axum::routes;
 
 use super::{ApiError, AppState};
 use crate::auth::Principal;
-use crate::ingest::{Intake, Rejection};
+use crate::ingest::{ChunkedWrite, Intake, Rejection};
 use crate::prepare::Preparer;
 use crate::usage::Format;
 
@@ -117,26 +117,22 @@ async fn post_usage(
     // Prepared and written a chunk at a time, so a request's memory is its body and one
     // chunk, however many records it holds. Each chunk commits on its own: a request
     // that fails half-way may be sent again (what landed comes back as duplicates).
-    let mut answer = UsageAnswer {
-        accepted: 0,
-        duplicates: 0,
-        rejected: Vec::new(),
-    };
+    let mut writes = ChunkedWrite::new(&state.pipeline, "http");
     for (chunk_number, chunk) in many.chunks(RECORDS_PER_CHUNK).enumerate() {
         for (offset, record) in chunk.iter().enumerate() {
             intake.add_text(chunk_number * RECORDS_PER_CHUNK + offset, record);
         }
-        let prepared = intake.take();
-        let committed = state.pipeline.write(prepared.batch, "http").await?;
-        answer.accepted += committed.accepted;
-        answer.duplicates += committed.duplicates;
-        answer.rejected.extend(prepared.rejections);
-        answer
-            .rejected
-            .extend(committed.refusals(&prepared.positions));
+        writes.submit(intake.take()).await?;
     }
-    answer.rejected.sort_by_key(|r| r.index);
-    Ok((StatusCode::OK, Json(answer)))
+    let written = writes.finish().await?;
+    Ok((
+        StatusCode::OK,
+        Json(UsageAnswer {
+            accepted: written.accepted,
+            duplicates: written.duplicates,
+            rejected: written.rejected,
+        }),
+    ))
 }
 
 /// Records of a request prepared and written together.

@@ -627,6 +627,26 @@ pub(crate) fn rollup_groups<'r, 'e: 'r>(
     Ok(groups)
 }
 
+/// `items` in slices of `max`, the rest in slices whose lengths are powers of two: a
+/// multi-row statement's text depends on its row count, so this keeps the distinct
+/// statements (each prepared once and cached per connection) to a dozen whatever the
+/// batch sizes, instead of one per size seen.
+pub(crate) fn statement_sized_chunks<T>(items: &[T], max: usize) -> Vec<&[T]> {
+    let mut chunks = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let size = if rest.len() >= max {
+            max
+        } else {
+            1 << rest.len().ilog2()
+        };
+        let (chunk, after) = rest.split_at(size);
+        chunks.push(chunk);
+        rest = after;
+    }
+    chunks
+}
+
 /// The start of the hour an instant falls in.
 pub(crate) fn floor_hour(time: DateTime<Utc>) -> DateTime<Utc> {
     time.duration_trunc(TimeDelta::hours(1)).unwrap_or(time)
@@ -861,6 +881,21 @@ impl RepriceSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statement_chunks_cover_every_item_in_order_with_few_sizes() {
+        let mut sizes = std::collections::BTreeSet::new();
+        for n in 0..2000usize {
+            let items: Vec<usize> = (0..n).collect();
+            let chunks = statement_sized_chunks(&items, 516);
+            assert_eq!(chunks.concat(), items);
+            for chunk in chunks {
+                assert!(chunk.len() == 516 || chunk.len().is_power_of_two(), "{n}");
+                sizes.insert(chunk.len());
+            }
+        }
+        assert!(sizes.len() <= 11, "{sizes:?}");
+    }
 
     fn t(text: &str) -> DateTime<Utc> {
         text.parse().unwrap()

@@ -25,8 +25,9 @@ use super::rows::{
     Cell, EVENT_COLUMNS, EventRow, PICOS_SPLIT, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS,
     ROLLUP_VALUES, RepriceSteps, Rollup, RollupKey, RollupSums, SumStyle, count,
     event_usage_values, fill_aggregate, floor_day, is_picos_column, measured_columns,
-    reprice_windows, rollup_deltas, rollup_groups, rollup_increments, scan_columns, stored_event,
-    token_sums, tokens_from, unique_events, unsigned, usage_plan, usage_sums,
+    reprice_windows, rollup_deltas, rollup_groups, rollup_increments, scan_columns,
+    statement_sized_chunks, stored_event, token_sums, tokens_from, unique_events, unsigned,
+    usage_plan, usage_sums,
 };
 use super::{
     Checkpoint, CheckpointStore, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn,
@@ -38,9 +39,12 @@ use crate::prepare::PricedRecord;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// Events per `INSERT` statement: as many as keep it under SQLite's limit of 32,766
-/// bound variables.
-static ROWS_PER_INSERT: LazyLock<usize> = LazyLock::new(|| 32_000 / EVENT_COLUMNS.len());
+/// Rows per multi-row statement (events inserted, rollup groups upserted). Each size used
+/// is a statement prepared once and cached per connection, holding memory in proportion
+/// to its rows: 128 rows keeps the dozen cached statements small, and a statement's round
+/// trip is still shared by many rows. (SQLite's limit of 32,766 bound variables would
+/// allow 500.)
+const ROWS_PER_STATEMENT: usize = 128;
 
 static INSERT_EVENTS: LazyLock<String> = LazyLock::new(|| {
     let columns: Vec<&str> = EVENT_COLUMNS.iter().map(|c| c.name.as_str()).collect();
@@ -116,10 +120,6 @@ impl SqliteStore {
     }
 }
 
-/// Groups in one rollup upsert: under SQLite's 32,766 bound variables (8 key columns
-/// and the value columns each).
-const GROUPS_PER_UPSERT: usize = 32_000 / (8 + ROLLUP_VALUES);
-
 /// Adds hourly sums (negative ones too: a reprice moving records between groups) to the
 /// hourly and the daily rollups, many groups per statement (each statement is a round
 /// trip to SQLite's worker thread).
@@ -141,7 +141,7 @@ async fn add_rollups(
             rollup_increments("")
         );
         let groups: Vec<_> = groups.into_iter().collect();
-        for chunk in groups.chunks(GROUPS_PER_UPSERT) {
+        for chunk in statement_sized_chunks(&groups, ROWS_PER_STATEMENT) {
             let mut upsert = QueryBuilder::<Sqlite>::new(head.as_str());
             upsert.push_values(chunk, |mut values, (key, sums)| {
                 values
@@ -158,7 +158,7 @@ async fn add_rollups(
                 }
             });
             upsert.push(&tail);
-            upsert.build().persistent(false).execute(&mut **tx).await?;
+            upsert.build().execute(&mut **tx).await?;
         }
     }
     Ok(())
@@ -343,7 +343,7 @@ impl UsageStore for SqliteStore {
         let unique = unique_events(&events);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let mut inserted: HashSet<(String, String)> = HashSet::new();
-        for chunk in unique.rows.chunks(*ROWS_PER_INSERT) {
+        for chunk in statement_sized_chunks(&unique.rows, ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(INSERT_EVENTS.as_str());
             insert.push_values(chunk, |mut values, row: &EventRow<'_>| {
                 for cell in row.cells(now) {
@@ -351,7 +351,7 @@ impl UsageStore for SqliteStore {
                 }
             });
             insert.push(" ON CONFLICT (project, id) DO NOTHING RETURNING project, id");
-            for returned in insert.build().persistent(false).fetch_all(&mut *tx).await? {
+            for returned in insert.build().fetch_all(&mut *tx).await? {
                 inserted.insert((returned.try_get(0)?, returned.try_get(1)?));
             }
         }
