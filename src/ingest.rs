@@ -485,13 +485,16 @@ fn settle(
     let _ = submission.reply.send(written);
 }
 
+/// The write of one chunk, running.
+type ChunkWrite = JoinHandle<Result<Committed, IngestError>>;
+
 /// A large request written a chunk at a time, each chunk committed on its own: the next
 /// chunk is prepared while the one before it is written, and a request holds at most two
 /// chunks of prepared records however many it sent.
 pub struct ChunkedWrite {
     pipeline: Pipeline,
     source: &'static str,
-    in_flight: Option<(JoinHandle<Result<Committed, IngestError>>, Vec<usize>)>,
+    in_flight: Option<(ChunkWrite, Vec<usize>)>,
     pub accepted: usize,
     pub duplicates: usize,
     pub rejected: Vec<Rejection>,
