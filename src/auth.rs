@@ -284,9 +284,16 @@ impl FailedAuth {
         now: std::time::Instant,
     ) -> Option<u64> {
         let windows = self.windows.lock().ok()?;
-        let (started, failures) = windows.get(&Self::key(ip, bearer))?;
-        let left = FAILURE_WINDOW.checked_sub(now.duration_since(*started))?;
-        (*failures >= self.per_minute).then(|| left.as_secs().max(1))
+        // The token's own key, and the address's shared one (where failures go once the
+        // table is full of fresh keys).
+        let key = Self::key(ip, bearer);
+        [key.clone(), (ip, String::new())]
+            .iter()
+            .filter_map(|key| windows.get(key))
+            .filter(|(_, failures)| *failures >= self.per_minute)
+            .filter_map(|(started, _)| FAILURE_WINDOW.checked_sub(now.duration_since(*started)))
+            .map(|left| left.as_secs().max(1))
+            .max()
     }
 
     pub fn failed(&self, ip: std::net::IpAddr, bearer: Option<&str>, now: std::time::Instant) {

@@ -294,7 +294,8 @@ async fn write_merged(
                 settle(submission, Ok(written), metrics, changes);
             }
         }
-        Err(error) if error.is_transient() => {
+        Err(error) if !matches!(error, StoreError::Refused(_)) => {
+            // An outage or a fault of the store itself says nothing about the records.
             tracing::warn!(message = "Writing a batch failed.", %error, records);
             let error = Arc::new(error);
             for submission in submissions {
@@ -337,8 +338,8 @@ async fn write_isolated(
                 refused: Vec::new(),
             });
         }
-        Err(error) if error.is_transient() => return Err(error),
-        Err(error) => error,
+        Err(error @ StoreError::Refused(_)) => error,
+        Err(error) => return Err(error),
     };
     let events = &batch.events;
     let mut inserted = vec![false; events.len()];
@@ -359,8 +360,8 @@ async fn write_isolated(
                         inserted[range].copy_from_slice(&part_inserted);
                         continue;
                     }
-                    Err(error) if error.is_transient() => return Err(error),
-                    Err(error) => error,
+                    Err(error @ StoreError::Refused(_)) => error,
+                    Err(error) => return Err(error),
                 }
             }
         };

@@ -472,9 +472,9 @@ impl Metrics {
             }
         }
         for ((project, provider, model), sums) in groups {
+            let [cost_provider, cost_model] = self.bounded_cost(provider, model);
             let [project, provider, model] = self.bounded_usage(project, provider, model);
             let labels = [project, provider, model];
-            let [cost_provider, cost_model] = self.bounded_cost(provider, model);
             self.requests
                 .with_label_values(&labels)
                 .inc_by(sums.requests);

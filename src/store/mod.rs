@@ -94,8 +94,14 @@ impl From<sqlx::Error> for StoreError {
                 } else if code == "22003" || db.message().contains(OUT_OF_RANGE_MARK) {
                     // Postgres: bigint out of range; SQLite: the rollup triggers' abort.
                     StoreError::Refused(OUT_OF_RANGE.to_owned())
-                } else if code.starts_with("22") || code.starts_with("54") {
-                    // Other data exceptions and program limits (an index row too large).
+                } else if code.starts_with("22")
+                    || code.starts_with("54")
+                    || code.starts_with("23")
+                    || matches!(code.as_ref(), "18" | "19" | "275" | "1299" | "1811")
+                {
+                    // Other data exceptions, integrity violations and program limits (an
+                    // index row too large); SQLite: too big, constraint, check, not null,
+                    // trigger.
                     StoreError::Refused(format!("the store refused it: {}", db.message()))
                 } else {
                     StoreError::Other(error)
@@ -112,6 +118,15 @@ pub(crate) const SCHEMA_PROBE: &str = "SELECT max(version) FROM _sqlx_migrations
      WHERE success AND NOT EXISTS (SELECT 1 FROM events, rollups_hourly, rollups_daily, \
      dead_letters, collector_checkpoints, budgets, alerts, deliveries, delivery_attempts, \
      digest_runs, api_tokens, price_syncs, reprice_audit WHERE 1 = 0)";
+
+/// A failed schema probe: an outage stays an outage; anything else (a missing table,
+/// a missing migrations table) means the schema is not in place.
+pub(crate) fn schema_error(error: sqlx::Error) -> StoreError {
+    match StoreError::from(error) {
+        transient if transient.is_transient() => transient,
+        other => StoreError::SchemaMissing(other.to_string()),
+    }
+}
 
 /// Fails unless the database has every migration this build carries.
 pub(crate) fn check_schema_version(

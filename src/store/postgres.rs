@@ -535,7 +535,7 @@ impl Store for PgStore {
         let applied: Option<i64> = sqlx::query_scalar(super::SCHEMA_PROBE)
             .fetch_one(&self.pool)
             .await
-            .map_err(|error| StoreError::SchemaMissing(error.to_string()))?;
+            .map_err(super::schema_error)?;
         super::check_schema_version(applied, &MIGRATOR)
     }
 
