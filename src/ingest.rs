@@ -309,8 +309,15 @@ async fn write_merged(
                 records,
                 submissions = submissions.len()
             );
+            // A batch of one submission was that submission alone: its refusal is known.
+            let known = match (&error, submissions.len()) {
+                (StoreError::Refused(reason), 1) => Some(reason.clone()),
+                _ => None,
+            };
             for submission in submissions {
-                let written = write_isolated(store, &submission.batch, &submission.source).await;
+                let written =
+                    write_isolated(store, &submission.batch, &submission.source, known.clone())
+                        .await;
                 settle(submission, written.map_err(Arc::new), metrics, changes);
             }
         }
@@ -321,52 +328,62 @@ async fn write_merged(
 /// it, the records still in doubt are refused together (dead-lettered, not lost).
 const MAX_ISOLATION_SPLITS: usize = 128;
 
-/// Writes one submission that the store refused as part of a merged batch: alone first,
-/// then its events in halves until each refused record stands alone. Refused records
-/// are dead-lettered with the store's reason; the submission's own dead letters and
-/// checkpoints are written last, once all its events are settled, so a crash in
-/// between re-reads the records (duplicates) rather than skipping them.
+/// Writes one submission that the store refused as part of a merged batch: alone first
+/// (unless `known` already says why it is refused alone), then its events in halves until
+/// each refused record stands alone. Refused records are dead-lettered with the store's
+/// reason; the submission's own dead letters and checkpoints are written last, once all
+/// its events are settled, so a crash in between re-reads the records (duplicates)
+/// rather than skipping them.
 async fn write_isolated(
     store: &dyn Store,
     batch: &WriteBatch,
     source: &str,
+    known: Option<String>,
 ) -> Result<Written, StoreError> {
-    let first_error = match write_contended(store, &[batch]).await {
-        Ok(inserted) => {
-            return Ok(Written {
-                inserted,
-                refused: Vec::new(),
-            });
-        }
-        Err(error @ StoreError::Refused(_)) => error,
-        Err(error) => return Err(error),
+    let first_refusal = match known {
+        Some(reason) => reason,
+        None => match write_refusable(store, batch).await? {
+            Ok(inserted) => {
+                return Ok(Written {
+                    inserted,
+                    refused: Vec::new(),
+                });
+            }
+            Err(reason) => reason,
+        },
     };
     let events = &batch.events;
     let mut inserted = vec![false; events.len()];
     let mut refused = Vec::new();
     let mut splits_left = MAX_ISOLATION_SPLITS;
-    // Ranges still to write, in order (a stack, last first), with their error when known.
-    let mut pending = vec![(0..events.len(), Some(first_error))];
+    // Ranges still to write, a stack popped in event order, with the store's reason for
+    // refusing them when it is known.
+    let mut pending = vec![(0..events.len(), Some(first_refusal))];
     while let Some((range, known)) = pending.pop() {
-        let error = match known {
-            Some(error) => error,
+        let reason = match known {
+            Some(reason) => reason,
             None => {
                 let part = WriteBatch {
                     events: events[range.clone()].to_vec(),
                     ..WriteBatch::default()
                 };
-                match write_contended(store, &[&part]).await {
+                match write_refusable(store, &part).await? {
                     Ok(part_inserted) => {
                         inserted[range].copy_from_slice(&part_inserted);
                         continue;
                     }
-                    Err(error @ StoreError::Refused(_)) => error,
-                    Err(error) => return Err(error),
+                    Err(reason) => reason,
                 }
             }
         };
         if range.len() <= 1 || splits_left == 0 {
-            let reason = refusal_reason(&error, range.len() > 1);
+            let reason = if range.len() > 1 {
+                format!(
+                    "refused with other records of its request, too many of which the store refused: {reason}"
+                )
+            } else {
+                reason
+            };
             refused.extend(range.map(|event| Refused {
                 event,
                 reason: reason.clone(),
@@ -378,7 +395,6 @@ async fn write_isolated(
         pending.push((middle..range.end, None));
         pending.push((range.start..middle, None));
     }
-    refused.sort_by_key(|r| r.event);
     let now = Utc::now();
     let mut rest = WriteBatch {
         events: Vec::new(),
@@ -403,17 +419,15 @@ async fn write_isolated(
 /// The dead-letter code of a record the store refused.
 pub const REFUSED_CODE: &str = "refused_by_store";
 
-fn refusal_reason(error: &StoreError, together: bool) -> String {
-    let reason = match error {
-        StoreError::Refused(reason) => reason.clone(),
-        other => format!("the store refused it: {other}"),
-    };
-    if together {
-        format!(
-            "refused with other records of its request, too many of which the store refused: {reason}"
-        )
-    } else {
-        reason
+/// `write_contended` with a refusal of the records told apart: `Ok(Err(reason))`.
+async fn write_refusable(
+    store: &dyn Store,
+    batch: &WriteBatch,
+) -> Result<Result<Inserted, String>, StoreError> {
+    match write_contended(store, &[batch]).await {
+        Ok(inserted) => Ok(Ok(inserted)),
+        Err(StoreError::Refused(reason)) => Ok(Err(reason)),
+        Err(error) => Err(error),
     }
 }
 

@@ -39,14 +39,6 @@ pub struct SpanUsage {
     pub summary: String,
 }
 
-/// Every span with GenAI usage in an export request, and how many spans there were.
-pub fn usage_spans(request: &ExportTraceServiceRequest) -> (Vec<SpanUsage>, usize) {
-    let found = spans_of(request)
-        .filter_map(|(index, resource, span)| span_usage_at(index, resource, span))
-        .collect();
-    (found, spans_of(request).count())
-}
-
 /// Every span of a decoded export request, numbered, with its resource's attributes.
 pub fn spans_of(
     request: &ExportTraceServiceRequest,
@@ -532,7 +524,10 @@ mod tests {
         let request = request();
         let body = request.encode_to_vec();
         assert_eq!(SpanReader::count(&body).unwrap(), 4);
-        let whole = summary_of(usage_spans(&request).0.into_iter());
+        let whole = summary_of(
+            spans_of(&request)
+                .filter_map(|(index, resource, span)| span_usage_at(index, resource, span)),
+        );
         let streamed = summary_of(SpanReader::new(&body).map(Result::unwrap));
         assert_eq!(whole, streamed);
         assert_eq!(

@@ -74,6 +74,23 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// 413 when a request holds more records (or spans) than one may.
+    pub fn check_records(&self, count: usize, what: &str) -> Result<(), ApiError> {
+        if count <= self.max_records_per_request {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_records",
+            format!(
+                "{count} {what}; at most {} are accepted",
+                self.max_records_per_request
+            ),
+        ))
+    }
+}
+
 /// Requests per token (or per client address when no token is needed).
 pub type RateLimiter = governor::DefaultKeyedRateLimiter<String>;
 

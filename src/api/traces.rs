@@ -93,16 +93,7 @@ async fn post_traces(
             "send application/x-protobuf or application/json",
         ));
     };
-    if count > state.limits.max_records_per_request {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_records",
-            format!(
-                "{count} spans in one export; at most {} are accepted",
-                state.limits.max_records_per_request
-            ),
-        ));
-    }
+    state.limits.check_records(count, "spans in one export")?;
     let book = state.book.current();
     let preparer = Preparer::new(&book, Format::Auto, state.default_project.as_ref());
     let mut intake =

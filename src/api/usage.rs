@@ -88,16 +88,9 @@ async fn post_usage(
         Records::One(_) => 1,
         Records::Many(many) => many.len(),
     };
-    if count > state.limits.max_records_per_request {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_records",
-            format!(
-                "{count} records in one request; at most {} are accepted",
-                state.limits.max_records_per_request
-            ),
-        ));
-    }
+    state
+        .limits
+        .check_records(count, "records in one request")?;
     let format = if content_type.starts_with("application/cloudevents") {
         Format::CloudEvents
     } else {
