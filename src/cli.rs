@@ -43,6 +43,23 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Remove what `[retention]` no longer keeps.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Remove events, dead letters and rollups older than `[retention]` keeps them (on
+    /// Postgres, whole months of events: their partitions are dropped).
+    Apply(RetentionApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RetentionApplyArgs {
+    /// Count what would be removed; remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -71,6 +71,9 @@ pub struct Config {
     /// Published rate limits whose headroom `/metrics` shows.
     #[serde(default)]
     pub rate_limits: Vec<crate::report::headroom::RateLimit>,
+    /// How long events, dead letters and rollups are kept.
+    #[serde(default)]
+    pub retention: crate::retention::RetentionConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -242,6 +245,7 @@ impl Config {
             return Err("metrics.refresh_interval must be above zero".into());
         }
         self.pricing.sync.validate()?;
+        self.retention.check()?;
         if self.alerts.evaluate_interval.is_zero() {
             return Err("alerts.evaluate_interval must be above zero".into());
         }

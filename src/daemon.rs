@@ -61,6 +61,7 @@ impl Daemon {
             store.clone(),
             PipelineConfig {
                 changes: Some(changes.clone()),
+                events_retention: config.retention.events,
                 ..PipelineConfig::default()
             },
             metrics.clone(),
@@ -123,6 +124,11 @@ impl Daemon {
             tokio::spawn(crate::pricesync::run(
                 syncer,
                 config.metrics.refresh_interval,
+                collectors_stop.clone(),
+            )),
+            tokio::spawn(crate::retention::run(
+                store.clone(),
+                config.retention.clone(),
                 collectors_stop.clone(),
             )),
         ];

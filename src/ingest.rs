@@ -73,6 +73,9 @@ pub struct PipelineConfig {
     pub writers: usize,
     /// Told which projects each commit added records to.
     pub changes: Option<Arc<Changes>>,
+    /// `[retention] events`: records older than this are refused (dead-lettered), never
+    /// stored, so a replayed old log cannot count again once its events were removed.
+    pub events_retention: Option<Duration>,
 }
 
 impl Default for PipelineConfig {
@@ -83,6 +86,7 @@ impl Default for PipelineConfig {
             queue_depth: 64,
             writers: 2,
             changes: None,
+            events_retention: None,
         }
     }
 }
@@ -117,6 +121,7 @@ struct Submission {
 pub struct Pipeline {
     sender: mpsc::Sender<Submission>,
     metrics: Arc<Metrics>,
+    events_retention: Option<Duration>,
 }
 
 /// What a committed submission did.
@@ -157,8 +162,16 @@ impl Pipeline {
         metrics: Arc<Metrics>,
     ) -> (Pipeline, JoinHandle<()>) {
         let (sender, receiver) = mpsc::channel(config.queue_depth.max(1));
+        let events_retention = config.events_retention;
         let task = tokio::spawn(run_batcher(store, config, receiver, metrics.clone()));
-        (Pipeline { sender, metrics }, task)
+        (
+            Pipeline {
+                sender,
+                metrics,
+                events_retention,
+            },
+            task,
+        )
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -171,6 +184,25 @@ impl Pipeline {
     }
 
     async fn write_shared(
+        &self,
+        batch: Arc<WriteBatch>,
+        source: &str,
+    ) -> Result<Committed, IngestError> {
+        let horizon = self
+            .events_retention
+            .and_then(|keep| chrono::Duration::from_std(keep).ok())
+            .and_then(|keep| Utc::now().checked_sub_signed(keep));
+        let Some(mut past) =
+            horizon.and_then(|horizon| PastHorizon::split(&batch, horizon, source))
+        else {
+            return self.write_unchecked(batch, source).await;
+        };
+        let kept = Arc::new(std::mem::take(&mut past.kept));
+        let written = self.write_unchecked(kept, source).await?;
+        Ok(past.merge(written))
+    }
+
+    async fn write_unchecked(
         &self,
         batch: Arc<WriteBatch>,
         source: &str,
@@ -458,6 +490,90 @@ async fn write_contended(store: &dyn Store, parts: &[&WriteBatch]) -> Result<Ins
 struct Written {
     inserted: Inserted,
     refused: Vec<Refused>,
+}
+
+/// The dead-letter code of a record older than the events retention horizon.
+pub const PAST_RETENTION_CODE: &str = "past_retention";
+
+/// A batch with records older than the retention horizon: the rest, to write, and the
+/// refused ones (dead-lettered in the rest's transaction).
+struct PastHorizon {
+    kept: WriteBatch,
+    /// Per kept event, its position in the batch as submitted.
+    kept_positions: Vec<usize>,
+    refused: Vec<Refused>,
+    events: usize,
+}
+
+impl PastHorizon {
+    /// `None` when no record of the batch is older than `horizon`.
+    fn split(batch: &WriteBatch, horizon: DateTime<Utc>, source: &str) -> Option<PastHorizon> {
+        if batch
+            .events
+            .iter()
+            .all(|event| event.priced.record.time >= horizon)
+        {
+            return None;
+        }
+        let now = Utc::now();
+        let mut past = PastHorizon {
+            kept: WriteBatch {
+                events: Vec::new(),
+                dead_letters: batch.dead_letters.clone(),
+                checkpoints: batch.checkpoints.clone(),
+            },
+            kept_positions: Vec::new(),
+            refused: Vec::new(),
+            events: batch.events.len(),
+        };
+        for (position, event) in batch.events.iter().enumerate() {
+            let record = &event.priced.record;
+            if record.time >= horizon {
+                past.kept.events.push(event.clone());
+                past.kept_positions.push(position);
+                continue;
+            }
+            let reason = format!(
+                "time {} is before the retention horizon {} ([retention] events): records that \
+                 old are not kept",
+                crate::usage::format_time(&record.time),
+                crate::usage::format_time(&horizon),
+            );
+            let line = serde_json::to_string(record).unwrap_or_default();
+            past.kept.dead_letters.push(DeadLetter::new(
+                source,
+                PAST_RETENTION_CODE,
+                &reason,
+                &line,
+                now,
+            ));
+            past.refused.push(Refused {
+                event: position,
+                reason,
+            });
+        }
+        Some(past)
+    }
+
+    /// The answer for the batch as submitted, from the answer for the rest.
+    fn merge(mut self, written: Committed) -> Committed {
+        let mut inserted = vec![false; self.events];
+        for (kept, new) in written.inserted.into_iter().enumerate() {
+            inserted[self.kept_positions[kept]] = new;
+        }
+        self.refused
+            .extend(written.refused.into_iter().map(|refused| Refused {
+                event: self.kept_positions[refused.event],
+                reason: refused.reason,
+            }));
+        self.refused.sort_by_key(|refused| refused.event);
+        Committed {
+            accepted: written.accepted,
+            duplicates: written.duplicates,
+            inserted,
+            refused: self.refused,
+        }
+    }
 }
 
 /// An event the store refused: its position among the submission's events.

@@ -20,6 +20,7 @@ pub mod pricesync;
 pub mod pricing;
 pub mod providers;
 pub mod report;
+pub mod retention;
 pub mod store;
 pub mod usage;
 pub mod webhook;

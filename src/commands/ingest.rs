@@ -64,7 +64,11 @@ pub async fn ingest(config: &Config, args: IngestArgs) -> anyhow::Result<ExitCod
     let store = config.open_store().await?;
     let book = Arc::new(config.live_price_book(store.as_ref()).await?);
     let metrics = Arc::new(Metrics::new());
-    let (pipeline, batcher) = Pipeline::start(store, PipelineConfig::default(), metrics);
+    let pipeline_config = PipelineConfig {
+        events_retention: config.retention.events,
+        ..PipelineConfig::default()
+    };
+    let (pipeline, batcher) = Pipeline::start(store, pipeline_config, metrics);
     let total_bytes: u64 = args
         .files
         .iter()

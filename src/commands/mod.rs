@@ -5,6 +5,7 @@ pub mod ingest;
 pub mod pricing;
 pub mod report;
 pub mod reprice;
+pub mod retention;
 pub mod serve;
 pub mod token;
 
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => runtime()?.block_on(serve::migrate(&config)),
         Command::Reprice(args) => runtime()?.block_on(reprice::reprice(&config, args)),
         Command::Token(command) => runtime()?.block_on(token::run(&config, command)),
+        Command::Retention(command) => runtime()?.block_on(retention::run(&config, command)),
     }
 }
 

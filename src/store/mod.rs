@@ -214,7 +214,18 @@ pub trait UsageStore: Send + Sync {
     async fn reprice_audits(&self, limit: u32) -> Result<Vec<RepriceAudit>, StoreError>;
     /// The most recent dead letters, newest first.
     async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError>;
+    /// Removes what is older than the cutoffs (counts only, on a dry run), a chunk per
+    /// transaction so writers are never held up for long; on Postgres, also creates
+    /// the `events` partitions of the months ahead.
+    async fn apply_retention(
+        &self,
+        cutoffs: &RetentionCutoffs,
+        dry_run: bool,
+    ) -> Result<RetentionReport, StoreError>;
 }
+
+/// Rows a retention run deletes in one transaction.
+pub(crate) const RETENTION_CHUNK: i64 = 20_000;
 
 /// Budgets and the alerts they fire (with their deliveries), and digest runs.
 #[async_trait]

@@ -8,14 +8,14 @@
 //! letters and checkpoints follow in the same transaction. Sorted keys mean concurrent
 //! writers take locks in the same order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{QueryBuilder, Row};
 
@@ -28,8 +28,9 @@ use super::rows::{
 };
 use super::{
     Checkpoint, CheckpointStore, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn,
-    RepriceAudit, RepriceScope, RepriceSummary, Store, StoreError, UnpricedModel, UsageAggregate,
-    UsageFilter, UsageQuery, UsageStore, WriteBatch, event_windows,
+    RETENTION_CHUNK, RepriceAudit, RepriceScope, RepriceSummary, RetentionCutoffs, RetentionReport,
+    Store, StoreError, UnpricedModel, UsageAggregate, UsageFilter, UsageQuery, UsageStore,
+    WriteBatch, event_windows,
 };
 use crate::money;
 use crate::prepare::PricedRecord;
@@ -41,6 +42,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Batches to write through staging before trying a direct `COPY` again.
     try_direct: Arc<AtomicU32>,
+    /// Months whose `events` partition is known to exist.
+    partitions: Arc<Mutex<BTreeSet<NaiveDate>>>,
 }
 
 /// After a batch with duplicates, this many batches skip the direct-`COPY` attempt.
@@ -70,6 +73,7 @@ impl PgStore {
         Ok(PgStore {
             pool,
             try_direct: Arc::new(AtomicU32::new(0)),
+            partitions: Arc::default(),
         })
     }
 
@@ -77,45 +81,141 @@ impl PgStore {
         &self.pool
     }
 
-    /// The fast path for batches of new records: `COPY` straight into `events` (as fast
-    /// as writing goes) and add the writer's own rollup sums. A key that exists already
-    /// fails the `COPY` with a unique violation: the savepoint is rolled back and `false`
-    /// returned, and the caller takes the staging path, which skips duplicates.
+    /// The fast path for batches of new records: `COPY` the keys into `event_keys`, then
+    /// the rows into `events` (as fast as writing goes), and add the writer's own rollup
+    /// sums. A key that exists already fails the first `COPY` with a unique violation:
+    /// `false` is returned, the transaction is aborted, and the caller starts again on
+    /// the staging path, which skips duplicates. (No savepoint: it would cost two round
+    /// trips on every batch to save one on the rare batch with a duplicate.)
     async fn copy_directly(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
         staged: &Staged<'_>,
     ) -> Result<bool, StoreError> {
-        sqlx::query("SAVEPOINT direct_copy")
-            .execute(&mut **tx)
-            .await?;
-        let copied = async {
-            let mut copy = tx
-                .copy_in_raw(&format!(
-                    "COPY events ({}) FROM STDIN",
-                    COPY_COLUMNS.as_str()
-                ))
-                .await?;
-            copy.send(staged.rows.as_slice()).await?;
-            copy.finish().await
-        }
-        .await;
-        match copied {
-            Ok(_) => {}
+        match copy_in(
+            tx,
+            "COPY event_keys (project, id, month) FROM STDIN",
+            &staged.keys,
+        )
+        .await
+        {
+            Ok(()) => {}
             Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("23505") => {
-                sqlx::query("ROLLBACK TO SAVEPOINT direct_copy")
-                    .execute(&mut **tx)
-                    .await?;
                 return Ok(false);
             }
             Err(error) => return Err(error.into()),
         }
-        sqlx::query("RELEASE SAVEPOINT direct_copy")
-            .execute(&mut **tx)
-            .await?;
+        copy_in(tx, &COPY_EVENTS, &staged.rows).await?;
         add_rollups(tx, rollup_groups(&staged.unique.rows)?).await?;
         Ok(true)
     }
+
+    /// Creates the `events` partitions of the months not yet known to exist, each in a
+    /// transaction of its own (creating a partition locks the whole table briefly).
+    async fn ensure_partitions(&self, months: &BTreeSet<NaiveDate>) -> Result<(), StoreError> {
+        let missing: Vec<NaiveDate> = {
+            let known = self.partitions.lock().unwrap_or_else(|e| e.into_inner());
+            months.difference(&known).copied().collect()
+        };
+        for month in missing {
+            sqlx::query("SELECT llm_meter_events_partition($1)")
+                .bind(month)
+                .execute(&self.pool)
+                .await?;
+            self.partitions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(month);
+        }
+        Ok(())
+    }
+}
+
+impl PgStore {
+    /// The `events` partitions (named `events_YYYY_MM`) of the months before `month`,
+    /// oldest first.
+    async fn partitions_before(
+        &self,
+        month: NaiveDate,
+    ) -> Result<Vec<(String, NaiveDate)>, StoreError> {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = 'events'::regclass",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut partitions: Vec<(String, NaiveDate)> = names
+            .into_iter()
+            .filter_map(|name| {
+                let first = NaiveDate::parse_from_str(
+                    &format!("{}_01", name.strip_prefix("events_")?),
+                    "%Y_%m_%d",
+                )
+                .ok()?;
+                Some((name, first))
+            })
+            .filter(|(_, first)| *first < month)
+            .collect();
+        partitions.sort_by_key(|(_, first)| *first);
+        Ok(partitions)
+    }
+
+    /// Deletes (or counts) the rows of `table` whose `column` is before `cutoff`, a
+    /// chunk per transaction, so no writer waits long behind it.
+    async fn delete_before<T>(
+        &self,
+        table: &str,
+        column: &str,
+        cutoff: T,
+        dry_run: bool,
+    ) -> Result<u64, StoreError>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Copy + Send,
+    {
+        if dry_run {
+            let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM {table} WHERE {column} < $1"
+            )))
+            .bind(cutoff)
+            .fetch_one(&self.pool)
+            .await?;
+            return Ok(unsigned(count));
+        }
+        let statement = format!(
+            "DELETE FROM {table} WHERE ctid = ANY(ARRAY(\
+             SELECT ctid FROM {table} WHERE {column} < $1 LIMIT {RETENTION_CHUNK}))"
+        );
+        let mut removed = 0;
+        loop {
+            let done = sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                .bind(cutoff)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            removed += done;
+            if done < RETENTION_CHUNK as u64 {
+                return Ok(removed);
+            }
+        }
+    }
+}
+
+/// Sends `data` through `statement`, a `COPY … FROM STDIN`.
+async fn copy_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    statement: &str,
+    data: &[u8],
+) -> Result<(), sqlx::Error> {
+    let mut copy = tx.copy_in_raw(statement).await?;
+    copy.send(data).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// The first day of the month (UTC) of `time`: the `events` partition that holds it.
+pub(crate) fn month_of(time: DateTime<Utc>) -> NaiveDate {
+    let day = time.date_naive();
+    day.with_day(1).unwrap_or(day)
 }
 
 /// Adds hourly sums (negative ones too: a reprice moving records between groups) to the
@@ -282,12 +382,17 @@ static UPDATE_PRICING: LazyLock<String> = LazyLock::new(|| {
         names.push(column.name.clone());
         sets.push(format!("{0} = u.{0}", column.name));
     }
+    // The rows' earliest and latest times bound the scan to their partitions and the
+    // BRIN ranges that hold them (`events` has no index on the key).
+    let bounds = PRICING_COLUMNS.len() + 3;
     format!(
         "UPDATE events AS e SET {} FROM UNNEST({}) AS u({}) \
-         WHERE e.project = u.project AND e.id = u.id",
+         WHERE e.project = u.project AND e.id = u.id \
+           AND e.time >= ${bounds} AND e.time <= ${}",
         sets.join(", "),
         arrays.join(", "),
-        names.join(", ")
+        names.join(", "),
+        bounds + 1
     )
 });
 
@@ -324,6 +429,7 @@ async fn update_pricing(
             ColumnKind::Integer => query.bind(
                 column_cells
                     .map(|cell| match cell {
+                        Cell::Integer(Some(0)) if column.zero_is_null() => None,
                         Cell::Integer(value) => *value,
                         _ => None,
                     })
@@ -339,7 +445,11 @@ async fn update_pricing(
             ),
         };
     }
-    query.execute(&mut **tx).await?;
+    let times = rows.iter().map(|r| r.event.priced.record.time);
+    let (Some(earliest), Some(latest)) = (times.clone().min(), times.max()) else {
+        return Ok(());
+    };
+    query.bind(earliest).bind(latest).execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -369,6 +479,10 @@ static COPY_COLUMNS: LazyLock<String> = LazyLock::new(|| {
         .collect::<Vec<_>>()
         .join(", ")
 });
+
+/// The direct path's `COPY` into `events` (Postgres routes each row to its month).
+static COPY_EVENTS: LazyLock<String> =
+    LazyLock::new(|| format!("COPY events ({}) FROM STDIN", COPY_COLUMNS.as_str()));
 
 /// Adds sums computed by the writer to the rollups (the direct-`COPY` path and reprices):
 /// the hourly table's statement, then the daily one's.
@@ -416,12 +530,18 @@ struct RollupKeyColumns<'e>(
     Vec<&'e str>,
 );
 
-/// Moves the staged rows into `events` (skipping keys already there) and adds exactly
-/// the inserted ones to the hourly and daily rollups, in one statement. Staged rows are sorted by
-/// key, so concurrent writers take index locks in the same order; a deadlock, should one
-/// happen anyway, is retried as a transient failure.
+/// Claims the staged rows' keys in `event_keys` (skipping keys already there), moves the
+/// rows whose key it claimed into `events`, and adds exactly those to the hourly and
+/// daily rollups, in one statement. Staged rows are sorted by key, so concurrent writers
+/// take index locks in the same order; a deadlock, should one happen anyway, is retried
+/// as a transient failure.
 static INSERT_FROM_STAGING: LazyLock<String> = LazyLock::new(|| {
     let columns = COPY_COLUMNS.as_str();
+    let staged_columns = EVENT_COLUMNS
+        .iter()
+        .map(|column| format!("s.{}", column.name))
+        .collect::<Vec<_>>()
+        .join(", ");
     let values = ROLLUP_VALUE_COLUMNS.join(", ");
     let sums: Vec<String> = ROLLUP_VALUE_COLUMNS
         .iter()
@@ -447,9 +567,14 @@ static INSERT_FROM_STAGING: LazyLock<String> = LazyLock::new(|| {
         )
     };
     format!(
-        "WITH inserted AS (\
-            INSERT INTO events ({columns}) SELECT {columns} FROM staging_events \
-            ON CONFLICT (project, id) DO NOTHING \
+        "WITH claimed AS (\
+            INSERT INTO event_keys (project, id, month) \
+            SELECT project, id, (date_trunc('month', time, 'UTC') AT TIME ZONE 'UTC')::date \
+            FROM staging_events \
+            ON CONFLICT (project, id) DO NOTHING RETURNING project, id), \
+         inserted AS (\
+            INSERT INTO events ({columns}) SELECT {staged_columns} \
+            FROM staging_events s JOIN claimed c ON c.project = s.project AND c.id = s.id \
             RETURNING project, id, date_trunc('hour', time, 'UTC') AS hour, provider, \
                 coalesce(resolved_model, model) AS rollup_model, service_tier, batch, \
                 coalesce(reasoning_effort, '') AS effort, tags, {contributions}), \
@@ -466,30 +591,49 @@ static INSERT_FROM_STAGING: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// A write's events as `COPY` text rows, first copies only, sorted by key.
+/// A write's events as `COPY` text rows, first copies only, sorted by key: the rows of
+/// `events` and of `event_keys`, and the months they fall in.
 struct Staged<'e> {
     unique: UniqueEvents<'e>,
     rows: Vec<u8>,
+    keys: Vec<u8>,
+    months: BTreeSet<NaiveDate>,
 }
 
 fn staged_rows<'e>(events: &[&'e NewEvent], now: DateTime<Utc>) -> Staged<'e> {
     let unique = unique_events(events);
-    let mut rows = Vec::with_capacity(unique.rows.len() * 400);
+    let mut rows = Vec::with_capacity(unique.rows.len() * 300);
+    let mut keys = Vec::with_capacity(unique.rows.len() * 64);
+    let mut months = BTreeSet::new();
     for row in &unique.rows {
         copy_row(&mut rows, row, now);
+        let record = &row.event.priced.record;
+        let month = month_of(record.time);
+        months.insert(month);
+        copy_escaped(&mut keys, &record.project);
+        keys.push(b'\t');
+        copy_escaped(&mut keys, &record.id);
+        keys.push(b'\t');
+        keys.extend_from_slice(month.format("%Y-%m-%d\n").to_string().as_bytes());
     }
-    Staged { unique, rows }
+    Staged {
+        unique,
+        rows,
+        keys,
+        months,
+    }
 }
 
 /// One `COPY ... FROM STDIN` text-format row: tab-separated, `\\N` for NULL, backslash
 /// escapes.
 fn copy_row(out: &mut Vec<u8>, row: &EventRow<'_>, ingested_at: DateTime<Utc>) {
     let cells = row.cells(ingested_at);
-    for (i, cell) in cells.iter().enumerate() {
+    for (i, (cell, column)) in cells.iter().zip(EVENT_COLUMNS.iter()).enumerate() {
         if i > 0 {
             out.push(b'\t');
         }
         match cell {
+            Cell::Integer(Some(0)) if column.zero_is_null() => out.extend_from_slice(b"\\N"),
             Cell::Text(Some(text)) | Cell::Json(text) => copy_escaped(out, text),
             Cell::Text(None) | Cell::Integer(None) => out.extend_from_slice(b"\\N"),
             Cell::Integer(Some(value)) => {
@@ -527,7 +671,10 @@ fn copy_escaped(out: &mut Vec<u8>, value: &str) {
 impl Store for PgStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
-        Ok(())
+        // This month's partition and the next two exist before any record needs them.
+        let this_month = month_of(Utc::now());
+        let ahead = (0..3).filter_map(|n| this_month.checked_add_months(chrono::Months::new(n)));
+        self.ensure_partitions(&ahead.collect()).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -560,11 +707,15 @@ impl UsageStore for PgStore {
         if !events.is_empty() {
             let staged = staged_rows(&events, now);
             first_copies.clone_from(&staged.unique.first_copies);
+            self.ensure_partitions(&staged.months).await?;
             if self.try_direct.load(Ordering::Relaxed) == 0 {
                 all_inserted = self.copy_directly(&mut tx, &staged).await?;
                 if !all_inserted {
-                    // Duplicates are likely to continue (a re-run, overlapping writers):
-                    // go straight to the staging path for a while.
+                    // The failed `COPY` aborted the transaction: start again. Duplicates
+                    // are likely to continue (a re-run, overlapping writers): go straight
+                    // to the staging path for a while.
+                    tx.rollback().await?;
+                    tx = self.pool.begin().await?;
                     self.try_direct.store(DIRECT_COOLDOWN, Ordering::Relaxed);
                 }
             } else {
@@ -573,9 +724,7 @@ impl UsageStore for PgStore {
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
             }
             if !all_inserted {
-                let mut copy = tx.copy_in_raw("COPY staging_events FROM STDIN").await?;
-                copy.send(staged.rows.as_slice()).await?;
-                copy.finish().await?;
+                copy_in(&mut tx, "COPY staging_events FROM STDIN", &staged.rows).await?;
                 let rows = sqlx::query(sqlx::AssertSqlSafe(INSERT_FROM_STAGING.as_str()))
                     .fetch_all(&mut *tx)
                     .await?;
@@ -862,6 +1011,60 @@ impl UsageStore for PgStore {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
+    }
+
+    async fn apply_retention(
+        &self,
+        cutoffs: &RetentionCutoffs,
+        dry_run: bool,
+    ) -> Result<RetentionReport, StoreError> {
+        let this_month = month_of(Utc::now());
+        let ahead = (0..3).filter_map(|n| this_month.checked_add_months(chrono::Months::new(n)));
+        self.ensure_partitions(&ahead.collect()).await?;
+        let mut report = RetentionReport::default();
+        if let Some(cutoff) = cutoffs.events {
+            // Whole months only: the partitions that end at or before the cutoff.
+            let oldest_kept = month_of(cutoff);
+            report.events_before = Some(oldest_kept.and_time(chrono::NaiveTime::MIN).and_utc());
+            for (name, month) in self.partitions_before(oldest_kept).await? {
+                let rows: i64 =
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {name}")))
+                        .fetch_one(&self.pool)
+                        .await?;
+                report.events += unsigned(rows);
+                if !dry_run {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {name}")))
+                        .execute(&self.pool)
+                        .await?;
+                    self.partitions
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&month);
+                }
+                report.partitions.push(name);
+            }
+            // The keys of the dropped months: no record of theirs can come back (older
+            // than the horizon, it is refused before it reaches the store).
+            report.event_keys = self
+                .delete_before("event_keys", "month", oldest_kept, dry_run)
+                .await?;
+        }
+        if let Some(cutoff) = cutoffs.dead_letters {
+            report.dead_letters = self
+                .delete_before("dead_letters", "received_at", cutoff, dry_run)
+                .await?;
+        }
+        if let Some(cutoff) = cutoffs.hourly_rollups {
+            report.hourly_rollups = self
+                .delete_before("rollups_hourly", "hour", cutoff, dry_run)
+                .await?;
+        }
+        if let Some(cutoff) = cutoffs.daily_rollups {
+            report.daily_rollups = self
+                .delete_before("rollups_daily", "day", cutoff, dry_run)
+                .await?;
+        }
+        Ok(report)
     }
 }
 

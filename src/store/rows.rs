@@ -54,6 +54,16 @@ pub(crate) struct Column {
     pub written: Written,
 }
 
+impl Column {
+    /// Counts, cost shares and savings: a zero may be stored as NULL (Postgres does, to
+    /// save eight bytes a column), so readers take NULL as 0. The `*cost_nanos` columns
+    /// keep NULL for "no amount": an unpriced cost, no reported cost, a list cost equal
+    /// to the cost.
+    pub fn zero_is_null(&self) -> bool {
+        self.kind == ColumnKind::Integer && !self.name.ends_with("cost_nanos")
+    }
+}
+
 /// The stored count column of each counted bucket: its name (`input`, `web_search`).
 pub(crate) fn count_column(bucket: Bucket) -> &'static str {
     bucket.as_str()
@@ -236,9 +246,13 @@ impl<'e> EventRow<'e> {
 
     /// The price columns after `resolved_model`.
     fn push_pricing_cells<'r>(&'r self, cells: &mut Vec<Cell<'r>>) {
+        // A list cost equal to the cost (no discount) is not stored twice.
+        let list_cost_nanos = self
+            .list_cost_nanos
+            .filter(|list| Some(*list) != self.cost_nanos);
         cells.extend([
             Cell::Integer(self.cost_nanos),
-            Cell::Integer(self.list_cost_nanos),
+            Cell::Integer(list_cost_nanos),
             Cell::Text(self.price_ref),
             Cell::Text(self.unpriced_reason),
             Cell::Text(self.partial_reason),
@@ -535,6 +549,9 @@ pub(crate) fn event_value(column: &str) -> String {
             "CASE WHEN reported_cost_nanos IS NULL THEN 0 ELSE 1 END AS reported_requests"
                 .to_owned()
         }
+        "list_cost_nanos" => {
+            "coalesce(list_cost_nanos, cost_nanos, 0) AS list_cost_nanos".to_owned()
+        }
         other => format!("coalesce({other}, 0) AS {other}"),
     }
 }
@@ -697,7 +714,7 @@ pub(crate) fn stored_event(row: &impl Columns) -> Result<PricedRecord, sqlx::Err
     let resolved_model = row.opt_text(next())?;
     let mut tokens = Tokens::default();
     for bucket in Bucket::COUNTED {
-        tokens.set(bucket, unsigned(row.int(next())?));
+        tokens.set(bucket, unsigned(row.opt_int(next())?.unwrap_or(0)));
     }
     let batch = row.boolean(next())?;
     let service_tier = row.text(next())?;
@@ -713,10 +730,10 @@ pub(crate) fn stored_event(row: &impl Columns) -> Result<PricedRecord, sqlx::Err
     let partial_reason = row.opt_text(next())?;
     let mut bucket_costs = [Decimal::ZERO; Bucket::COUNT];
     for slot in &mut bucket_costs {
-        *slot = money::from_picos(row.int(next())?);
+        *slot = money::from_picos(row.opt_int(next())?.unwrap_or(0));
     }
-    let cache_savings = money::from_nanos(row.int(next())?);
-    let batch_savings = money::from_nanos(row.int(next())?);
+    let cache_savings = money::from_nanos(row.opt_int(next())?.unwrap_or(0));
+    let batch_savings = money::from_nanos(row.opt_int(next())?.unwrap_or(0));
     let price = match cost_nanos {
         Some(cost) => PriceOutcome::Priced(Box::new(Priced {
             cost: money::from_nanos(cost),

@@ -31,8 +31,9 @@ use super::rows::{
 };
 use super::{
     Checkpoint, CheckpointStore, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn,
-    RepriceAudit, RepriceScope, RepriceSummary, Store, StoreError, UnpricedModel, UsageAggregate,
-    UsageFilter, UsageQuery, UsageStore, WriteBatch, event_windows,
+    RETENTION_CHUNK, RepriceAudit, RepriceScope, RepriceSummary, RetentionCutoffs, RetentionReport,
+    Store, StoreError, UnpricedModel, UsageAggregate, UsageFilter, UsageQuery, UsageStore,
+    WriteBatch, event_windows,
 };
 use crate::money;
 use crate::prepare::PricedRecord;
@@ -72,6 +73,42 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Deletes (or counts) the rows of `table` whose `column` is before `cutoff`, a
+    /// chunk per transaction, so a writer waits for one chunk at most.
+    async fn delete_before(
+        &self,
+        table: &str,
+        column: &str,
+        cutoff: i64,
+        dry_run: bool,
+    ) -> Result<u64, StoreError> {
+        if dry_run {
+            let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM {table} WHERE {column} < ?"
+            )))
+            .bind(cutoff)
+            .fetch_one(&self.pool)
+            .await?;
+            return Ok(unsigned(count));
+        }
+        let statement = format!(
+            "DELETE FROM {table} WHERE rowid IN \
+             (SELECT rowid FROM {table} WHERE {column} < ? LIMIT {RETENTION_CHUNK})"
+        );
+        let mut removed = 0;
+        loop {
+            let done = sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                .bind(cutoff)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            removed += done;
+            if done < RETENTION_CHUNK as u64 {
+                return Ok(removed);
+            }
+        }
+    }
+
     /// Opens (creating if missing) the database file a `sqlite://PATH` URL names.
     pub async fn connect(url: &str) -> Result<SqliteStore, StoreError> {
         let path = url
@@ -617,6 +654,50 @@ impl UsageStore for SqliteStore {
             })
             .collect::<Result<_, sqlx::Error>>()
             .map_err(StoreError::from)
+    }
+
+    async fn apply_retention(
+        &self,
+        cutoffs: &RetentionCutoffs,
+        dry_run: bool,
+    ) -> Result<RetentionReport, StoreError> {
+        let mut report = RetentionReport {
+            events_before: cutoffs.events,
+            ..RetentionReport::default()
+        };
+        // Instants are stored in microseconds, rollup hours and days in seconds.
+        let seconds = |time: Option<DateTime<Utc>>| time.map(|t| t.timestamp());
+        for (table, column, cutoff, removed) in [
+            (
+                "events",
+                "time",
+                cutoffs.events.map(micros),
+                &mut report.events,
+            ),
+            (
+                "dead_letters",
+                "received_at",
+                cutoffs.dead_letters.map(micros),
+                &mut report.dead_letters,
+            ),
+            (
+                "rollups_hourly",
+                "hour",
+                seconds(cutoffs.hourly_rollups),
+                &mut report.hourly_rollups,
+            ),
+            (
+                "rollups_daily",
+                "day",
+                seconds(cutoffs.daily_rollups),
+                &mut report.daily_rollups,
+            ),
+        ] {
+            if let Some(cutoff) = cutoff {
+                *removed = self.delete_before(table, column, cutoff, dry_run).await?;
+            }
+        }
+        Ok(report)
     }
 }
 

@@ -457,3 +457,28 @@ pub struct UnpricedModel {
     pub tokens: Tokens,
     pub reason: String,
 }
+
+/// What retention keeps: everything older than a cutoff is removed. `None`: kept forever.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RetentionCutoffs {
+    pub events: Option<DateTime<Utc>>,
+    pub dead_letters: Option<DateTime<Utc>>,
+    pub hourly_rollups: Option<DateTime<Utc>>,
+    pub daily_rollups: Option<DateTime<Utc>>,
+}
+
+/// What a retention run removed, or would remove (a dry run).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RetentionReport {
+    /// The events before this time were removed: on Postgres the start of the oldest
+    /// month kept (whole partitions go), on SQLite the cutoff itself.
+    pub events_before: Option<DateTime<Utc>>,
+    /// Postgres: the `events` partitions dropped, oldest first.
+    pub partitions: Vec<String>,
+    pub events: u64,
+    /// Postgres: the keys of the dropped months, which `event_keys` no longer needs.
+    pub event_keys: u64,
+    pub dead_letters: u64,
+    pub hourly_rollups: u64,
+    pub daily_rollups: u64,
+}

@@ -24,7 +24,7 @@ const LAYERS: &[&[&str]] = &[
     // The read side.
     &["report"],
     &["auth", "webhook", "metrics", "ingest"],
-    &["budget", "collect", "pricesync", "api"],
+    &["budget", "collect", "pricesync", "retention", "api"],
     &["config"],
     &["daemon", "commands", "cli"],
 ];

@@ -25,6 +25,7 @@ mod properties;
 mod provider_shapes;
 mod reprice;
 mod samples;
+mod scale;
 mod sheets;
 mod spend_api;
 mod store_contract;

@@ -1,0 +1,418 @@
+//! Scale (issue 18): events partitioned by month on Postgres with one exact dedupe across
+//! the partitions, retention on both stores, records past the retention horizon refused,
+//! and an existing database migrated in place.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, Months, TimeZone, Utc};
+use llm_meter::ingest::{PAST_RETENTION_CODE, Pipeline, PipelineConfig};
+use llm_meter::metrics::Metrics;
+use llm_meter::retention::RetentionConfig;
+use llm_meter::store::{Dimension, Store, UsageAggregate, UsageQuery, UsageStore};
+use rust_decimal::Decimal;
+
+use crate::helpers::book;
+use crate::pg::TestDb;
+use crate::store_contract::{Backend, expected, intake_batch, pg_store};
+
+/// A canonical record `id` of project `project` at `time`.
+fn line(project: &str, id: &str, time: DateTime<Utc>, input: u64) -> String {
+    format!(
+        r#"{{"id":"{id}","time":"{}","project":"{project}","provider":"openai","model":"gpt-5.2","tokens":{{"input":{input},"cached_input":{},"output":{}}},"tags":{{"team":"t{}"}}}}"#,
+        time.to_rfc3339(),
+        input / 3,
+        input / 10 + 1,
+        input % 3
+    )
+}
+
+/// Mid-month, `months_ago` months before this one, at an hour spread by `i`.
+fn months_ago(months_ago: u32, i: u64) -> DateTime<Utc> {
+    let now = Utc::now();
+    let first = Utc
+        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .unwrap()
+        .checked_sub_months(Months::new(months_ago))
+        .unwrap();
+    first + chrono::Duration::days(10) + chrono::Duration::minutes((i * 37 % 10_000) as i64)
+}
+
+async fn spend_by_project(store: &dyn Store, from: DateTime<Utc>) -> Vec<UsageAggregate> {
+    let start = Utc.with_ymd_and_hms(from.year(), from.month(), 1, 0, 0, 0);
+    store
+        .usage(&UsageQuery {
+            from: start.unwrap(),
+            to: Utc::now() + chrono::Duration::days(62),
+            group_by: vec![Dimension::Project, Dimension::Model],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+async fn count(backend: &Backend, sql: &str) -> i64 {
+    match backend {
+        Backend::Sqlite { store, .. } => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(store.pool())
+            .await
+            .unwrap(),
+        Backend::Postgres { store, .. } => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(store.pool())
+            .await
+            .unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn a_key_seen_again_in_another_month_counts_once_on_every_write_path() {
+    for backend in Backend::both().await {
+        let at = backend.name();
+        let store = backend.store();
+        let book = book();
+        let november = months_ago(1, 0);
+        let december = months_ago(0, 0);
+        // New keys only: the direct path on Postgres.
+        let first = intake_batch(
+            book,
+            &[
+                line("a", "r1", november, 1000),
+                line("a", "r2", december, 2000),
+            ],
+        );
+        assert_eq!(
+            store.write(&[&first]).await.unwrap(),
+            vec![true, true],
+            "{at}"
+        );
+        // The same keys at times in the other month, beside a new one: the staging path.
+        let again = intake_batch(
+            book,
+            &[
+                line("a", "r1", december, 5000),
+                line("a", "r3", november, 3000),
+                line("a", "r2", november, 7000),
+            ],
+        );
+        assert_eq!(
+            store.write(&[&again]).await.unwrap(),
+            vec![false, true, false],
+            "{at}"
+        );
+        let (events, _, event_cost, rollup_cost, requests) = backend.totals().await;
+        assert_eq!((events, requests), (3, 3), "{at}");
+        assert_eq!(event_cost, rollup_cost, "{at}");
+        let want = expected(
+            book,
+            &[
+                line("a", "r1", november, 1000),
+                line("a", "r2", december, 2000),
+                line("a", "r3", november, 3000),
+            ],
+        );
+        assert_eq!(event_cost, want.cost, "{at}: the first copies, exactly");
+    }
+}
+
+/// Two writers (two connection pools and pipelines, like two daemons) send overlapping
+/// keys, each at its own month: every key is stored once, in one month.
+#[tokio::test]
+async fn concurrent_writers_placing_a_key_in_different_months_store_it_once() {
+    let book = Arc::new(book().clone());
+    let lines = |months: u32, ids: std::ops::Range<u64>| -> Vec<String> {
+        ids.map(|i| {
+            line(
+                ["x", "y"][(i % 2) as usize],
+                &format!("k{i}"),
+                months_ago(months, i),
+                500 + i,
+            )
+        })
+        .collect()
+    };
+    for backend in Backend::both().await {
+        let at = backend.name();
+        let mut writers = Vec::new();
+        for part in [lines(2, 0..4000), lines(1, 2000..6000)] {
+            let store = backend.reopen().await;
+            let book = book.clone();
+            writers.push(tokio::spawn(async move {
+                let (pipeline, batcher) =
+                    Pipeline::start(store, PipelineConfig::default(), Arc::new(Metrics::new()));
+                let mut accepted = 0;
+                for chunk in part.chunks(400) {
+                    accepted += pipeline
+                        .write(intake_batch(&book, chunk), "test")
+                        .await
+                        .unwrap()
+                        .accepted;
+                }
+                drop(pipeline);
+                batcher.await.unwrap();
+                accepted
+            }));
+        }
+        let mut accepted = 0;
+        for writer in writers {
+            accepted += writer.await.unwrap();
+        }
+        assert_eq!(accepted, 6000, "{at}: each key accepted once");
+        let (events, _, event_cost, rollup_cost, requests) = backend.totals().await;
+        assert_eq!((events, requests), (6000, 6000), "{at}");
+        assert_eq!(
+            event_cost, rollup_cost,
+            "{at}: rollups hold exactly the stored events"
+        );
+        if let Backend::Postgres { .. } = backend {
+            assert_eq!(
+                count(&backend, "SELECT count(*) FROM event_keys").await,
+                6000
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn retention_removes_old_events_and_spend_still_answers_from_the_rollups() {
+    let book = Arc::new(book().clone());
+    // Sixteen months of records, 40 a month, two projects.
+    let all: Vec<String> = (0..16u32)
+        .flat_map(|m| {
+            (0..40u64).map(move |i| {
+                line(
+                    ["search", "ads"][(i % 2) as usize],
+                    &format!("m{m}-{i}"),
+                    months_ago(m, i),
+                    1000 + i,
+                )
+            })
+        })
+        .collect();
+    let config = RetentionConfig {
+        events: Some(Duration::from_secs(400 * 86_400)),
+        dead_letters: Some(Duration::from_secs(30 * 86_400)),
+        ..RetentionConfig::default()
+    };
+    config.check().unwrap();
+    let horizon = config.cutoffs(Utc::now()).events.unwrap();
+    for backend in Backend::both().await {
+        let at = backend.name();
+        let store = backend.store();
+        assert_eq!(
+            store
+                .write(&[&intake_batch(&book, &all)])
+                .await
+                .unwrap()
+                .len(),
+            all.len()
+        );
+        let before = spend_by_project(store.as_ref(), months_ago(15, 0)).await;
+        let total: Decimal = before.iter().map(|r| r.cost).sum();
+        assert_eq!(total, expected(&book, &all).cost, "{at}");
+
+        // A dry run counts and removes nothing.
+        let dry = llm_meter::retention::apply(store.as_ref(), &config, true)
+            .await
+            .unwrap();
+        assert!(dry.events > 0, "{at}: {dry:?}");
+        assert_eq!(
+            count(&backend, "SELECT count(*) FROM events").await,
+            all.len() as i64,
+            "{at}"
+        );
+
+        let report = llm_meter::retention::apply(store.as_ref(), &config, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            (report.events, report.partitions.len()),
+            (dry.events, dry.partitions.len()),
+            "{at}"
+        );
+        let left = count(&backend, "SELECT count(*) FROM events").await;
+        assert_eq!(left as u64, all.len() as u64 - report.events, "{at}");
+        // Nothing older than the horizon's month is left; nothing newer than the horizon
+        // went.
+        let removed_before = report.events_before.unwrap();
+        assert!(
+            removed_before <= config.cutoffs(Utc::now()).events.unwrap(),
+            "{at}"
+        );
+        let in_window = all
+            .iter()
+            .filter(|l| {
+                let time: serde_json::Value = serde_json::from_str(l).unwrap();
+                time["time"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<DateTime<Utc>>()
+                    .unwrap()
+                    >= removed_before
+            })
+            .count();
+        assert_eq!(left as usize, in_window, "{at}");
+        match &backend {
+            Backend::Postgres { .. } => {
+                assert!(!report.partitions.is_empty(), "whole months dropped");
+                assert_eq!(report.event_keys, report.events, "their keys with them");
+                assert_eq!(
+                    count(&backend, "SELECT count(*) FROM event_keys").await,
+                    left
+                );
+            }
+            Backend::Sqlite { .. } => assert!(report.partitions.is_empty()),
+        }
+        // Spend over the whole period answers exactly as before, from the rollups.
+        assert_eq!(
+            spend_by_project(store.as_ref(), months_ago(15, 0)).await,
+            before,
+            "{at}"
+        );
+        // Applying again removes nothing more.
+        let again = llm_meter::retention::apply(store.as_ref(), &config, false)
+            .await
+            .unwrap();
+        assert_eq!((again.events, again.event_keys), (0, 0), "{at}");
+
+        // The whole log replayed through a pipeline that knows the horizon: what is
+        // older is refused with its reason and dead-lettered, the rest are duplicates.
+        let (pipeline, batcher) = Pipeline::start(
+            store.clone(),
+            PipelineConfig {
+                events_retention: config.events,
+                ..PipelineConfig::default()
+            },
+            Arc::new(Metrics::new()),
+        );
+        let replay = pipeline
+            .write(intake_batch(&book, &all), "test")
+            .await
+            .unwrap();
+        drop(pipeline);
+        batcher.await.unwrap();
+        let past = all.len() - in_window
+            + all
+                .iter()
+                .filter(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    let t = v["time"]
+                        .as_str()
+                        .unwrap()
+                        .parse::<DateTime<Utc>>()
+                        .unwrap();
+                    t >= removed_before && t < horizon
+                })
+                .count();
+        assert_eq!(replay.accepted, 0, "{at}: nothing counts twice");
+        assert_eq!(replay.refused.len(), past, "{at}");
+        assert_eq!(replay.duplicates, all.len() - past, "{at}");
+        assert!(
+            replay.refused[0]
+                .reason
+                .contains("before the retention horizon"),
+            "{at}: {}",
+            replay.refused[0].reason
+        );
+        let letters = store.dead_letters(10_000).await.unwrap();
+        assert_eq!(
+            letters
+                .iter()
+                .filter(|d| d.code == PAST_RETENTION_CODE)
+                .count(),
+            past,
+            "{at}"
+        );
+        assert_eq!(
+            spend_by_project(store.as_ref(), months_ago(15, 0)).await,
+            before,
+            "{at}"
+        );
+    }
+}
+
+/// A database made by the build before partitions (migrations 1–7, with rows) is
+/// migrated in place: every event lands in its month's partition with its key, spend is
+/// unchanged, and the old keys still deduplicate.
+#[tokio::test]
+async fn an_existing_postgres_database_migrates_to_partitions_in_place() {
+    const PARTITIONS: i64 = 20261207000008;
+    let db = TestDb::new().await;
+    let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let mut before = sqlx::migrate::Migrator::new(std::path::Path::new("migrations/postgres"))
+        .await
+        .unwrap();
+    before.migrations = Cow::Owned(
+        before
+            .migrations
+            .iter()
+            .filter(|m| m.version < PARTITIONS)
+            .cloned()
+            .collect(),
+    );
+    before.run(&pool).await.unwrap();
+    // Rows as that build wrote them: zero counts stored as zeros, one event a month.
+    for (i, month) in ["2026-03-05", "2026-07-20", "2026-11-30"]
+        .iter()
+        .enumerate()
+    {
+        sqlx::query(
+            "INSERT INTO events (project, id, time, provider, model, resolved_model, input, \
+             cached_input, cache_write_5m, cache_write_1h, output, reasoning, batch, service_tier, \
+             tags, cost_nanos, list_cost_nanos, price_ref, input_cost_picos, output_cost_picos, \
+             ingested_at, source) \
+             VALUES ('p', $1, $2::date + time '23:30', 'openai', 'gpt-5.2', 'gpt-5.2', 1000, 0, 0, \
+             0, 100, 0, false, 'default', '{}', 3150000, 3150000, 'ref', 1750000000, 1400000000, now(), 'test')",
+        )
+        .bind(format!("old-{i}"))
+        .bind(month)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let store = pg_store(&db).await;
+    let partitions: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+         WHERE i.inhparent = 'events'::regclass ORDER BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    for month in ["events_2026_03", "events_2026_07", "events_2026_11"] {
+        assert!(partitions.contains(&month.to_owned()), "{partitions:?}");
+    }
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM event_keys")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(keys, 3);
+    // Zeros became NULL; the values read back the same.
+    let nulls: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE cached_input IS NULL")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(nulls, 3);
+    let scanned = store
+        .events(&llm_meter::store::EventScan {
+            from: "2026-03-01T00:00:00Z".parse().unwrap(),
+            to: "2026-12-01T00:00:00Z".parse().unwrap(),
+            filter: Default::default(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(scanned.len(), 3);
+    assert!(scanned.iter().all(|r| r.record.tokens.input == 1000
+        && r.record.tokens.cached_input == 0
+        && r.record.tokens.output == 100));
+    // An old key sent again at another time is still a duplicate.
+    let replay = intake_batch(
+        book(),
+        &[line(
+            "p",
+            "old-0",
+            "2026-04-01T00:00:00Z".parse().unwrap(),
+            1000,
+        )],
+    );
+    assert_eq!(store.write(&[&replay]).await.unwrap(), vec![false]);
+}
