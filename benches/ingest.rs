@@ -79,11 +79,20 @@ async fn main() {
     file.flush().unwrap();
     drop(file);
 
-    // 1. Backfill with the real binary: parse, price, batch, store, rollups.
+    // 1. Backfill with the real binary: parse, price, batch, store, rollups; partitioned
+    // events with retention configured, as production runs.
     let url = fresh_database("llm_meter_bench_ingest").await;
+    let config_path = dir.path().join("llm-meter.toml");
+    std::fs::write(
+        &config_path,
+        "[retention]\nevents = \"400d\"\ndead_letters = \"30d\"\n",
+    )
+    .unwrap();
     let started = Instant::now();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_llm-meter"))
         .env("DATABASE_URL", &url)
+        .arg("--config")
+        .arg(&config_path)
         .args(["ingest", path.to_str().unwrap()])
         .output()
         .unwrap();
@@ -163,6 +172,22 @@ async fn main() {
     let copy_seconds = started.elapsed().as_secs_f64();
     assert_eq!(copied, records);
     let copy_rate = records as f64 / copy_seconds;
+    let copy_bytes: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('events')")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    drop(connection);
+    let mut connection = PgConnection::connect(&url).await.unwrap();
+    let (event_bytes, key_bytes, rollup_bytes, stored): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT sum(pg_total_relation_size(inhrelid))::bigint FROM pg_inherits \
+                 WHERE inhparent = 'events'::regclass), \
+                pg_total_relation_size('event_keys'), \
+                pg_total_relation_size('rollups_hourly') + pg_total_relation_size('rollups_daily'), \
+                (SELECT count(*) FROM events)",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .unwrap();
     drop(connection);
 
     // The same file into the embedded SQLite store.
@@ -192,6 +217,15 @@ async fn main() {
     );
     println!("plain COPY of the same rows: {copy_seconds:.2} s = {copy_rate:.0} rows/s");
     println!("ratio backfill / COPY: {:.2}", ingest_rate / copy_rate);
+    println!(
+        "bytes per stored event, table and indexes: {:.0} (events {:.0} + event_keys {:.0}); \
+         the COPY baseline row: {:.0}; rollups {:.1} MB in all",
+        (event_bytes + key_bytes) as f64 / stored as f64,
+        event_bytes as f64 / stored as f64,
+        key_bytes as f64 / stored as f64,
+        copy_bytes as f64 / records as f64,
+        rollup_bytes as f64 / 1e6,
+    );
 
     // 3. HTTP ingest over loopback, batches of 1,000 NDJSON records, 4 requests in flight.
     let http_url = fresh_database("llm_meter_bench_http").await;

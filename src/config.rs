@@ -74,6 +74,18 @@ pub struct Config {
     /// How long events, dead letters and rollups are kept.
     #[serde(default)]
     pub retention: crate::retention::RetentionConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// A Postgres read replica (`postgres://…`, e.g. a streaming standby): spend queries,
+    /// exports, `report` and the spend gauges read there; writes, budgets and alerts
+    /// stay on `database_url`. `LLM_METER_READ_DATABASE_URL` wins.
+    #[serde(default)]
+    pub read_url: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -299,6 +311,9 @@ impl Config {
         if let Some(url) = env("LLM_METER_DATABASE_URL").or_else(|| env("DATABASE_URL")) {
             self.database_url = Some(url);
         }
+        if let Some(url) = env("LLM_METER_READ_DATABASE_URL") {
+            self.store.read_url = Some(url);
+        }
         if let Some(listen) = env("LLM_METER_LISTEN") {
             self.server.listen = Some(listen);
         }
@@ -322,6 +337,17 @@ impl Config {
 
     pub fn database_url(&self) -> &str {
         self.database_url.as_deref().unwrap_or(DEFAULT_DATABASE_URL)
+    }
+
+    /// The store reads go to: the replica of `[store] read_url`, else `primary`.
+    pub fn reader(
+        &self,
+        primary: &std::sync::Arc<dyn crate::store::Store>,
+    ) -> Result<std::sync::Arc<dyn crate::store::Store>, crate::store::StoreError> {
+        match &self.store.read_url {
+            Some(url) => crate::store::connect_reader(url),
+            None => Ok(primary.clone()),
+        }
     }
 
     /// Opens the configured store, its schema brought up to date.

@@ -83,8 +83,10 @@ impl Daemon {
         upsert_config_budgets(store.as_ref(), &config.budgets).await?;
         let auth = crate::auth::Authenticator::new(store.clone(), &config.tokens)
             .map_err(anyhow::Error::msg)?;
+        let reader = config.reader(&store)?;
         let state = AppState {
             store: store.clone(),
+            reader: reader.clone(),
             pipeline,
             book,
             metrics: metrics.clone(),
@@ -149,7 +151,7 @@ impl Daemon {
             limit.check().map_err(anyhow::Error::msg)?;
         }
         let gauges = tokio::spawn(refresh_gauges(
-            store.clone(),
+            reader,
             metrics.clone(),
             config.metrics.clone(),
             config.rate_limits.clone(),

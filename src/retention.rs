@@ -130,10 +130,11 @@ pub async fn run(
 ) {
     loop {
         match apply(store.as_ref(), &config, false).await {
-            Ok(report) if report != RetentionReport::default() => {
+            Ok(report) if report.removed_anything() => {
                 tracing::info!(
                     message = "Retention applied.",
                     partitions = ?report.partitions,
+                    dropped_in = ?report.partitions_dropped_in,
                     events = report.events,
                     event_keys = report.event_keys,
                     dead_letters = report.dead_letters,

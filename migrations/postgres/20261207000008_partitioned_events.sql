@@ -21,23 +21,28 @@ CREATE TABLE event_keys (
 );
 CREATE INDEX event_keys_month ON event_keys USING brin (month);
 
-CREATE TABLE events (LIKE events_unpartitioned INCLUDING DEFAULTS)
-    PARTITION BY RANGE (time);
-ALTER TABLE events ALTER COLUMN tags DROP DEFAULT;
-
--- Counts, cost shares and savings: NULL when zero (readers take NULL as 0).
+-- The same columns, laid out so that no padding falls between them: the eight-byte
+-- values first, then the booleans, then the variable-length text. Counts, cost shares
+-- and savings (the bigint columns that were NOT NULL) become nullable: NULL when zero,
+-- and readers take NULL as 0.
 DO $$
 DECLARE
-    name text;
+    columns text;
 BEGIN
-    FOR name IN
-        SELECT column_name FROM information_schema.columns
-        WHERE table_schema = current_schema() AND table_name = 'events'
-          AND data_type = 'bigint' AND is_nullable = 'NO'
-    LOOP
-        EXECUTE format('ALTER TABLE events ALTER COLUMN %I DROP NOT NULL, ALTER COLUMN %I DROP DEFAULT',
-                       name, name);
-    END LOOP;
+    SELECT string_agg(
+               format('%I %s%s%s', a.attname, format_type(a.atttypid, a.atttypmod),
+                      CASE WHEN co.collname = 'C' THEN ' COLLATE "C"' ELSE '' END,
+                      CASE WHEN a.attnotnull AND a.atttypid <> 'bigint'::regtype
+                           THEN ' NOT NULL' ELSE '' END),
+               ', '
+               ORDER BY CASE WHEN t.typlen = 8 THEN 0 WHEN t.typlen > 0 THEN 1 ELSE 2 END,
+                        a.attnum)
+    INTO columns
+    FROM pg_attribute a
+    JOIN pg_type t ON t.oid = a.atttypid
+    LEFT JOIN pg_collation co ON co.oid = a.attcollation
+    WHERE a.attrelid = 'events_unpartitioned'::regclass AND a.attnum > 0 AND NOT a.attisdropped;
+    EXECUTE format('CREATE TABLE events (%s) PARTITION BY RANGE (time)', columns);
 END $$;
 
 CREATE INDEX events_time ON events USING brin (time);

@@ -104,7 +104,10 @@ pub fn rate_limiter(limits: &Limits) -> RateLimiter {
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
+    /// Writes, budgets, alerts, tokens: always the primary.
     pub store: Arc<dyn Store>,
+    /// Spend queries and exports: a read replica when `[store] read_url` names one.
+    pub reader: Arc<dyn Store>,
     pub pipeline: Pipeline,
     pub book: LiveBook,
     pub metrics: Arc<Metrics>,

@@ -271,7 +271,7 @@ async fn get_spend(State(state): State<AppState>, call: SpendCall) -> Result<Res
             "a request is not split by token type: drop token_type from group_by",
         ));
     }
-    let store = state.store.as_ref();
+    let store = state.reader.as_ref();
     if format == Format::Focus {
         focus::check_request(&request)?;
         let rows = focus::rows(store, &request).await?;
@@ -388,7 +388,7 @@ async fn get_unpriced(
     }
     let request = request(spend)?;
     let models = state
-        .store
+        .reader
         .unpriced(request.from, request.to, request.filter.projects.as_deref())
         .await?;
     Ok(Json(UnpricedAnswer {
@@ -426,7 +426,7 @@ async fn get_unpriced(
 async fn get_savings(State(state): State<AppState>, call: SpendCall) -> Result<Response, ApiError> {
     let params = call.read(&[], &[Format::Json, Format::Csv])?;
     let request = request(params.spend)?;
-    let report = savings::savings(state.store.as_ref(), &request).await?;
+    let report = savings::savings(state.reader.as_ref(), &request).await?;
     Ok(respond(
         params.format,
         &report,
@@ -477,7 +477,7 @@ async fn get_what_if(State(state): State<AppState>, call: SpendCall) -> Result<R
     let book = state.book.current();
     let target = WhatIfTarget::new(&book, &target_model, target_provider.as_deref())?;
     let request = request(spend)?;
-    let report = whatif::what_if(state.store.as_ref(), &book, &request, &target).await?;
+    let report = whatif::what_if(state.reader.as_ref(), &book, &request, &target).await?;
     Ok(respond(
         params.format,
         &report,
@@ -519,6 +519,6 @@ async fn get_cheaper(
     }
     let request = request(params.spend)?;
     Ok(Json(
-        whatif::cheaper_models(state.store.as_ref(), &state.book.current(), &request).await?,
+        whatif::cheaper_models(state.reader.as_ref(), &state.book.current(), &request).await?,
     ))
 }

@@ -21,8 +21,10 @@ pub async fn report(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCod
             return Ok(ExitCode::from(super::EXIT_USAGE));
         }
     };
-    let store = config.open_store().await?;
-    let book = config.live_price_book(store.as_ref()).await?;
+    let primary = config.open_store().await?;
+    let book = config.live_price_book(primary.as_ref()).await?;
+    // Spend is read from the replica when one is configured.
+    let store = config.reader(&primary)?;
     let target = match &args.what_if {
         Some(model) => match WhatIfTarget::new(&book, model, args.what_if_provider.as_deref()) {
             Ok(target) => Some(target),

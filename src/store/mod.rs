@@ -360,6 +360,20 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     }
 }
 
+/// A read-only store on a Postgres replica (`[store] read_url`): spend queries, exports
+/// and gauges read there; nothing is written or migrated through it. Connections are
+/// made when first needed, so a replica that is down does not stop the daemon starting.
+pub fn connect_reader(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PgStore::connect_reader(url)?))
+    } else {
+        Err(StoreError::InvalidUrl {
+            url: redact_url(url),
+            reason: "a read replica is a Postgres server: expected postgres://…".into(),
+        })
+    }
+}
+
 /// The file of a `sqlite://PATH` URL (its query options left out); `None` for Postgres.
 pub fn sqlite_path(url: &str) -> Option<&str> {
     let path = url

@@ -216,7 +216,7 @@ impl<'e> EventRow<'e> {
             Cell::Time(record.time),
             Cell::Text(Some(&record.provider)),
             Cell::Text(Some(&record.model)),
-            Cell::Text(self.resolved_model),
+            Cell::Text(self.stored_resolved_model()),
         ]);
         cells.extend(self.tokens.iter().map(|n| Cell::Integer(Some(*n))));
         cells.extend([
@@ -239,9 +239,34 @@ impl<'e> EventRow<'e> {
     /// The values a reprice may change, in `PRICING_COLUMNS` order.
     pub fn pricing_cells(&self) -> Vec<Cell<'_>> {
         let mut cells = Vec::with_capacity(PRICING_COLUMNS.len());
-        cells.push(Cell::Text(self.resolved_model));
+        cells.push(Cell::Text(self.stored_resolved_model()));
         self.push_pricing_cells(&mut cells);
         cells
+    }
+
+    /// The sheet's model id as stored: none when the record is priced under the very name
+    /// it was written with (`stored_event` reads the name back). An unpriced record keeps
+    /// it: there, none means the name did not resolve.
+    fn stored_resolved_model(&self) -> Option<&'e str> {
+        match (self.resolved_model, self.cost_nanos) {
+            (Some(id), Some(_)) if id == self.event.priced.record.model => None,
+            (id, _) => id,
+        }
+    }
+
+    /// The price reference as stored: `@2025-12-11…` when it starts with the row's own
+    /// `provider/model` (`stored_event` puts them back), else whole.
+    fn stored_price_ref(&self) -> Option<&'e str> {
+        let price_ref = self.price_ref?;
+        let provider = self.event.priced.record.provider.as_str();
+        let compact = self.resolved_model.and_then(|id| {
+            price_ref
+                .strip_prefix(provider)?
+                .strip_prefix('/')?
+                .strip_prefix(id)
+                .filter(|rest| rest.starts_with('@'))
+        });
+        Some(compact.unwrap_or(price_ref))
     }
 
     /// The price columns after `resolved_model`.
@@ -253,7 +278,7 @@ impl<'e> EventRow<'e> {
         cells.extend([
             Cell::Integer(self.cost_nanos),
             Cell::Integer(list_cost_nanos),
-            Cell::Text(self.price_ref),
+            Cell::Text(self.stored_price_ref()),
             Cell::Text(self.unpriced_reason),
             Cell::Text(self.partial_reason),
         ]);
@@ -274,17 +299,21 @@ pub(crate) struct UniqueEvents<'e> {
 }
 
 pub(crate) fn unique_events<'e>(events: &[&'e NewEvent]) -> UniqueEvents<'e> {
-    let key = |i: usize| {
-        let record = &events[i].priced.record;
-        (record.project.as_str(), record.id.as_str())
-    };
-    // A stable sort keeps the first copy of a key first in its run of equal keys.
-    let mut order: Vec<usize> = (0..events.len()).collect();
-    order.sort_by(|&a, &b| key(a).cmp(&key(b)));
+    // The keys beside their positions (no pointer chasing while sorting); the position
+    // breaks ties, so the first copy of a key comes first in its run of equal keys.
+    let mut order: Vec<(&str, &str, usize)> = events
+        .iter()
+        .enumerate()
+        .map(|(index, event)| {
+            let record = &event.priced.record;
+            (record.project.as_str(), record.id.as_str(), index)
+        })
+        .collect();
+    order.sort_unstable();
     let mut first_copies = vec![false; events.len()];
     let mut rows = Vec::with_capacity(events.len());
-    for (position, &index) in order.iter().enumerate() {
-        if position == 0 || key(order[position - 1]) != key(index) {
+    for (position, &(project, id, index)) in order.iter().enumerate() {
+        if position == 0 || (order[position - 1].0, order[position - 1].1) != (project, id) {
             first_copies[index] = true;
             rows.push(EventRow::new(events[index]));
         }
@@ -738,7 +767,15 @@ pub(crate) fn stored_event(row: &impl Columns) -> Result<PricedRecord, sqlx::Err
         Some(cost) => PriceOutcome::Priced(Box::new(Priced {
             cost: money::from_nanos(cost),
             list_cost: money::from_nanos(list_cost_nanos.unwrap_or(cost)),
-            price_ref: price_ref.unwrap_or_default(),
+            price_ref: match price_ref {
+                Some(rest) if rest.starts_with('@') => {
+                    format!(
+                        "{provider}/{}{rest}",
+                        resolved_model.as_deref().unwrap_or(&model)
+                    )
+                }
+                other => other.unwrap_or_default(),
+            },
             resolved_model: format!("{provider}/{}", resolved_model.as_deref().unwrap_or(&model)),
             model_id: resolved_model.unwrap_or_else(|| model.clone()),
             bucket_costs,

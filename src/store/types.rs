@@ -473,12 +473,21 @@ pub struct RetentionReport {
     /// The events before this time were removed: on Postgres the start of the oldest
     /// month kept (whole partitions go), on SQLite the cutoff itself.
     pub events_before: Option<DateTime<Utc>>,
-    /// Postgres: the `events` partitions dropped, oldest first.
+    /// Postgres: the `events` partitions dropped, oldest first, and how long dropping
+    /// them took (their keys are deleted after, in chunks).
     pub partitions: Vec<String>,
+    pub partitions_dropped_in: std::time::Duration,
     pub events: u64,
     /// Postgres: the keys of the dropped months, which `event_keys` no longer needs.
     pub event_keys: u64,
     pub dead_letters: u64,
     pub hourly_rollups: u64,
     pub daily_rollups: u64,
+}
+
+impl RetentionReport {
+    pub fn removed_anything(&self) -> bool {
+        !self.partitions.is_empty()
+            || self.events + self.dead_letters + self.hourly_rollups + self.daily_rollups > 0
+    }
 }

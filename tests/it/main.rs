@@ -23,6 +23,7 @@ mod price_sync;
 mod pricing_rules;
 mod properties;
 mod provider_shapes;
+mod replica;
 mod reprice;
 mod samples;
 mod scale;

@@ -1,0 +1,189 @@
+//! `cargo bench --bench org_scale`: the spend API's questions at an organisation's
+//! cardinality, on Postgres, through the code `GET /v1/spend` and the FOCUS export run;
+//! and retention of one month of partitioned events.
+//!
+//! The daily rollups are filled with SQL: PROJECTS (2,000) projects, each using 6 of 60
+//! models, a `team` tag of 3 values, every day of DAYS (395, 13 months): 14.2M daily rows,
+//! what ~50M events a year spread this widely leave (3.5 events per group and day). Timed:
+//! the last whole month by project, the last 12 months by month and project, the FOCUS
+//! export of that month (rows per second), and `retention apply` dropping one month of
+//! EVENTS_PER_MONTH (3.85M, 50M / 13) events with their keys.
+//!
+//! RUNS=20 (default). Postgres as in `benches/common`; KEEP_DATABASE=1 keeps it.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Datelike, Months, TimeZone, Utc};
+use llm_meter::report::focus;
+use llm_meter::report::params::{SpendRequest, parse_group_by, parse_timezone};
+use llm_meter::report::spend;
+use llm_meter::retention::RetentionConfig;
+use llm_meter::store::{PgStore, Store, UsageFilter};
+
+mod common;
+use common::{drop_database, fresh_database};
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The first instant of the month `back` months before this one (UTC).
+fn month_start(back: u32) -> DateTime<Utc> {
+    let now = Utc::now();
+    Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .unwrap()
+        .checked_sub_months(Months::new(back))
+        .unwrap()
+}
+
+fn request(from: DateTime<Utc>, to: DateTime<Utc>, group_by: &str) -> SpendRequest {
+    SpendRequest::new(
+        from,
+        to,
+        parse_group_by(group_by).unwrap(),
+        UsageFilter::default(),
+        parse_timezone("UTC").unwrap(),
+    )
+    .unwrap()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let projects = env("PROJECTS", 2000);
+    let days = env("DAYS", 395);
+    let runs = env("RUNS", 20) as usize;
+    let events_per_month = env("EVENTS_PER_MONTH", 3_850_000);
+    let name = "llm_meter_bench_org";
+    let url = fresh_database(name).await;
+    let store = PgStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+
+    // Daily rollups: project p uses models (p * 7 + j * 11) % 60 for j < 6.
+    let first_day = month_start(0) - chrono::Duration::days(days as i64);
+    let started = Instant::now();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO rollups_daily (project, day, provider, model, service_tier, batch, \
+             reasoning_effort, tags, requests, unpriced_requests, input, cached_input, \
+             cache_write_5m, cache_write_1h, output, reasoning, cost_nanos, list_cost_nanos, \
+             reported_cost_nanos, input_cost_picos, cached_input_cost_picos, \
+             cache_write_5m_cost_picos, cache_write_1h_cost_picos, output_cost_picos, \
+             reasoning_cost_picos, cache_savings_nanos, batch_savings_nanos) \
+         SELECT 'project-' || p, timestamptz '{first_day}' + d * interval '1 day', \
+             (ARRAY['openai', 'anthropic', 'google', 'mistral'])[1 + m % 4], 'model-' || m, \
+             'default', false, '', jsonb_build_object('team', 'team-' || t), \
+             3 + (p + d + m) % 2, 0, 4000, 500, 0, 0, 800, 0, \
+             4000 * (100 + m * 10) + 800 * (400 + m * 40), 4000 * (100 + m * 10) + 800 * (400 + m * 40), \
+             0, 4000 * (100 + m * 10) * 1000, 0, 0, 0, 800 * (400 + m * 40) * 1000, 0, 0, 0 \
+         FROM generate_series(0, {projects} - 1) AS p, generate_series(0, 5) AS j, \
+              generate_series(0, 2) AS t, generate_series(0, {days} - 1) AS d, \
+              LATERAL (SELECT (p * 7 + j * 11) % 60 AS m) AS models"
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE rollups_daily")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM rollups_daily")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    println!(
+        "{rows} daily rollup rows ({projects} projects × 6 of 60 models × 3 teams × {days} days), filled in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let month = (month_start(1), month_start(0));
+    let year = (month_start(12), month_start(0));
+    for (label, (from, to), group_by) in [
+        ("last month by project", month, "project"),
+        ("last 12 months by month and project", year, "month,project"),
+    ] {
+        let request = request(from, to, group_by);
+        let report = spend::spend(&store, &request).await.unwrap();
+        let mut times = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let started = Instant::now();
+            let again = spend::spend(&store, &request).await.unwrap();
+            times.push(started.elapsed());
+            assert_eq!(again.rows.len(), report.rows.len());
+        }
+        times.sort();
+        println!(
+            "{label:<38} rows {:>6}   median {:>8.1} ms   p95 {:>8.1} ms",
+            report.rows.len(),
+            ms(times[runs / 2]),
+            ms(times[(runs * 95 / 100).min(runs - 1)]),
+        );
+    }
+    let focus_request = request(month.0, month.1, "project");
+    for _ in 0..3 {
+        let started = Instant::now();
+        let lines = focus::rows(&store, &focus_request).await.unwrap();
+        let csv = focus::to_csv(&lines, &llm_meter::pricing::PriceBook::builtin().unwrap());
+        let seconds = started.elapsed().as_secs_f64();
+        println!(
+            "FOCUS export of last month: {} lines ({:.1} MB) in {:.2} s = {:.0} rows/s",
+            lines.len(),
+            csv.len() as f64 / 1e6,
+            seconds,
+            lines.len() as f64 / seconds
+        );
+    }
+
+    // Retention: one month of events (and their keys), 13 months back, then dropped.
+    let old = month_start(14);
+    let started = Instant::now();
+    sqlx::query("SELECT llm_meter_events_partition($1)")
+        .bind(old.date_naive())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "WITH keys AS (INSERT INTO event_keys (project, id, month) \
+             SELECT 'project-' || (i % {projects}), 'req-' || i, date '{}' \
+             FROM generate_series(1, {events_per_month}) AS i RETURNING project, id) \
+         INSERT INTO events (project, id, time, provider, model, batch, service_tier, tags, \
+             input, output, cost_nanos, input_cost_picos, output_cost_picos, ingested_at, source) \
+         SELECT project, id, timestamptz '{old}' + (random() * 27) * interval '1 day', 'openai', \
+             'gpt-5.2', false, 'default', '{{}}', 1000, 100, 3150000, 1750000000, 1400000000, \
+             now(), 'bench' FROM keys",
+        old.date_naive()
+    )))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    println!(
+        "{events_per_month} events of one month written with their keys in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let config = RetentionConfig {
+        events: Some(Duration::from_secs(400 * 86_400)),
+        ..RetentionConfig::default()
+    };
+    let started = Instant::now();
+    let report = llm_meter::retention::apply(&store, &config, false)
+        .await
+        .unwrap();
+    println!(
+        "retention apply: partitions {:?} dropped in {:.3} s; then {} keys deleted in chunks, {:.2} s in all",
+        report.partitions,
+        report.partitions_dropped_in.as_secs_f64(),
+        report.event_keys,
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(report.events, events_per_month);
+    store.ping().await.unwrap();
+    if std::env::var("KEEP_DATABASE").is_err() {
+        drop(store);
+        drop_database(name).await;
+    }
+}
