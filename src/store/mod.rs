@@ -227,6 +227,24 @@ pub trait UsageStore: Send + Sync {
 /// Rows a retention run deletes in one transaction.
 pub(crate) const RETENTION_CHUNK: i64 = 20_000;
 
+/// Runs `delete_chunk` (which deletes at most `RETENTION_CHUNK` rows, each call its own
+/// transaction) until a chunk comes back short; the rows deleted in all.
+pub(crate) async fn delete_in_chunks<F>(
+    mut delete_chunk: impl FnMut() -> F,
+) -> Result<u64, StoreError>
+where
+    F: std::future::Future<Output = Result<u64, StoreError>>,
+{
+    let mut removed = 0;
+    loop {
+        let done = delete_chunk().await?;
+        removed += done;
+        if done < RETENTION_CHUNK as u64 {
+            return Ok(removed);
+        }
+    }
+}
+
 /// Budgets and the alerts they fire (with their deliveries), and digest runs.
 #[async_trait]
 pub trait BudgetStore: Send + Sync {

@@ -30,7 +30,7 @@ use super::{
     Checkpoint, CheckpointStore, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn,
     RETENTION_CHUNK, RepriceAudit, RepriceScope, RepriceSummary, RetentionCutoffs, RetentionReport,
     Store, StoreError, UnpricedModel, UsageAggregate, UsageFilter, UsageQuery, UsageStore,
-    WriteBatch, event_windows,
+    WriteBatch, delete_in_chunks, event_windows,
 };
 use crate::money;
 use crate::prepare::PricedRecord;
@@ -46,20 +46,28 @@ pub struct PgStore {
     partitions: Arc<Mutex<BTreeSet<NaiveDate>>>,
 }
 
+fn connect_options(url: &str) -> Result<PgConnectOptions, StoreError> {
+    PgConnectOptions::from_str(url).map_err(|error| StoreError::InvalidUrl {
+        url: super::redact_url(url),
+        reason: error.to_string(),
+    })
+}
+
+/// Writes go through one batcher; the other connections serve queries and health checks.
+fn pool_options() -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(5))
+}
+
 /// After a batch with duplicates, this many batches skip the direct-`COPY` attempt.
 const DIRECT_COOLDOWN: u32 = 16;
 
 impl PgStore {
     /// Connects without applying migrations (`migrate` does that).
     pub async fn connect(url: &str) -> Result<PgStore, StoreError> {
-        let options = PgConnectOptions::from_str(url).map_err(|error| StoreError::InvalidUrl {
-            url: super::redact_url(url),
-            reason: error.to_string(),
-        })?;
-        let pool = PgPoolOptions::new()
-            // Writes go through one batcher; the rest serve queries and health checks.
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
+        let options = connect_options(url)?;
+        let pool = pool_options()
             .after_connect(|connection, _| {
                 Box::pin(async move {
                     sqlx::query(sqlx::AssertSqlSafe(CREATE_STAGING.as_str()))
@@ -80,14 +88,8 @@ impl PgStore {
     /// A pool on a read replica: connected lazily, with no staging table (a hot standby
     /// refuses to create one), for reads only.
     pub fn connect_reader(url: &str) -> Result<PgStore, StoreError> {
-        let options = PgConnectOptions::from_str(url).map_err(|error| StoreError::InvalidUrl {
-            url: super::redact_url(url),
-            reason: error.to_string(),
-        })?;
-        let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy_with(options.application_name("llm-meter reader"));
+        let options = connect_options(url)?;
+        let pool = pool_options().connect_lazy_with(options.application_name("llm-meter reader"));
         Ok(PgStore {
             pool,
             try_direct: Arc::new(AtomicU32::new(0)),
@@ -203,18 +205,15 @@ impl PgStore {
             "DELETE FROM {table} WHERE ctid = ANY(ARRAY(\
              SELECT ctid FROM {table} WHERE {column} < $1 LIMIT {RETENTION_CHUNK}))"
         );
-        let mut removed = 0;
-        loop {
-            let done = sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+        let (statement, pool) = (statement.as_str(), &self.pool);
+        delete_in_chunks(move || async move {
+            let done = sqlx::query(sqlx::AssertSqlSafe(statement))
                 .bind(cutoff)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-            removed += done;
-            if done < RETENTION_CHUNK as u64 {
-                return Ok(removed);
-            }
-        }
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 }
 

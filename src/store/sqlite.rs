@@ -33,7 +33,7 @@ use super::{
     Checkpoint, CheckpointStore, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn,
     RETENTION_CHUNK, RepriceAudit, RepriceScope, RepriceSummary, RetentionCutoffs, RetentionReport,
     Store, StoreError, UnpricedModel, UsageAggregate, UsageFilter, UsageQuery, UsageStore,
-    WriteBatch, event_windows,
+    WriteBatch, delete_in_chunks, event_windows,
 };
 use crate::money;
 use crate::prepare::PricedRecord;
@@ -95,18 +95,15 @@ impl SqliteStore {
             "DELETE FROM {table} WHERE rowid IN \
              (SELECT rowid FROM {table} WHERE {column} < ? LIMIT {RETENTION_CHUNK})"
         );
-        let mut removed = 0;
-        loop {
-            let done = sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+        let (statement, pool) = (statement.as_str(), &self.pool);
+        delete_in_chunks(move || async move {
+            let done = sqlx::query(sqlx::AssertSqlSafe(statement))
                 .bind(cutoff)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-            removed += done;
-            if done < RETENTION_CHUNK as u64 {
-                return Ok(removed);
-            }
-        }
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 
     /// Opens (creating if missing) the database file a `sqlite://PATH` URL names.

@@ -267,6 +267,11 @@ fn the_example_config_parses_and_documents_every_section() {
     assert_eq!(config.listen(), "127.0.0.1:7464");
     assert_eq!(config.collectors.len(), 1);
     assert_eq!(
+        config.retention.events,
+        Some(std::time::Duration::from_secs(400 * 86_400))
+    );
+    assert!(config.store.read_url.is_some());
+    assert_eq!(
         config.collectors[0].poll_interval,
         std::time::Duration::from_millis(250)
     );
