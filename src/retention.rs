@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use serde::Deserialize;
 
 use crate::store::{RetentionCutoffs, RetentionReport, Store, StoreError};
@@ -51,6 +51,10 @@ impl Default for RetentionConfig {
     }
 }
 
+/// How much longer than the events the rollups must be kept: Postgres removes events by
+/// whole months, so it keeps some up to a month past the horizon.
+const ROLLUPS_OUTLIVE_EVENTS: Duration = Duration::from_secs(31 * 86_400);
+
 /// The shortest retention accepted: anything shorter is a typo (`"30s"` for `"30d"`).
 const SHORTEST: Duration = Duration::from_secs(86_400);
 
@@ -73,11 +77,11 @@ impl RetentionConfig {
             ("daily_rollups", self.daily_rollups),
         ] {
             if let (Some(rollups), Some(events)) = (keep, self.events)
-                && rollups < events
+                && rollups < events + ROLLUPS_OUTLIVE_EVENTS
             {
                 return Err(format!(
-                    "[retention] {name} is shorter than events: spend would stop answering \
-                     for periods whose events are still kept"
+                    "[retention] {name} must be at least events + 31d: Postgres keeps events \
+                     by whole months, and spend must answer for every event still kept"
                 ));
             }
         }
@@ -102,11 +106,15 @@ impl RetentionConfig {
             keep.and_then(|keep| chrono::Duration::from_std(keep).ok())
                 .and_then(|keep| now.checked_sub_signed(keep))
         };
+        // A rollup row goes only once its whole hour or day is past the cutoff.
+        let floor = |time: Option<DateTime<Utc>>, unit: chrono::TimeDelta| {
+            time.map(|t| t.duration_trunc(unit).unwrap_or(t))
+        };
         RetentionCutoffs {
             events: before(self.events),
             dead_letters: before(self.dead_letters),
-            hourly_rollups: before(self.hourly_rollups),
-            daily_rollups: before(self.daily_rollups),
+            hourly_rollups: floor(before(self.hourly_rollups), chrono::TimeDelta::hours(1)),
+            daily_rollups: floor(before(self.daily_rollups), chrono::TimeDelta::days(1)),
         }
     }
 }

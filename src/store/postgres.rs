@@ -1046,7 +1046,8 @@ impl UsageStore for PgStore {
             let dropping = std::time::Instant::now();
             for (name, month) in self.partitions_before(oldest_kept).await? {
                 if !dry_run {
-                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {name}")))
+                    // Another replica may have dropped it a moment ago.
+                    sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE IF EXISTS {name}")))
                         .execute(&self.pool)
                         .await?;
                     self.partitions

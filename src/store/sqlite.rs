@@ -75,9 +75,11 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Deletes (or counts) the rows of `table` whose `column` is before `cutoff`, a
     /// chunk per transaction, so a writer waits for one chunk at most.
+    /// `key` names a row: `rowid`, or the primary key of a `WITHOUT ROWID` table.
     async fn delete_before(
         &self,
         table: &str,
+        key: &str,
         column: &str,
         cutoff: i64,
         dry_run: bool,
@@ -92,8 +94,8 @@ impl SqliteStore {
             return Ok(unsigned(count));
         }
         let statement = format!(
-            "DELETE FROM {table} WHERE rowid IN \
-             (SELECT rowid FROM {table} WHERE {column} < ? LIMIT {RETENTION_CHUNK})"
+            "DELETE FROM {table} WHERE ({key}) IN \
+             (SELECT {key} FROM {table} WHERE {column} < ? LIMIT {RETENTION_CHUNK})"
         );
         let (statement, pool) = (statement.as_str(), &self.pool);
         delete_in_chunks(move || async move {
@@ -662,36 +664,44 @@ impl UsageStore for SqliteStore {
             events_before: cutoffs.events,
             ..RetentionReport::default()
         };
-        // Instants are stored in microseconds, rollup hours and days in seconds.
+        // Instants are stored in microseconds, rollup hours and days in seconds; the
+        // rollup tables have no rowid: a row is named by its key.
         let seconds = |time: Option<DateTime<Utc>>| time.map(|t| t.timestamp());
-        for (table, column, cutoff, removed) in [
+        let (hourly_key, daily_key) = (Rollup::Hourly.key_columns(), Rollup::Daily.key_columns());
+        for (table, key, column, cutoff, removed) in [
             (
                 "events",
+                "rowid",
                 "time",
                 cutoffs.events.map(micros),
                 &mut report.events,
             ),
             (
                 "dead_letters",
+                "rowid",
                 "received_at",
                 cutoffs.dead_letters.map(micros),
                 &mut report.dead_letters,
             ),
             (
                 "rollups_hourly",
+                hourly_key.as_str(),
                 "hour",
                 seconds(cutoffs.hourly_rollups),
                 &mut report.hourly_rollups,
             ),
             (
                 "rollups_daily",
+                daily_key.as_str(),
                 "day",
                 seconds(cutoffs.daily_rollups),
                 &mut report.daily_rollups,
             ),
         ] {
             if let Some(cutoff) = cutoff {
-                *removed = self.delete_before(table, column, cutoff, dry_run).await?;
+                *removed = self
+                    .delete_before(table, key, column, cutoff, dry_run)
+                    .await?;
             }
         }
         Ok(report)

@@ -328,7 +328,60 @@ async fn retention_removes_old_events_and_spend_still_answers_from_the_rollups()
             before,
             "{at}"
         );
+
+        // Rollups kept 431 days (events + 31): the rows of whole hours and days before that go, on
+        // both stores (SQLite's rollup tables have no rowid).
+        let rollups = RetentionConfig {
+            hourly_rollups: Some(Duration::from_secs(431 * 86_400)),
+            daily_rollups: Some(Duration::from_secs(431 * 86_400)),
+            ..config.clone()
+        };
+        rollups.check().unwrap();
+        let cut = rollups.cutoffs(Utc::now());
+        let report = llm_meter::retention::apply(store.as_ref(), &rollups, false)
+            .await
+            .unwrap();
+        assert!(
+            report.hourly_rollups > 0 && report.daily_rollups > 0,
+            "{at}: {report:?}"
+        );
+        let older = |table: &str, column: &str, cutoff: DateTime<Utc>| match &backend {
+            Backend::Sqlite { .. } => format!(
+                "SELECT count(*) FROM {table} WHERE {column} < {}",
+                cutoff.timestamp()
+            ),
+            Backend::Postgres { .. } => format!(
+                "SELECT count(*) FROM {table} WHERE {column} < '{}'",
+                cutoff.to_rfc3339()
+            ),
+        };
+        let hourly_left = older("rollups_hourly", "hour", cut.hourly_rollups.unwrap());
+        assert_eq!(count(&backend, &hourly_left).await, 0, "{at}");
+        let daily_left = older("rollups_daily", "day", cut.daily_rollups.unwrap());
+        assert_eq!(count(&backend, &daily_left).await, 0, "{at}");
     }
+}
+
+#[test]
+fn rollups_must_outlive_the_events_by_a_month() {
+    let days = |n: u64| Some(Duration::from_secs(n * 86_400));
+    let config = |rollups| RetentionConfig {
+        events: days(400),
+        daily_rollups: rollups,
+        ..RetentionConfig::default()
+    };
+    assert!(
+        config(days(430))
+            .check()
+            .unwrap_err()
+            .contains("events + 31d")
+    );
+    config(days(431)).check().unwrap();
+    let short = RetentionConfig {
+        dead_letters: Some(Duration::from_secs(30)),
+        ..RetentionConfig::default()
+    };
+    assert!(short.check().unwrap_err().contains("shorter than a day"));
 }
 
 /// A database made by the build before partitions (migrations 1–7, with rows) is
