@@ -230,9 +230,11 @@ fn other_charges(row: &FocusRow) -> Vec<(Bucket, u64, Decimal)> {
 pub fn to_csv(rows: &[FocusRow], book: &PriceBook) -> String {
     let mut out = String::with_capacity(256 * (rows.len() + 1));
     let _ = writeln!(out, "{}", COLUMNS.join(","));
+    // Inferring a model's maker asks every provider of the book: once per model name.
+    let mut makers = crate::pricing::ResolveCache::default();
     for row in rows {
         let issuer = crate::providers::display_name(&row.provider);
-        let publisher = book.infer_provider(&row.model).map_or_else(
+        let publisher = makers.infer_provider(book, &row.model).map_or_else(
             || issuer.clone(),
             |vendor| crate::providers::display_name(&vendor),
         );
