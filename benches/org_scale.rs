@@ -182,7 +182,7 @@ async fn main() {
         "retention apply: partitions {:?} dropped in {:.3} s; then {} keys deleted in chunks, {:.2} s in all",
         report.partitions,
         report.partitions_dropped_in.as_secs_f64(),
-        report.event_keys,
+        report.events,
         started.elapsed().as_secs_f64()
     );
     assert_eq!(report.events, events_per_month);

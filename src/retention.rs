@@ -144,7 +144,6 @@ pub async fn run(
                     partitions = ?report.partitions,
                     dropped_in = ?report.partitions_dropped_in,
                     events = report.events,
-                    event_keys = report.event_keys,
                     dead_letters = report.dead_letters,
                     hourly_rollups = report.hourly_rollups,
                     daily_rollups = report.daily_rollups

@@ -35,9 +35,6 @@ pub fn describe(
                 report.events,
                 crate::usage::format_time(&before),
             ));
-            if !report.partitions.is_empty() || report.event_keys > 0 {
-                out.push_str(&format!("event keys: {verb} {}\n", report.event_keys));
-            }
         }
         _ => out.push_str("events: kept (no [retention] events)\n"),
     }

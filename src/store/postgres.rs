@@ -130,6 +130,14 @@ impl PgStore {
         Ok(true)
     }
 
+    /// This month's partition and the next two, so they exist before any record needs
+    /// them (at migration and on every retention run).
+    async fn ensure_months_ahead(&self) -> Result<(), StoreError> {
+        let this_month = month_of(Utc::now());
+        let ahead = (0..3).filter_map(|n| this_month.checked_add_months(chrono::Months::new(n)));
+        self.ensure_partitions(&ahead.collect()).await
+    }
+
     /// Creates the `events` partitions of the months not yet known to exist, each in a
     /// transaction of its own (creating a partition locks the whole table briefly).
     async fn ensure_partitions(&self, months: &BTreeSet<NaiveDate>) -> Result<(), StoreError> {
@@ -688,10 +696,7 @@ fn copy_escaped(out: &mut Vec<u8>, value: &str) {
 impl Store for PgStore {
     async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
-        // This month's partition and the next two exist before any record needs them.
-        let this_month = month_of(Utc::now());
-        let ahead = (0..3).filter_map(|n| this_month.checked_add_months(chrono::Months::new(n)));
-        self.ensure_partitions(&ahead.collect()).await
+        self.ensure_months_ahead().await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -1035,9 +1040,7 @@ impl UsageStore for PgStore {
         cutoffs: &RetentionCutoffs,
         dry_run: bool,
     ) -> Result<RetentionReport, StoreError> {
-        let this_month = month_of(Utc::now());
-        let ahead = (0..3).filter_map(|n| this_month.checked_add_months(chrono::Months::new(n)));
-        self.ensure_partitions(&ahead.collect()).await?;
+        self.ensure_months_ahead().await?;
         let mut report = RetentionReport::default();
         if let Some(cutoff) = cutoffs.events {
             // Whole months only: the partitions that end at or before the cutoff.
@@ -1061,10 +1064,9 @@ impl UsageStore for PgStore {
             // The keys of the dropped months, one per event they held (counting them is
             // how the events are counted: a partition is dropped without a scan). No
             // record of theirs can come back: older than the horizon, it is refused.
-            report.event_keys = self
+            report.events = self
                 .delete_before("event_keys", "month", oldest_kept, dry_run)
                 .await?;
-            report.events = report.event_keys;
         }
         if let Some(cutoff) = cutoffs.dead_letters {
             report.dead_letters = self

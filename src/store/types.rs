@@ -477,9 +477,9 @@ pub struct RetentionReport {
     /// them took (their keys are deleted after, in chunks).
     pub partitions: Vec<String>,
     pub partitions_dropped_in: std::time::Duration,
+    /// On Postgres, counted by the keys of the dropped months, deleted with them (one per
+    /// event: a partition is dropped without a scan).
     pub events: u64,
-    /// Postgres: the keys of the dropped months, which `event_keys` no longer needs.
-    pub event_keys: u64,
     pub dead_letters: u64,
     pub hourly_rollups: u64,
     pub daily_rollups: u64,

@@ -120,6 +120,20 @@ impl Backend {
         )
     }
 
+    /// A one-number query (`SELECT count(*) …`), read with SQL straight from the tables.
+    pub async fn count(&self, sql: &str) -> i64 {
+        match self {
+            Backend::Sqlite { store, .. } => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(store.pool())
+                .await
+                .unwrap(),
+            Backend::Postgres { store, .. } => sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(store.pool())
+                .await
+                .unwrap(),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Backend::Sqlite { .. } => "sqlite",
