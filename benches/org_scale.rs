@@ -4,7 +4,8 @@
 //!
 //! The daily rollups are filled with SQL: PROJECTS (2,000) projects, each using 6 of 60
 //! models, a `team` tag of 3 values, every day of DAYS (395, 13 months): 14.2M daily rows,
-//! what ~50M events a year spread this widely leave (3.5 events per group and day). Timed:
+//! what ~50M events a year spread this widely leave (3.5 events per group and day); the
+//! monthly rollups are their sums by month, as the writers keep them. Timed:
 //! the last whole month by project, the last 12 months by month and project, the FOCUS
 //! export of that month (rows per second), and `retention apply` dropping one month of
 //! EVENTS_PER_MONTH (3.85M, 50M / 13) events with their keys.
@@ -88,10 +89,28 @@ async fn main() {
     .execute(store.pool())
     .await
     .unwrap();
-    sqlx::query("ANALYZE rollups_daily")
-        .execute(store.pool())
-        .await
-        .unwrap();
+    // The monthly rollups the writers keep beside the daily ones: their sums by month.
+    sqlx::query(
+        "INSERT INTO rollups_monthly (project, month, provider, model, service_tier, batch, \
+             reasoning_effort, tags, requests, unpriced_requests, input, cached_input, \
+             cache_write_5m, cache_write_1h, output, reasoning, cost_nanos, list_cost_nanos, \
+             reported_cost_nanos, input_cost_picos, output_cost_picos) \
+         SELECT project, date_trunc('month', day, 'UTC'), provider, model, service_tier, batch, \
+             reasoning_effort, tags, sum(requests), sum(unpriced_requests), sum(input), \
+             sum(cached_input), sum(cache_write_5m), sum(cache_write_1h), sum(output), \
+             sum(reasoning), sum(cost_nanos), sum(list_cost_nanos), sum(reported_cost_nanos), \
+             sum(input_cost_picos), sum(output_cost_picos) \
+         FROM rollups_daily GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    for table in ["rollups_daily", "rollups_monthly"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM rollups_daily")
         .fetch_one(store.pool())
         .await

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, DurationRound, Utc};
+use chrono::{DateTime, Datelike, DurationRound, Utc};
 use serde::Deserialize;
 
 use crate::store::{RetentionCutoffs, RetentionReport, Store, StoreError};
@@ -26,9 +26,13 @@ pub struct RetentionConfig {
     /// off UTC by day, ends there). Unset: kept.
     #[serde(default, with = "crate::duration_text::optional")]
     pub hourly_rollups: Option<Duration>,
-    /// Daily rollups older than this are removed (spend ends there). Unset: kept.
+    /// Daily rollups older than this are removed (spend by day and week, and over
+    /// ranges that start or end inside a month, ends there). Unset: kept.
     #[serde(default, with = "crate::duration_text::optional")]
     pub daily_rollups: Option<Duration>,
+    /// Monthly rollups older than this are removed (spend ends there). Unset: kept.
+    #[serde(default, with = "crate::duration_text::optional")]
+    pub monthly_rollups: Option<Duration>,
     /// How often `serve` applies retention (and, on Postgres, creates the partitions of
     /// the months ahead).
     #[serde(default = "default_every", with = "crate::duration_text")]
@@ -46,6 +50,7 @@ impl Default for RetentionConfig {
             dead_letters: None,
             hourly_rollups: None,
             daily_rollups: None,
+            monthly_rollups: None,
             every: default_every(),
         }
     }
@@ -75,6 +80,7 @@ impl RetentionConfig {
         for (name, keep) in [
             ("hourly_rollups", self.hourly_rollups),
             ("daily_rollups", self.daily_rollups),
+            ("monthly_rollups", self.monthly_rollups),
         ] {
             if let (Some(rollups), Some(events)) = (keep, self.events)
                 && rollups < events + ROLLUPS_OUTLIVE_EVENTS
@@ -91,12 +97,13 @@ impl RetentionConfig {
         Ok(())
     }
 
-    fn settings(&self) -> [(&'static str, Option<Duration>); 4] {
+    fn settings(&self) -> [(&'static str, Option<Duration>); 5] {
         [
             ("events", self.events),
             ("dead_letters", self.dead_letters),
             ("hourly_rollups", self.hourly_rollups),
             ("daily_rollups", self.daily_rollups),
+            ("monthly_rollups", self.monthly_rollups),
         ]
     }
 
@@ -106,15 +113,19 @@ impl RetentionConfig {
             keep.and_then(|keep| chrono::Duration::from_std(keep).ok())
                 .and_then(|keep| now.checked_sub_signed(keep))
         };
-        // A rollup row goes only once its whole hour or day is past the cutoff.
+        // A rollup row goes only once its whole hour, day or month is past the cutoff.
         let floor = |time: Option<DateTime<Utc>>, unit: chrono::TimeDelta| {
             time.map(|t| t.duration_trunc(unit).unwrap_or(t))
+        };
+        let month = |time: Option<DateTime<Utc>>| {
+            floor(time, chrono::TimeDelta::days(1)).map(|t| t.with_day(1).unwrap_or(t))
         };
         RetentionCutoffs {
             events: before(self.events),
             dead_letters: before(self.dead_letters),
             hourly_rollups: floor(before(self.hourly_rollups), chrono::TimeDelta::hours(1)),
             daily_rollups: floor(before(self.daily_rollups), chrono::TimeDelta::days(1)),
+            monthly_rollups: month(before(self.monthly_rollups)),
         }
     }
 }
@@ -146,7 +157,8 @@ pub async fn run(
                     events = report.events,
                     dead_letters = report.dead_letters,
                     hourly_rollups = report.hourly_rollups,
-                    daily_rollups = report.daily_rollups
+                    daily_rollups = report.daily_rollups,
+                    monthly_rollups = report.monthly_rollups
                 );
             }
             Ok(_) => {}

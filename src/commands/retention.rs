@@ -46,6 +46,11 @@ pub fn describe(
             report.hourly_rollups,
         ),
         ("daily rollups", config.daily_rollups, report.daily_rollups),
+        (
+            "monthly rollups",
+            config.monthly_rollups,
+            report.monthly_rollups,
+        ),
     ] {
         match keep(setting) {
             Some(keep) => out.push_str(&format!("{name}: {verb} {removed}, kept {keep}\n")),

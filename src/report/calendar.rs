@@ -19,24 +19,17 @@ pub enum TimeBucket {
     Year,
 }
 
-/// The store-level time slot a bucket is built from: UTC days (read from the daily
-/// rollups) when the buckets are UTC days, weeks, months, quarters or years; hours
-/// otherwise.
+/// The store-level time slot a bucket is built from: UTC months (read from the monthly
+/// rollups) when the buckets are UTC months, quarters or years; UTC days (the daily
+/// rollups) for UTC days and weeks; hours otherwise.
 pub fn time_dimension(bucket: TimeBucket, tz: Tz) -> Dimension {
     let utc = matches!(
         tz,
         Tz::UTC | Tz::Etc__UTC | Tz::GMT | Tz::Etc__GMT | Tz::Zulu
     );
     match bucket {
-        TimeBucket::Day
-        | TimeBucket::Week
-        | TimeBucket::Month
-        | TimeBucket::Quarter
-        | TimeBucket::Year
-            if utc =>
-        {
-            Dimension::Day
-        }
+        TimeBucket::Month | TimeBucket::Quarter | TimeBucket::Year if utc => Dimension::Month,
+        TimeBucket::Day | TimeBucket::Week if utc => Dimension::Day,
         _ => Dimension::Hour,
     }
 }

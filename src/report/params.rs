@@ -50,6 +50,7 @@ impl GroupBy {
             GroupBy::Dimension(Dimension::Tags) => "tags".into(),
             GroupBy::Dimension(Dimension::Hour) | GroupBy::Time(TimeBucket::Hour) => "hour".into(),
             GroupBy::Dimension(Dimension::Day) => "day".into(),
+            GroupBy::Dimension(Dimension::Month) => "month".into(),
             GroupBy::TokenType => "token_type".into(),
             GroupBy::Time(TimeBucket::Day) => "day".into(),
             GroupBy::Time(TimeBucket::Week) => "week".into(),

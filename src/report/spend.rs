@@ -81,7 +81,9 @@ pub fn group_values(request: &SpendRequest, event: &PricedRecord) -> Vec<String>
                 Dimension::Batch => record.batch.to_string(),
                 Dimension::ReasoningEffort => record.reasoning_effort.clone().unwrap_or_default(),
                 Dimension::Tag(key) => record.tags.get(key).cloned().unwrap_or_default(),
-                Dimension::Tags | Dimension::Hour | Dimension::Day => String::new(),
+                Dimension::Tags | Dimension::Hour | Dimension::Day | Dimension::Month => {
+                    String::new()
+                }
             },
             GroupBy::TokenType => String::new(),
             GroupBy::Time(bucket) => bucket_start(hour_start(record.time), *bucket, request.tz),

@@ -22,7 +22,7 @@ use sqlx::{QueryBuilder, Row};
 use super::rows::{
     Cell, ColumnKind, EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS,
     ROLLUP_VALUES, RepriceSteps, Rollup, RollupKey, RollupSums, SumStyle, UniqueEvents, count,
-    event_usage_values, event_value, fill_aggregate, floor_day, measured_columns, reprice_windows,
+    event_usage_values, fill_aggregate, groups_by_level, measured_columns, reprice_windows,
     rollup_deltas, rollup_groups, rollup_increments, scan_columns, stored_event, token_sums,
     tokens_from, unique_events, unsigned, usage_plan, usage_sums,
 };
@@ -59,6 +59,10 @@ fn pool_options() -> PgPoolOptions {
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(5))
 }
+
+/// The advisory lock `llm_meter_events_partition` (the migrations) takes while it
+/// creates a month's partition.
+const PARTITION_LOCK: i64 = 7_236_281_733_370_311_014;
 
 /// After a batch with duplicates, this many batches skip the direct-`COPY` attempt.
 const DIRECT_COOLDOWN: u32 = 16;
@@ -188,6 +192,27 @@ impl PgStore {
         Ok(partitions)
     }
 
+    /// Records the events horizon before any month before it is dropped: from then on
+    /// `llm_meter_events_partition` refuses to create those months again. It takes the
+    /// partition lock, so no writer is creating one of them meanwhile. Never moves back.
+    async fn record_horizon(&self, horizon: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(PARTITION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO retention_horizon (events_before) VALUES ($1) \
+             ON CONFLICT (singleton) DO UPDATE \
+             SET events_before = greatest(retention_horizon.events_before, excluded.events_before)",
+        )
+        .bind(horizon)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Deletes (or counts) the rows of `table` whose `column` is before `cutoff`, a
     /// chunk per transaction, so no writer waits long behind it.
     async fn delete_before<T>(
@@ -244,7 +269,7 @@ pub(crate) fn month_of(time: DateTime<Utc>) -> NaiveDate {
 }
 
 /// Adds hourly sums (negative ones too: a reprice moving records between groups) to the
-/// hourly and the daily rollups, one statement per table.
+/// hourly, daily and monthly rollups, one statement per table.
 async fn add_rollups(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     hourly: BTreeMap<RollupKey<'_>, RollupSums>,
@@ -252,9 +277,10 @@ async fn add_rollups(
     if hourly.is_empty() {
         return Ok(());
     }
-    let daily = Rollup::Daily.groups(hourly.clone())?;
-    upsert_rollups(tx, Rollup::Hourly, hourly).await?;
-    upsert_rollups(tx, Rollup::Daily, daily).await
+    for (level, groups) in groups_by_level(hourly)? {
+        upsert_rollups(tx, level, groups).await?;
+    }
+    Ok(())
 }
 
 async fn upsert_rollups(
@@ -277,7 +303,7 @@ async fn upsert_rollups(
             slot.push(value);
         }
     }
-    let statement = &UPSERT_ROLLUPS[usize::from(level == Rollup::Daily)];
+    let statement = &UPSERT_ROLLUPS[level as usize];
     let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
         .bind(columns.0)
         .bind(columns.1)
@@ -292,6 +318,16 @@ async fn upsert_rollups(
     }
     query.execute(&mut **tx).await?;
     Ok(())
+}
+
+/// `column` (a `timestamptz`) cut to the start of its UTC hour, day or month.
+fn truncate(unit: Rollup, column: &str) -> String {
+    let unit = match unit {
+        Rollup::Hourly => "hour",
+        Rollup::Daily => "day",
+        Rollup::Monthly => "month",
+    };
+    format!("date_trunc('{unit}', {column}, 'UTC')")
 }
 
 /// Adds a usage filter's conditions (`model_column` names the sheet's model id).
@@ -357,13 +393,13 @@ impl RepriceSteps for Repricing<'_> {
         update_pricing(tx, new).await?;
         add_rollups(tx, rollup_deltas(old, new)?).await?;
         // Groups every record moved out of.
-        for (level, start) in [(Rollup::Hourly, hour), (Rollup::Daily, floor_day(hour))] {
+        for level in Rollup::ALL {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {} WHERE requests = 0 AND {} = $1",
                 level.table(),
                 level.time_column()
             )))
-            .bind(start)
+            .bind(level.floor(hour))
             .execute(&mut **tx)
             .await?;
         }
@@ -509,10 +545,10 @@ static COPY_COLUMNS: LazyLock<String> = LazyLock::new(|| {
 static COPY_EVENTS: LazyLock<String> =
     LazyLock::new(|| format!("COPY events ({}) FROM STDIN", COPY_COLUMNS.as_str()));
 
-/// Adds sums computed by the writer to the rollups (the direct-`COPY` path and reprices):
-/// the hourly table's statement, then the daily one's.
-static UPSERT_ROLLUPS: LazyLock<[String; 2]> =
-    LazyLock::new(|| Rollup::BOTH.map(upsert_rollups_statement));
+/// Adds sums computed by the writer to the rollups: one statement per table, in
+/// `Rollup::ALL` order.
+static UPSERT_ROLLUPS: LazyLock<[String; 3]> =
+    LazyLock::new(|| Rollup::ALL.map(upsert_rollups_statement));
 
 fn upsert_rollups_statement(level: Rollup) -> String {
     let key_types = [
@@ -555,64 +591,27 @@ struct RollupKeyColumns<'e>(
     Vec<&'e str>,
 );
 
-/// Claims the staged rows' keys in `event_keys` (skipping keys already there), moves the
-/// rows whose key it claimed into `events`, and adds exactly those to the hourly and
-/// daily rollups, in one statement. Staged rows are sorted by key, so concurrent writers
-/// take index locks in the same order; a deadlock, should one happen anyway, is retried
-/// as a transient failure.
+/// Claims the staged rows' keys in `event_keys` (skipping keys already there) and moves
+/// the rows whose key it claimed into `events`, in one statement; returns their keys (the
+/// writer adds exactly those rows to the rollups). Staged rows are sorted by key, so
+/// concurrent writers take index locks in the same order; a deadlock, should one happen
+/// anyway, is retried as a transient failure.
 static INSERT_FROM_STAGING: LazyLock<String> = LazyLock::new(|| {
-    let columns = COPY_COLUMNS.as_str();
     let staged_columns = EVENT_COLUMNS
         .iter()
         .map(|column| format!("s.{}", column.name))
         .collect::<Vec<_>>()
         .join(", ");
-    let values = ROLLUP_VALUE_COLUMNS.join(", ");
-    let sums: Vec<String> = ROLLUP_VALUE_COLUMNS
-        .iter()
-        .map(|c| format!("coalesce(sum({c}), 0)"))
-        .collect();
-    // Adds the inserted rows to one rollup table; `time` is their hour or day there.
-    let roll = |time: &str| {
-        let level = if time == "hour" {
-            Rollup::Hourly
-        } else {
-            Rollup::Daily
-        };
-        format!(
-            "INSERT INTO {table} AS r ({keys}, {values}) \
-             SELECT project, {time}, provider, rollup_model, service_tier, batch, effort, tags, \
-                 {sums} \
-             FROM inserted GROUP BY 1, 2, 3, 4, 5, 6, 7, 8 ORDER BY 1, 2, 3, 4, 5, 6, 7, 8 \
-             ON CONFLICT ({keys}) DO UPDATE SET {increments} RETURNING 1",
-            table = level.table(),
-            keys = level.key_columns(),
-            sums = sums.join(", "),
-            increments = rollup_increments("r."),
-        )
-    };
     format!(
         "WITH claimed AS (\
             INSERT INTO event_keys (project, id, month) \
             SELECT project, id, (date_trunc('month', time, 'UTC') AT TIME ZONE 'UTC')::date \
             FROM staging_events \
-            ON CONFLICT (project, id) DO NOTHING RETURNING project, id), \
-         inserted AS (\
-            INSERT INTO events ({columns}) SELECT {staged_columns} \
-            FROM staging_events s JOIN claimed c ON c.project = s.project AND c.id = s.id \
-            RETURNING project, id, date_trunc('hour', time, 'UTC') AS hour, provider, \
-                coalesce(resolved_model, model) AS rollup_model, service_tier, batch, \
-                coalesce(reasoning_effort, '') AS effort, tags, {contributions}), \
-         hourly AS ({hourly}), \
-         daily AS ({daily}) \
-         SELECT project, id FROM inserted",
-        contributions = ROLLUP_VALUE_COLUMNS
-            .iter()
-            .map(|c| event_value(c))
-            .collect::<Vec<_>>()
-            .join(", "),
-        hourly = roll("hour"),
-        daily = roll("date_trunc('day', hour, 'UTC')"),
+            ON CONFLICT (project, id) DO NOTHING RETURNING project, id) \
+         INSERT INTO events ({columns}) SELECT {staged_columns} \
+         FROM staging_events s JOIN claimed c ON c.project = s.project AND c.id = s.id \
+         RETURNING project, id",
+        columns = COPY_COLUMNS.as_str(),
     )
 });
 
@@ -753,6 +752,11 @@ impl UsageStore for PgStore {
                 for row in rows {
                     inserted_keys.insert((row.try_get(0)?, row.try_get(1)?), false);
                 }
+                let claimed = staged.unique.rows.iter().filter(|row| {
+                    let record = &row.event.priced.record;
+                    inserted_keys.contains_key(&(record.project.clone(), record.id.clone()))
+                });
+                add_rollups(&mut tx, rollup_groups(claimed)?).await?;
             }
         }
         if !dead_letters.is_empty() {
@@ -837,16 +841,15 @@ impl UsageStore for PgStore {
                     .push_bind(key.clone())
                     .push(", '')"),
                 Dimension::Tags => sql.push("tags::text"),
-                Dimension::Hour | Dimension::Day => sql.push("slot"),
+                Dimension::Hour | Dimension::Day | Dimension::Month => sql.push("slot"),
             };
             sql.push(", ");
             group_columns += 1;
         }
         sql.push(usage_sums(SumStyle::Numeric, query.measures))
             .push(" FROM (");
-        let by_hour = query.group_by.contains(&Dimension::Hour);
-        let by_day = query.group_by.contains(&Dimension::Day);
-        let plan = usage_plan(query.from, query.to, !by_hour);
+        let slot_level = Rollup::of_dimensions(&query.group_by);
+        let plan = usage_plan(query.from, query.to, slot_level.unwrap_or(Rollup::Monthly));
         let mut parts = 0;
         let mut union = |sql: &mut QueryBuilder<sqlx::Postgres>| {
             if parts > 0 {
@@ -855,14 +858,13 @@ impl UsageStore for PgStore {
             parts += 1;
         };
         let values = measured_columns(query.measures);
-        for (level, ranges) in [(Rollup::Daily, &plan.daily), (Rollup::Hourly, &plan.hourly)] {
+        for (level, ranges) in plan.rollup_ranges() {
             for (from, to) in ranges {
                 union(&mut sql);
                 let time = level.time_column();
-                let slot = if by_day && level == Rollup::Hourly {
-                    format!("date_trunc('day', {time}, 'UTC')")
-                } else {
-                    time.to_owned()
+                let slot = match slot_level {
+                    Some(unit) if unit > level => truncate(unit, time),
+                    _ => time.to_owned(),
                 };
                 sql.push(format!(
                     "SELECT project, {slot} AS slot, provider, model, service_tier, batch, \
@@ -877,12 +879,12 @@ impl UsageStore for PgStore {
         // The partial hours at either end come from the events themselves.
         for (from, to) in &plan.events {
             union(&mut sql);
-            let unit = if by_day { "day" } else { "hour" };
             sql.push(format!(
-                "SELECT project, date_trunc('{unit}', time, 'UTC') AS slot, provider, \
+                "SELECT project, {} AS slot, provider, \
                  coalesce(resolved_model, model) AS model, service_tier, batch, \
                  coalesce(reasoning_effort, '') AS reasoning_effort, tags, {} \
                  FROM events WHERE time >= ",
+                truncate(slot_level.unwrap_or(Rollup::Hourly), "time"),
                 event_usage_values(query.measures)
             ))
             .push_bind(*from)
@@ -1045,7 +1047,11 @@ impl UsageStore for PgStore {
         if let Some(cutoff) = cutoffs.events {
             // Whole months only: the partitions that end at or before the cutoff.
             let oldest_kept = month_of(cutoff);
-            report.events_before = Some(oldest_kept.and_time(chrono::NaiveTime::MIN).and_utc());
+            let horizon = oldest_kept.and_time(chrono::NaiveTime::MIN).and_utc();
+            report.events_before = Some(horizon);
+            if !dry_run {
+                self.record_horizon(horizon).await?;
+            }
             let dropping = std::time::Instant::now();
             for (name, month) in self.partitions_before(oldest_kept).await? {
                 if !dry_run {
@@ -1081,6 +1087,11 @@ impl UsageStore for PgStore {
         if let Some(cutoff) = cutoffs.daily_rollups {
             report.daily_rollups = self
                 .delete_before("rollups_daily", "day", cutoff, dry_run)
+                .await?;
+        }
+        if let Some(cutoff) = cutoffs.monthly_rollups {
+            report.monthly_rollups = self
+                .delete_before("rollups_monthly", "month", cutoff, dry_run)
                 .await?;
         }
         Ok(report)
@@ -1140,7 +1151,7 @@ static UNPRICED_MODELS: LazyLock<String> = LazyLock::new(|| {
 fn aggregate_from_row(row: &PgRow, group_by: &[Dimension]) -> Result<UsageAggregate, sqlx::Error> {
     let mut aggregate = UsageAggregate::default();
     for (position, dimension) in group_by.iter().enumerate() {
-        if matches!(dimension, Dimension::Hour | Dimension::Day) {
+        if dimension.is_time() {
             aggregate.hour = Some(row.try_get(position)?);
         } else {
             aggregate.keys.push(row.try_get(position)?);

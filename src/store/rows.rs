@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, DurationRound, TimeDelta, Utc};
 use rust_decimal::Decimal;
 
 use super::columns::Columns;
 use super::{
-    EventScan, Measures, NewEvent, PriceFn, RepriceScope, RepriceSummary, StoreError,
+    Dimension, EventScan, Measures, NewEvent, PriceFn, RepriceScope, RepriceSummary, StoreError,
     UsageAggregate,
 };
 use crate::money;
@@ -333,28 +333,32 @@ pub(crate) type RollupKey<'e> = (
     &'e str,
 );
 
-/// The two rollup tables: the same sums by UTC hour and by UTC day, written together.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The three rollup tables: the same sums by UTC hour, day and month, written together.
+/// Ordered from the finest to the coarsest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Rollup {
     Hourly,
     Daily,
+    Monthly,
 }
 
 impl Rollup {
-    pub const BOTH: [Rollup; 2] = [Rollup::Hourly, Rollup::Daily];
+    pub const ALL: [Rollup; 3] = [Rollup::Hourly, Rollup::Daily, Rollup::Monthly];
 
     pub fn table(self) -> &'static str {
         match self {
             Rollup::Hourly => "rollups_hourly",
             Rollup::Daily => "rollups_daily",
+            Rollup::Monthly => "rollups_monthly",
         }
     }
 
-    /// The column holding the start of the group's hour or day.
+    /// The column holding the start of the group's hour, day or month.
     pub fn time_column(self) -> &'static str {
         match self {
             Rollup::Hourly => "hour",
             Rollup::Daily => "day",
+            Rollup::Monthly => "month",
         }
     }
 
@@ -366,24 +370,63 @@ impl Rollup {
         )
     }
 
-    /// Hourly groups as this table keys them.
-    pub fn groups<'r>(
-        self,
-        hourly: BTreeMap<RollupKey<'r>, RollupSums>,
-    ) -> Result<BTreeMap<RollupKey<'r>, RollupSums>, StoreError> {
+    /// The start of this table's hour, day or month that `time` falls in (UTC).
+    pub fn floor(self, time: DateTime<Utc>) -> DateTime<Utc> {
         match self {
-            Rollup::Hourly => Ok(hourly),
-            Rollup::Daily => {
-                let mut daily: BTreeMap<RollupKey<'r>, RollupSums> = BTreeMap::new();
-                for (mut key, sums) in hourly {
-                    key.1 = floor_day(key.1);
-                    daily.entry(key).or_default().add_scaled(&sums, 1)?;
-                }
-                daily.retain(|_, sums| *sums != RollupSums::default());
-                Ok(daily)
-            }
+            Rollup::Hourly => floor_hour(time),
+            Rollup::Daily => floor_day(time),
+            Rollup::Monthly => floor_month(time),
         }
     }
+
+    /// The slot of a query's time dimension: the table whose rows are its hours, days
+    /// or months. None when the query is not grouped by time.
+    pub fn of_dimensions(group_by: &[Dimension]) -> Option<Rollup> {
+        group_by.iter().find_map(|dimension| match dimension {
+            Dimension::Hour => Some(Rollup::Hourly),
+            Dimension::Day => Some(Rollup::Daily),
+            Dimension::Month => Some(Rollup::Monthly),
+            _ => None,
+        })
+    }
+
+    /// Finer groups (hourly, or daily for the monthly table) as this table keys them;
+    /// groups that sum to nothing are left out.
+    pub fn groups<'r>(
+        self,
+        finer: BTreeMap<RollupKey<'r>, RollupSums>,
+    ) -> Result<BTreeMap<RollupKey<'r>, RollupSums>, StoreError> {
+        if self == Rollup::Hourly {
+            return Ok(finer);
+        }
+        let mut coarser: BTreeMap<RollupKey<'r>, RollupSums> = BTreeMap::new();
+        for (mut key, sums) in finer {
+            key.1 = self.floor(key.1);
+            coarser.entry(key).or_default().add_scaled(&sums, 1)?;
+        }
+        coarser.retain(|_, sums| *sums != RollupSums::default());
+        Ok(coarser)
+    }
+}
+
+/// Rollup groups and their sums, sorted by key.
+pub(crate) type RollupGroups<'e> = BTreeMap<RollupKey<'e>, RollupSums>;
+
+/// A time range, `[from, to)`.
+pub(crate) type Range = (DateTime<Utc>, DateTime<Utc>);
+
+/// Hourly groups with their daily and monthly sums: what a write adds to each rollup
+/// table, in `Rollup::ALL` order.
+pub(crate) fn groups_by_level(
+    hourly: BTreeMap<RollupKey<'_>, RollupSums>,
+) -> Result<[(Rollup, RollupGroups<'_>); 3], StoreError> {
+    let daily = Rollup::Daily.groups(hourly.clone())?;
+    let monthly = Rollup::Monthly.groups(daily.clone())?;
+    Ok([
+        (Rollup::Hourly, hourly),
+        (Rollup::Daily, daily),
+        (Rollup::Monthly, monthly),
+    ])
 }
 
 /// The UTC midnight starting the day an instant falls in.
@@ -391,44 +434,91 @@ pub(crate) fn floor_day(time: DateTime<Utc>) -> DateTime<Utc> {
     time.duration_trunc(TimeDelta::days(1)).unwrap_or(time)
 }
 
-/// Where each part of a usage query's range is read from: whole UTC days from the daily
-/// rollups (when the query allows), whole hours from the hourly ones, the partial hours
-/// at either end from the events.
-#[derive(Debug, Default, PartialEq)]
-pub(crate) struct UsagePlan {
-    pub daily: Vec<(DateTime<Utc>, DateTime<Utc>)>,
-    pub hourly: Vec<(DateTime<Utc>, DateTime<Utc>)>,
-    pub events: Vec<(DateTime<Utc>, DateTime<Utc>)>,
+/// The UTC midnight starting the month an instant falls in.
+pub(crate) fn floor_month(time: DateTime<Utc>) -> DateTime<Utc> {
+    let day = floor_day(time);
+    day.with_day(1).unwrap_or(day)
 }
 
-pub(crate) fn usage_plan(from: DateTime<Utc>, to: DateTime<Utc>, use_daily: bool) -> UsagePlan {
+/// The first instant of a unit at or after `time`.
+fn ceil(level: Rollup, time: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = level.floor(time);
+    if floor == time {
+        return time;
+    }
+    match level {
+        Rollup::Hourly => floor + TimeDelta::hours(1),
+        Rollup::Daily => floor + TimeDelta::days(1),
+        Rollup::Monthly => floor
+            .checked_add_months(chrono::Months::new(1))
+            .unwrap_or(floor),
+    }
+}
+
+/// Where each part of a usage query's range is read from: whole UTC months from the
+/// monthly rollups and whole days from the daily ones (as far as the query's time
+/// dimension allows), whole hours from the hourly ones, the partial hours at either end
+/// from the events.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct UsagePlan {
+    pub monthly: Vec<Range>,
+    pub daily: Vec<Range>,
+    pub hourly: Vec<Range>,
+    pub events: Vec<Range>,
+}
+
+impl UsagePlan {
+    /// The rollup parts, coarsest first.
+    pub fn rollup_ranges(&self) -> [(Rollup, &[Range]); 3] {
+        [
+            (Rollup::Monthly, &self.monthly),
+            (Rollup::Daily, &self.daily),
+            (Rollup::Hourly, &self.hourly),
+        ]
+    }
+
+    fn ranges_mut(&mut self, level: Rollup) -> &mut Vec<Range> {
+        match level {
+            Rollup::Hourly => &mut self.hourly,
+            Rollup::Daily => &mut self.daily,
+            Rollup::Monthly => &mut self.monthly,
+        }
+    }
+}
+
+/// Splits `[from, to)` into the parts each table answers, reading no table coarser than
+/// `coarsest`.
+pub(crate) fn usage_plan(from: DateTime<Utc>, to: DateTime<Utc>, coarsest: Rollup) -> UsagePlan {
     let mut plan = UsagePlan::default();
     let (whole_from, whole_to) = whole_hours(from, to);
     if whole_from >= whole_to {
         plan.events.push((from, to));
         return plan;
     }
-    plan.events = [(from, whole_from), (whole_to, to)]
+    plan.events = ends((from, to), (whole_from, whole_to));
+    // Each coarser level takes the whole units inside what the finer one was given, and
+    // leaves it the ragged ends.
+    let mut inner = (whole_from, whole_to);
+    let mut level = Rollup::Hourly;
+    for coarser in [Rollup::Daily, Rollup::Monthly] {
+        let units = (ceil(coarser, inner.0), coarser.floor(inner.1));
+        if coarser > coarsest || units.0 >= units.1 {
+            break;
+        }
+        *plan.ranges_mut(level) = ends(inner, units);
+        inner = units;
+        level = coarser;
+    }
+    *plan.ranges_mut(level) = vec![inner];
+    plan
+}
+
+/// The parts of `outer` outside `inner` (which it contains), non-empty ones only.
+fn ends(outer: Range, inner: Range) -> Vec<Range> {
+    [(outer.0, inner.0), (inner.1, outer.1)]
         .into_iter()
         .filter(|(a, b)| a < b)
-        .collect();
-    let day = TimeDelta::days(1);
-    let first_day = if floor_day(whole_from) == whole_from {
-        whole_from
-    } else {
-        floor_day(whole_from) + day
-    };
-    let last_day = floor_day(whole_to);
-    if use_daily && first_day < last_day {
-        plan.daily.push((first_day, last_day));
-        plan.hourly = [(whole_from, first_day), (last_day, whole_to)]
-            .into_iter()
-            .filter(|(a, b)| a < b)
-            .collect();
-    } else {
-        plan.hourly.push((whole_from, whole_to));
-    }
-    plan
+        .collect()
 }
 
 /// The sums of one hourly rollup group, in `ROLLUP_VALUE_COLUMNS` order.
@@ -956,15 +1046,17 @@ mod tests {
     }
 
     #[test]
-    fn a_usage_range_is_split_into_days_hours_and_partial_hours() {
+    fn a_usage_range_is_split_into_months_days_hours_and_partial_hours() {
         type Ranges = Vec<(&'static str, &'static str)>;
-        // (from, to, use_daily, daily, hourly, events)
-        let cases: Vec<(&str, &str, bool, Ranges, Ranges, Ranges)> = vec![
+        use Rollup::{Daily, Hourly, Monthly};
+        // (from, to, coarsest table, monthly, daily, hourly, events)
+        let cases: Vec<(&str, &str, Rollup, Ranges, Ranges, Ranges, Ranges)> = vec![
             // Inside one hour: events only.
             (
                 "2026-03-01T10:05:00Z",
                 "2026-03-01T10:50:00Z",
-                true,
+                Monthly,
+                vec![],
                 vec![],
                 vec![],
                 vec![("2026-03-01T10:05:00Z", "2026-03-01T10:50:00Z")],
@@ -973,16 +1065,18 @@ mod tests {
             (
                 "2026-03-01T10:00:00Z",
                 "2026-03-01T18:00:00Z",
-                true,
+                Monthly,
+                vec![],
                 vec![],
                 vec![("2026-03-01T10:00:00Z", "2026-03-01T18:00:00Z")],
                 vec![],
             ),
-            // Several days with ragged ends: all three.
+            // Several days with ragged ends: days, hours and events.
             (
                 "2026-03-01T10:17:00Z",
                 "2026-03-04T05:45:30Z",
-                true,
+                Monthly,
+                vec![],
                 vec![("2026-03-02T00:00:00Z", "2026-03-04T00:00:00Z")],
                 vec![
                     ("2026-03-01T11:00:00Z", "2026-03-02T00:00:00Z"),
@@ -993,11 +1087,12 @@ mod tests {
                     ("2026-03-04T05:00:00Z", "2026-03-04T05:45:30Z"),
                 ],
             ),
-            // The same without daily rollups (grouped by hour).
+            // The same grouped by hour: no daily rollups.
             (
                 "2026-03-01T10:17:00Z",
                 "2026-03-04T05:45:30Z",
-                false,
+                Hourly,
+                vec![],
                 vec![],
                 vec![("2026-03-01T11:00:00Z", "2026-03-04T05:00:00Z")],
                 vec![
@@ -1005,12 +1100,51 @@ mod tests {
                     ("2026-03-04T05:00:00Z", "2026-03-04T05:45:30Z"),
                 ],
             ),
-            // A calendar month: daily only.
+            // A calendar month: monthly only; grouped by day, daily only.
             (
                 "2026-03-01T00:00:00Z",
                 "2026-04-01T00:00:00Z",
-                true,
+                Monthly,
                 vec![("2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z")],
+                vec![],
+                vec![],
+                vec![],
+            ),
+            (
+                "2026-03-01T00:00:00Z",
+                "2026-04-01T00:00:00Z",
+                Daily,
+                vec![],
+                vec![("2026-03-01T00:00:00Z", "2026-04-01T00:00:00Z")],
+                vec![],
+                vec![],
+            ),
+            // Months with ragged ends at every level.
+            (
+                "2025-11-20T07:30:00Z",
+                "2026-02-03T12:10:00Z",
+                Monthly,
+                vec![("2025-12-01T00:00:00Z", "2026-02-01T00:00:00Z")],
+                vec![
+                    ("2025-11-21T00:00:00Z", "2025-12-01T00:00:00Z"),
+                    ("2026-02-01T00:00:00Z", "2026-02-03T00:00:00Z"),
+                ],
+                vec![
+                    ("2025-11-20T08:00:00Z", "2025-11-21T00:00:00Z"),
+                    ("2026-02-03T00:00:00Z", "2026-02-03T12:00:00Z"),
+                ],
+                vec![
+                    ("2025-11-20T07:30:00Z", "2025-11-20T08:00:00Z"),
+                    ("2026-02-03T12:00:00Z", "2026-02-03T12:10:00Z"),
+                ],
+            ),
+            // Whole days across a month boundary but no whole month: daily only.
+            (
+                "2026-01-15T00:00:00Z",
+                "2026-02-10T00:00:00Z",
+                Monthly,
+                vec![],
+                vec![("2026-01-15T00:00:00Z", "2026-02-10T00:00:00Z")],
                 vec![],
                 vec![],
             ),
@@ -1018,16 +1152,47 @@ mod tests {
         let parse = |ranges: &Ranges| -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
             ranges.iter().map(|(a, b)| (t(a), t(b))).collect()
         };
-        for (from, to, use_daily, daily, hourly, events) in &cases {
+        for (from, to, coarsest, monthly, daily, hourly, events) in &cases {
             assert_eq!(
-                usage_plan(t(from), t(to), *use_daily),
+                usage_plan(t(from), t(to), *coarsest),
                 UsagePlan {
+                    monthly: parse(monthly),
                     daily: parse(daily),
                     hourly: parse(hourly),
                     events: parse(events),
                 },
-                "{from} {to} {use_daily}"
+                "{from} {to} {coarsest:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_plan_covers_its_range_exactly_once() {
+        use proptest::prelude::*;
+        let start = t("2024-01-01T00:00:00Z").timestamp();
+        proptest!(|(a in 0i64..86_400 * 800, length in 0i64..86_400 * 400, level in 0usize..3)| {
+            let from = DateTime::from_timestamp(start + a, 0).unwrap();
+            let to = DateTime::from_timestamp(start + a + length, 0).unwrap();
+            let coarsest = Rollup::ALL[level];
+            let plan = usage_plan(from, to, coarsest);
+            let mut parts: Vec<(DateTime<Utc>, DateTime<Utc>)> = plan.events.clone();
+            for (rollup, ranges) in plan.rollup_ranges() {
+                prop_assert!(ranges.is_empty() || rollup <= coarsest);
+                for (a, b) in ranges {
+                    // Each rollup range is made of whole units of its table.
+                    prop_assert_eq!(rollup.floor(*a), *a);
+                    prop_assert_eq!(rollup.floor(*b), *b);
+                    parts.push((*a, *b));
+                }
+            }
+            parts.sort();
+            let mut at = from;
+            for (a, b) in parts {
+                prop_assert_eq!(a, at);
+                prop_assert!(a < b || from == to);
+                at = b;
+            }
+            prop_assert_eq!(at, to);
+        });
     }
 }

@@ -24,7 +24,7 @@ use super::columns::{from_micros, micros};
 use super::rows::{
     Cell, EVENT_COLUMNS, EventRow, PICOS_SPLIT, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS,
     ROLLUP_VALUES, RepriceSteps, Rollup, RollupKey, RollupSums, SumStyle, count,
-    event_usage_values, fill_aggregate, floor_day, is_picos_column, measured_columns,
+    event_usage_values, fill_aggregate, groups_by_level, is_picos_column, measured_columns,
     reprice_windows, rollup_deltas, rollup_groups, rollup_increments, scan_columns,
     statement_sized_chunks, stored_event, token_sums, tokens_from, unique_events, unsigned,
     usage_plan, usage_sums,
@@ -157,14 +157,13 @@ impl SqliteStore {
 }
 
 /// Adds hourly sums (negative ones too: a reprice moving records between groups) to the
-/// hourly and the daily rollups, many groups per statement (each statement is a round
-/// trip to SQLite's worker thread).
+/// hourly, daily and monthly rollups, many groups per statement (each statement is a
+/// round trip to SQLite's worker thread).
 async fn add_rollups(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     hourly: BTreeMap<RollupKey<'_>, RollupSums>,
 ) -> Result<(), StoreError> {
-    let daily = Rollup::Daily.groups(hourly.clone())?;
-    for (level, groups) in [(Rollup::Hourly, hourly), (Rollup::Daily, daily)] {
+    for (level, groups) in groups_by_level(hourly)? {
         let head = format!(
             "INSERT INTO {} ({}, {}) ",
             level.table(),
@@ -198,6 +197,37 @@ async fn add_rollups(
         }
     }
     Ok(())
+}
+
+/// Refuses a write holding a record older than the events horizon retention last
+/// applied: its period's events (and keys) may be gone, so it could count twice. The
+/// pipeline refuses such records before they get here; this closes the race with a
+/// retention run that starts while they are on their way.
+async fn check_horizon(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    rows: &[EventRow<'_>],
+) -> Result<(), StoreError> {
+    let Some(oldest) = rows.iter().map(|row| row.event.priced.record.time).min() else {
+        return Ok(());
+    };
+    let horizon: Option<i64> = sqlx::query_scalar("SELECT events_before FROM retention_horizon")
+        .fetch_optional(&mut **tx)
+        .await?;
+    match horizon.map(from_micros) {
+        Some(horizon) if oldest < horizon => Err(StoreError::Refused(super::past_horizon(horizon))),
+        _ => Ok(()),
+    }
+}
+
+/// `seconds` (Unix seconds) cut to the start of its UTC hour, day or month.
+fn truncate(unit: Rollup, seconds: &str) -> String {
+    match unit {
+        Rollup::Hourly => format!("({seconds} / 3600) * 3600"),
+        Rollup::Daily => format!("({seconds} / 86400) * 86400"),
+        Rollup::Monthly => {
+            format!("CAST(strftime('%s', {seconds}, 'unixepoch', 'start of month') AS INTEGER)")
+        }
+    }
 }
 
 /// Adds a usage filter's conditions (`model_column` names the sheet's model id).
@@ -272,13 +302,13 @@ impl RepriceSteps for Repricing<'_> {
         update_pricing(tx, new).await?;
         add_rollups(tx, rollup_deltas(old, new)?).await?;
         // Groups every record moved out of.
-        for (level, start) in [(Rollup::Hourly, hour), (Rollup::Daily, floor_day(hour))] {
+        for level in Rollup::ALL {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {} WHERE requests = 0 AND {} = ?",
                 level.table(),
                 level.time_column()
             )))
-            .bind(start.timestamp())
+            .bind(level.floor(hour).timestamp())
             .execute(&mut **tx)
             .await?;
         }
@@ -378,6 +408,7 @@ impl UsageStore for SqliteStore {
         let events: Vec<&NewEvent> = parts.iter().flat_map(|p| p.events.iter()).collect();
         let unique = unique_events(&events);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        check_horizon(&mut tx, &unique.rows).await?;
         let mut inserted: HashSet<(String, String)> = HashSet::new();
         for chunk in statement_sized_chunks(&unique.rows, ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(INSERT_EVENTS.as_str());
@@ -450,15 +481,14 @@ impl UsageStore for SqliteStore {
                     .push_bind(json_path(key))
                     .push("), '')"),
                 Dimension::Tags => sql.push("tags"),
-                Dimension::Hour | Dimension::Day => sql.push("slot"),
+                Dimension::Hour | Dimension::Day | Dimension::Month => sql.push("slot"),
             };
             sql.push(", ");
         }
         sql.push(usage_sums(SumStyle::SplitPicos, query.measures))
             .push(" FROM (");
-        let by_hour = query.group_by.contains(&Dimension::Hour);
-        let by_day = query.group_by.contains(&Dimension::Day);
-        let plan = usage_plan(query.from, query.to, !by_hour);
+        let slot_level = Rollup::of_dimensions(&query.group_by);
+        let plan = usage_plan(query.from, query.to, slot_level.unwrap_or(Rollup::Monthly));
         let mut parts = 0;
         let mut union = |sql: &mut QueryBuilder<Sqlite>| {
             if parts > 0 {
@@ -467,14 +497,13 @@ impl UsageStore for SqliteStore {
             parts += 1;
         };
         let values = measured_columns(query.measures);
-        for (level, ranges) in [(Rollup::Daily, &plan.daily), (Rollup::Hourly, &plan.hourly)] {
+        for (level, ranges) in plan.rollup_ranges() {
             for (from, to) in ranges {
                 union(&mut sql);
                 let time = level.time_column();
-                let slot = if by_day && level == Rollup::Hourly {
-                    format!("({time} / 86400) * 86400")
-                } else {
-                    time.to_owned()
+                let slot = match slot_level {
+                    Some(unit) if unit > level => truncate(unit, time),
+                    _ => time.to_owned(),
                 };
                 sql.push(format!(
                     "SELECT project, {slot} AS slot, provider, model, service_tier, batch, \
@@ -489,13 +518,12 @@ impl UsageStore for SqliteStore {
         // The partial hours at either end come from the events themselves.
         for (from, to) in &plan.events {
             union(&mut sql);
-            let unit: i64 = if by_day { 86_400 } else { 3_600 };
             sql.push(format!(
-                "SELECT project, (time / {}) * {unit} AS slot, provider, \
+                "SELECT project, {} AS slot, provider, \
                  coalesce(resolved_model, model) AS model, service_tier, batch, \
                  coalesce(reasoning_effort, '') AS reasoning_effort, tags, {} \
                  FROM events WHERE time >= ",
-                unit * 1_000_000,
+                truncate(slot_level.unwrap_or(Rollup::Hourly), "(time / 1000000)"),
                 event_usage_values(query.measures)
             ))
             .push_bind(micros(*from))
@@ -667,7 +695,19 @@ impl UsageStore for SqliteStore {
         // Instants are stored in microseconds, rollup hours and days in seconds; the
         // rollup tables have no rowid: a row is named by its key.
         let seconds = |time: Option<DateTime<Utc>>| time.map(|t| t.timestamp());
-        let (hourly_key, daily_key) = (Rollup::Hourly.key_columns(), Rollup::Daily.key_columns());
+        if let (Some(horizon), false) = (cutoffs.events, dry_run) {
+            // Recorded before any event goes: from then on a write holding an older record
+            // is refused (`check_horizon`). The write lock orders it after any write under way.
+            sqlx::query(
+                "INSERT INTO retention_horizon (singleton, events_before) VALUES (1, ?) \
+                 ON CONFLICT (singleton) DO UPDATE \
+                 SET events_before = max(events_before, excluded.events_before)",
+            )
+            .bind(micros(horizon))
+            .execute(&self.pool)
+            .await?;
+        }
+        let keys = Rollup::ALL.map(Rollup::key_columns);
         for (table, key, column, cutoff, removed) in [
             (
                 "events",
@@ -685,17 +725,24 @@ impl UsageStore for SqliteStore {
             ),
             (
                 "rollups_hourly",
-                hourly_key.as_str(),
+                keys[0].as_str(),
                 "hour",
                 seconds(cutoffs.hourly_rollups),
                 &mut report.hourly_rollups,
             ),
             (
                 "rollups_daily",
-                daily_key.as_str(),
+                keys[1].as_str(),
                 "day",
                 seconds(cutoffs.daily_rollups),
                 &mut report.daily_rollups,
+            ),
+            (
+                "rollups_monthly",
+                keys[2].as_str(),
+                "month",
+                seconds(cutoffs.monthly_rollups),
+                &mut report.monthly_rollups,
             ),
         ] {
             if let Some(cutoff) = cutoff {
@@ -756,7 +803,7 @@ fn aggregate_from_row(
 ) -> Result<UsageAggregate, sqlx::Error> {
     let mut aggregate = UsageAggregate::default();
     for (position, dimension) in group_by.iter().enumerate() {
-        if matches!(dimension, Dimension::Hour | Dimension::Day) {
+        if dimension.is_time() {
             let hour: i64 = row.try_get(position)?;
             aggregate.hour = Utc.timestamp_opt(hour, 0).single();
         } else {

@@ -188,6 +188,16 @@ pub enum Dimension {
     /// The UTC day; its midnight is the aggregate's `hour`. Lets whole days be read from
     /// the daily rollups.
     Day,
+    /// The UTC month; its first midnight is the aggregate's `hour`. Lets whole months be
+    /// read from the monthly rollups.
+    Month,
+}
+
+impl Dimension {
+    /// Hour, day or month: a time slot, given as the aggregate's `hour`, not a key.
+    pub fn is_time(&self) -> bool {
+        matches!(self, Dimension::Hour | Dimension::Day | Dimension::Month)
+    }
 }
 
 /// Which usage a query covers. `projects: None` means every project.
@@ -465,6 +475,7 @@ pub struct RetentionCutoffs {
     pub dead_letters: Option<DateTime<Utc>>,
     pub hourly_rollups: Option<DateTime<Utc>>,
     pub daily_rollups: Option<DateTime<Utc>>,
+    pub monthly_rollups: Option<DateTime<Utc>>,
 }
 
 /// What a retention run removed, or would remove (a dry run).
@@ -483,11 +494,17 @@ pub struct RetentionReport {
     pub dead_letters: u64,
     pub hourly_rollups: u64,
     pub daily_rollups: u64,
+    pub monthly_rollups: u64,
 }
 
 impl RetentionReport {
     pub fn removed_anything(&self) -> bool {
         !self.partitions.is_empty()
-            || self.events + self.dead_letters + self.hourly_rollups + self.daily_rollups > 0
+            || self.events
+                + self.dead_letters
+                + self.hourly_rollups
+                + self.daily_rollups
+                + self.monthly_rollups
+                > 0
     }
 }

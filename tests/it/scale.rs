@@ -3,6 +3,7 @@
 //! and an existing database migrated in place.
 
 use std::borrow::Cow;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -438,4 +439,286 @@ async fn an_existing_postgres_database_migrates_to_partitions_in_place() {
         )],
     );
     assert_eq!(store.write(&[&replay]).await.unwrap(), vec![false]);
+}
+
+/// Records every 67 minutes from January 20 to May 10, 2026, over three projects and two
+/// models (one of them unpriced).
+fn months_of_lines() -> Vec<String> {
+    let first: DateTime<Utc> = "2026-01-20T05:13:00Z".parse().unwrap();
+    (0..2500u64)
+        .map(|i| {
+            let time = first + chrono::Duration::minutes((i * 67) as i64);
+            let model = ["gpt-5.2", "gpt-5-mini", "no-such-model-m"][(i % 3) as usize];
+            format!(
+                r#"{{"id":"m-{i}","time":"{}","project":"{}","provider":"openai","model":"{model}","tokens":{{"input":{},"cached_input":{},"output":{}}},"tags":{{"team":"t{}"}}}}"#,
+                time.to_rfc3339(),
+                ["search", "ads", "agents"][(i % 4 % 3) as usize],
+                500 + i * 13 % 9000,
+                i * 7 % 400,
+                20 + i * 31 % 700,
+                i % 2
+            )
+        })
+        .collect()
+}
+
+/// Whole months are read from the monthly rollups, the ragged ends from the daily and
+/// hourly ones and the events: every window and grouping sums exactly what the events
+/// in it sum, month by month, on both stores.
+#[tokio::test]
+async fn monthly_rollups_answer_months_exactly_as_the_events_sum() {
+    let book = book();
+    let lines = months_of_lines();
+    let windows = [
+        ("2026-01-01T00:00:00Z", "2026-06-01T00:00:00Z"),
+        ("2026-02-01T00:00:00Z", "2026-04-01T00:00:00Z"),
+        ("2026-01-25T10:17:30Z", "2026-05-03T03:41:05Z"),
+        ("2026-02-28T23:30:00Z", "2026-04-01T00:30:00Z"),
+        ("2026-03-01T00:00:00Z", "2026-03-31T23:00:00Z"),
+        ("2026-02-14T00:00:00Z", "2026-03-09T00:00:00Z"),
+    ];
+    for backend in Backend::both().await {
+        let at = backend.name();
+        let store = backend.store();
+        for chunk in lines.chunks(700) {
+            store.write(&[&intake_batch(book, chunk)]).await.unwrap();
+        }
+        backend.totals().await;
+        for (from, to) in windows {
+            let (from, to): (DateTime<Utc>, DateTime<Utc>) =
+                (from.parse().unwrap(), to.parse().unwrap());
+            let inside = |line: &&String| (from..to).contains(&time_of(line));
+            let window: Vec<String> = lines.iter().filter(inside).cloned().collect();
+            let want = expected(book, &window);
+            for group_by in [
+                vec![],
+                vec![Dimension::Month],
+                vec![Dimension::Project, Dimension::Month],
+                vec![Dimension::Day],
+                vec![Dimension::Project, Dimension::Model],
+            ] {
+                let rows = store
+                    .usage(&UsageQuery {
+                        from,
+                        to,
+                        group_by: group_by.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                let what = format!("{at} {from} {to} {group_by:?}");
+                assert_eq!(
+                    rows.iter().map(|r| r.requests).sum::<u64>(),
+                    want.requests,
+                    "{what}"
+                );
+                assert_eq!(
+                    rows.iter().map(|r| r.unpriced_requests).sum::<u64>(),
+                    want.unpriced,
+                    "{what}"
+                );
+                assert_eq!(
+                    rows.iter().map(|r| r.cost).sum::<Decimal>(),
+                    want.cost,
+                    "{what}"
+                );
+                if group_by == [Dimension::Month] {
+                    // Each month's row: the events of that month inside the window.
+                    for row in &rows {
+                        let month = row.hour.unwrap();
+                        let next = month.checked_add_months(Months::new(1)).unwrap();
+                        assert_eq!(month.day(), 1, "{what}");
+                        let of_month: Vec<String> = window
+                            .iter()
+                            .filter(|line| (month..next).contains(&time_of(line)))
+                            .cloned()
+                            .collect();
+                        let want = expected(book, &of_month);
+                        assert_eq!(
+                            (row.requests, row.cost),
+                            (want.requests, want.cost),
+                            "{what} {month}"
+                        );
+                    }
+                }
+            }
+        }
+        // The monthly table holds one row per group and month: its sums are the daily ones.
+        let months = backend
+            .count("SELECT count(DISTINCT month) FROM rollups_monthly")
+            .await;
+        assert_eq!(months, 5, "{at}");
+    }
+}
+
+/// Records written by the build before monthly rollups (migrations 1–8) are in the
+/// monthly rollups after the migration: spend of whole months answers as before.
+#[tokio::test]
+async fn an_existing_database_fills_its_monthly_rollups_from_the_daily_ones() {
+    const MONTHLY: i64 = 20261208000009;
+    let book = book();
+    let lines = months_of_lines();
+    let want = expected(book, &lines);
+    for backend in ["sqlite", "postgres"] {
+        let (url, _keep): (String, Box<dyn std::any::Any>) = match backend {
+            "sqlite" => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", dir.path().join("old.db").display());
+                (url, Box::new(dir))
+            }
+            _ => {
+                let db = TestDb::new().await;
+                (db.url.clone(), Box::new(db))
+            }
+        };
+        let folder = format!("migrations/{backend}");
+        let mut before = sqlx::migrate::Migrator::new(std::path::Path::new(&folder))
+            .await
+            .unwrap();
+        before.migrations = Cow::Owned(
+            before
+                .migrations
+                .iter()
+                .filter(|m| m.version < MONTHLY)
+                .cloned()
+                .collect(),
+        );
+        // Daily rollups as the old build wrote them: the sums of the events by day.
+        let daily = |month_expr: &str| {
+            format!(
+                "INSERT INTO rollups_daily (project, day, provider, model, service_tier, batch, \
+                 reasoning_effort, tags, requests, unpriced_requests, input, cached_input, \
+                 cache_write_5m, cache_write_1h, output, reasoning, cost_nanos, list_cost_nanos, \
+                 reported_cost_nanos, input_cost_picos, cached_input_cost_picos, \
+                 cache_write_5m_cost_picos, cache_write_1h_cost_picos, output_cost_picos, \
+                 reasoning_cost_picos, cache_savings_nanos, batch_savings_nanos) \
+                 VALUES ('p', {month_expr}, 'openai', 'gpt-5.2', 'default', false, '', '{{}}', \
+                 2, 0, 100, 0, 0, 0, 10, 0, 5000, 5000, 0, 0, 0, 0, 0, 0, 0, 0, 0)"
+            )
+        };
+        match backend {
+            "sqlite" => {
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+                    .unwrap()
+                    .create_if_missing(true);
+                let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+                before.run(&pool).await.unwrap();
+                for day in ["2026-02-03", "2026-02-27", "2026-03-01"] {
+                    let seconds = format!(
+                        "{}",
+                        format!("{day}T00:00:00Z")
+                            .parse::<DateTime<Utc>>()
+                            .unwrap()
+                            .timestamp()
+                    );
+                    sqlx::query(sqlx::AssertSqlSafe(daily(&seconds)))
+                        .execute(&pool)
+                        .await
+                        .unwrap();
+                }
+                pool.close().await;
+            }
+            _ => {
+                let pool = sqlx::PgPool::connect(&url).await.unwrap();
+                before.run(&pool).await.unwrap();
+                for day in ["2026-02-03", "2026-02-27", "2026-03-01"] {
+                    sqlx::query(sqlx::AssertSqlSafe(daily(&format!("'{day}T00:00:00Z'"))))
+                        .execute(&pool)
+                        .await
+                        .unwrap();
+                }
+                pool.close().await;
+            }
+        }
+        let store = llm_meter::store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        let months = store
+            .usage(&UsageQuery {
+                from: "2026-01-01T00:00:00Z".parse().unwrap(),
+                to: "2026-04-01T00:00:00Z".parse().unwrap(),
+                group_by: vec![Dimension::Month],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let got: Vec<(String, u64, Decimal)> = months
+            .iter()
+            .map(|m| (m.hour.unwrap().to_rfc3339(), m.requests, m.cost))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "2026-02-01T00:00:00+00:00".to_owned(),
+                    4,
+                    Decimal::new(10, 6)
+                ),
+                (
+                    "2026-03-01T00:00:00+00:00".to_owned(),
+                    2,
+                    Decimal::new(5, 6)
+                ),
+            ],
+            "{backend}"
+        );
+        // New writes go to every level from then on.
+        for chunk in lines.chunks(1000) {
+            store.write(&[&intake_batch(book, chunk)]).await.unwrap();
+        }
+        let all = store
+            .usage(&UsageQuery {
+                from: "2026-01-01T00:00:00Z".parse().unwrap(),
+                to: "2026-06-01T00:00:00Z".parse().unwrap(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all[0].requests, want.requests + 6, "{backend}");
+        assert_eq!(all[0].cost, want.cost + Decimal::new(15, 6), "{backend}");
+    }
+}
+
+/// A record that passed the pipeline's horizon check before retention ran is refused by
+/// the store once retention has recorded its horizon: its month cannot come back, and a
+/// replay of a removed record cannot count twice.
+#[tokio::test]
+async fn a_write_older_than_the_recorded_horizon_is_refused_by_the_store() {
+    let book = book();
+    for backend in Backend::both().await {
+        let at = backend.name();
+        let store = backend.store();
+        let old = months_ago(15, 0);
+        let first = intake_batch(book, &[line("h", "old-1", old, 1000)]);
+        assert_eq!(store.write(&[&first]).await.unwrap(), vec![true], "{at}");
+        let config = RetentionConfig {
+            events: Some(Duration::from_secs(400 * 86_400)),
+            ..RetentionConfig::default()
+        };
+        let report = llm_meter::retention::apply(store.as_ref(), &config, false)
+            .await
+            .unwrap();
+        assert_eq!(report.events, 1, "{at}");
+        // Straight to the store, as a batch already past the pipeline's check would be.
+        let replay = intake_batch(book, &[line("h", "old-1", old, 1000)]);
+        let error = store.write(&[&replay]).await.unwrap_err();
+        assert!(
+            matches!(&error, llm_meter::store::StoreError::Refused(reason)
+                if reason.contains("older than the events retention horizon")),
+            "{at}: {error}"
+        );
+        // A recent record still lands, and the old month's events stay gone.
+        let recent = intake_batch(book, &[line("h", "new-1", months_ago(0, 1), 1000)]);
+        assert_eq!(store.write(&[&recent]).await.unwrap(), vec![true], "{at}");
+        let (events, ..) = backend.totals().await;
+        assert_eq!(events, 1, "{at}");
+        if let Backend::Postgres { .. } = &backend {
+            let name = format!("events_{}", old.format("%Y_%m"));
+            let exists = backend
+                .count(&format!(
+                    "SELECT count(*) FROM pg_class WHERE relname = '{name}'"
+                ))
+                .await;
+            assert_eq!(exists, 0, "{at}: {name} is not created again");
+        }
+    }
 }

@@ -89,7 +89,8 @@ impl Backend {
     }
 
     /// (events, unpriced events, event cost, rollup cost, rollup requests), read with SQL
-    /// straight from the tables. The daily rollups must hold the same sums as the hourly.
+    /// straight from the tables. The daily and monthly rollups must hold the same sums as
+    /// the hourly.
     pub async fn totals(&self) -> (i64, i64, Decimal, Decimal, i64) {
         const SQL: &str = "SELECT (SELECT count(*) FROM events), \
              (SELECT count(*) FROM events WHERE cost_nanos IS NULL), \
@@ -97,8 +98,11 @@ impl Backend {
              (SELECT CAST(coalesce(sum(cost_nanos), 0) AS BIGINT) FROM rollups_hourly), \
              (SELECT CAST(coalesce(sum(requests), 0) AS BIGINT) FROM rollups_hourly), \
              (SELECT CAST(coalesce(sum(cost_nanos), 0) AS BIGINT) FROM rollups_daily), \
-             (SELECT CAST(coalesce(sum(requests), 0) AS BIGINT) FROM rollups_daily)";
-        let values: (i64, i64, i64, i64, i64, i64, i64) = match self {
+             (SELECT CAST(coalesce(sum(requests), 0) AS BIGINT) FROM rollups_daily), \
+             (SELECT CAST(coalesce(sum(cost_nanos), 0) AS BIGINT) FROM rollups_monthly), \
+             (SELECT CAST(coalesce(sum(requests), 0) AS BIGINT) FROM rollups_monthly)";
+        type Totals = (i64, i64, i64, i64, i64, i64, i64, i64, i64);
+        let values: Totals = match self {
             Backend::Sqlite { store, .. } => {
                 sqlx::query_as(SQL).fetch_one(store.pool()).await.unwrap()
             }
@@ -110,6 +114,11 @@ impl Backend {
             (values.5, values.6),
             (values.3, values.4),
             "daily rollups disagree with hourly ones"
+        );
+        assert_eq!(
+            (values.7, values.8),
+            (values.3, values.4),
+            "monthly rollups disagree with hourly ones"
         );
         (
             values.0,
