@@ -90,18 +90,23 @@ async fn main() {
     .await
     .unwrap();
     // The monthly rollups the writers keep beside the daily ones: their sums by month.
-    sqlx::query(
-        "INSERT INTO rollups_monthly (project, month, provider, model, service_tier, batch, \
-             reasoning_effort, tags, requests, unpriced_requests, input, cached_input, \
-             cache_write_5m, cache_write_1h, output, reasoning, cost_nanos, list_cost_nanos, \
-             reported_cost_nanos, input_cost_picos, output_cost_picos) \
-         SELECT project, date_trunc('month', day, 'UTC'), provider, model, service_tier, batch, \
-             reasoning_effort, tags, sum(requests), sum(unpriced_requests), sum(input), \
-             sum(cached_input), sum(cache_write_5m), sum(cache_write_1h), sum(output), \
-             sum(reasoning), sum(cost_nanos), sum(list_cost_nanos), sum(reported_cost_nanos), \
-             sum(input_cost_picos), sum(output_cost_picos) \
-         FROM rollups_daily GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
+    let values: Vec<String> = sqlx::query_scalar(
+        "SELECT column_name::text FROM information_schema.columns \
+         WHERE table_name = 'rollups_daily' AND data_type = 'bigint' ORDER BY ordinal_position",
     )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let sums: Vec<String> = values.iter().map(|c| format!("sum({c})")).collect();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO rollups_monthly (project, month, provider, model, service_tier, batch, \
+             reasoning_effort, tags, {}) \
+         SELECT project, date_trunc('month', day, 'UTC'), provider, model, service_tier, batch, \
+             reasoning_effort, tags, {} \
+         FROM rollups_daily GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
+        values.join(", "),
+        sums.join(", ")
+    )))
     .execute(store.pool())
     .await
     .unwrap();
@@ -149,17 +154,21 @@ async fn main() {
         );
     }
     let focus_request = request(month.0, month.1, "project");
+    let book = llm_meter::pricing::PriceBook::builtin().unwrap();
     for _ in 0..3 {
         let started = Instant::now();
-        let lines = focus::rows(&store, &focus_request).await.unwrap();
-        let csv = focus::to_csv(&lines, &llm_meter::pricing::PriceBook::builtin().unwrap());
+        let mut export = focus::Export::new(&focus_request);
+        let (mut lines, mut bytes) = (0usize, 0usize);
+        while let Some(chunk) = export.next_chunk(&store, &book).await.unwrap() {
+            lines += chunk.lines().count();
+            bytes += chunk.len();
+        }
+        let lines = lines - 1;
         let seconds = started.elapsed().as_secs_f64();
         println!(
-            "FOCUS export of last month: {} lines ({:.1} MB) in {:.2} s = {:.0} rows/s",
-            lines.len(),
-            csv.len() as f64 / 1e6,
-            seconds,
-            lines.len() as f64 / seconds
+            "FOCUS export of last month: {lines} lines ({:.1} MB) in {seconds:.2} s = {:.0} rows/s",
+            bytes as f64 / 1e6,
+            lines as f64 / seconds
         );
     }
 

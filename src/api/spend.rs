@@ -214,7 +214,7 @@ fn respond<T: Serialize>(
     }
 }
 
-fn csv_response(body: String, filename: &str) -> Response {
+fn csv_response(body: impl IntoResponse, filename: &str) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -225,6 +225,35 @@ fn csv_response(body: String, filename: &str) -> Response {
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     response
+}
+
+/// The FOCUS export, streamed a window (a day, or a month) at a time: memory holds one
+/// window, whatever the range. The first window is read before answering, so a store
+/// that cannot answer is still a 503; a failure later ends the body early (the client
+/// sees a truncated transfer, and the failure is logged).
+async fn focus_response(state: AppState, request: &SpendRequest) -> Result<Response, ApiError> {
+    use futures_util::StreamExt;
+    let store = state.reader.clone();
+    let book = state.book.current();
+    let mut export = focus::Export::new(request);
+    let first = export.next_chunk(store.as_ref(), &book).await?;
+    let rest = futures_util::stream::try_unfold(
+        (export, store, book),
+        |(mut export, store, book)| async move {
+            match export.next_chunk(store.as_ref(), &book).await {
+                Ok(chunk) => Ok(chunk.map(|chunk| (chunk, (export, store, book)))),
+                Err(error) => {
+                    tracing::warn!(message = "A FOCUS export failed part-way.", %error);
+                    Err(error)
+                }
+            }
+        },
+    );
+    let chunks = futures_util::stream::iter(first.map(Ok)).chain(rest);
+    Ok(csv_response(
+        axum::body::Body::from_stream(chunks),
+        "llm-meter-focus.csv",
+    ))
 }
 
 fn request(params: SpendParams) -> Result<SpendRequest, ApiError> {
@@ -271,15 +300,11 @@ async fn get_spend(State(state): State<AppState>, call: SpendCall) -> Result<Res
             "a request is not split by token type: drop token_type from group_by",
         ));
     }
-    let store = state.reader.as_ref();
     if format == Format::Focus {
         focus::check_request(&request)?;
-        let rows = focus::rows(store, &request).await?;
-        return Ok(csv_response(
-            focus::to_csv(&rows, &state.book.current()),
-            "llm-meter-focus.csv",
-        ));
+        return focus_response(state, &request).await;
     }
+    let store = state.reader.as_ref();
     let report = spend::spend(store, &request).await?;
     if format == Format::Csv {
         return Ok(csv_response(

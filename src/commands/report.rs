@@ -59,8 +59,12 @@ pub async fn report(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCod
         let report = whatif::what_if(store.as_ref(), &book, &request, &target).await?;
         print_what_if(&report, args.format)?;
     } else if matches!(args.format, ReportFormat::Focus) {
-        let rows = focus::rows(store.as_ref(), &request).await?;
-        print!("{}", focus::to_csv(&rows, &book));
+        // A window at a time: a year's export is written as it is read.
+        let mut export = focus::Export::new(&request);
+        let mut out = std::io::stdout().lock();
+        while let Some(chunk) = export.next_chunk(store.as_ref(), &book).await? {
+            std::io::Write::write_all(&mut out, chunk.as_bytes())?;
+        }
     } else {
         let report = spend::spend(store.as_ref(), &request).await?;
         match args.format {

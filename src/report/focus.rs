@@ -127,13 +127,76 @@ pub fn check_request(request: &SpendRequest) -> Result<(), ParameterError> {
     Ok(())
 }
 
-/// The rows of a spend request, from the store.
-pub async fn rows(store: &dyn Store, request: &SpendRequest) -> Result<Vec<FocusRow>, StoreError> {
-    let bucket = request.time_bucket().unwrap_or(TimeBucket::Day);
+/// The FOCUS export of a request, a window at a time: each window is a day of the
+/// request's timezone (a month for month charge periods), so one store query and one
+/// chunk of lines cover it, and memory holds one window whatever the range. Windows come
+/// in time order and rows within one by charge period and group, so the lines are those
+/// of the whole range in that order.
+pub struct Export {
+    request: SpendRequest,
+    bucket: TimeBucket,
+    /// Where the next window starts; the export is done at `request.to`.
+    next: DateTime<Utc>,
+    header_written: bool,
+    makers: crate::pricing::ResolveCache,
+}
+
+impl Export {
+    pub fn new(request: &SpendRequest) -> Export {
+        Export {
+            request: request.clone(),
+            bucket: request.time_bucket().unwrap_or(TimeBucket::Day),
+            next: request.from,
+            header_written: false,
+            makers: crate::pricing::ResolveCache::default(),
+        }
+    }
+
+    /// The CSV of the next window (the header before the first), or None when the range
+    /// is done.
+    pub async fn next_chunk(
+        &mut self,
+        store: &dyn Store,
+        book: &PriceBook,
+    ) -> Result<Option<String>, StoreError> {
+        if self.next >= self.request.to {
+            return Ok(None);
+        }
+        let unit = match self.bucket {
+            TimeBucket::Month => TimeBucket::Month,
+            _ => TimeBucket::Day,
+        };
+        let tz = self.request.tz;
+        let start = bucket_start_time(self.next, unit, tz);
+        let end = next_bucket_start(start, unit, tz)
+            .with_timezone(&Utc)
+            .min(self.request.to);
+        let window = (self.next, end.max(self.next + chrono::Duration::seconds(1)));
+        self.next = window.1;
+        let rows = rows_between(store, &self.request, self.bucket, window).await?;
+        let mut out = String::with_capacity(512 * (rows.len() + 1));
+        if !self.header_written {
+            let _ = writeln!(out, "{}", COLUMNS.join(","));
+            self.header_written = true;
+        }
+        for row in &rows {
+            write_row(&mut out, row, book, &mut self.makers);
+        }
+        Ok(Some(out))
+    }
+}
+
+/// The rows of `window`, part of the request's range.
+async fn rows_between(
+    store: &dyn Store,
+    request: &SpendRequest,
+    bucket: TimeBucket,
+    window: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Vec<FocusRow>, StoreError> {
     let aggregates = store
         .usage(&UsageQuery {
-            from: request.from,
-            to: request.to,
+            from: window.0,
+            to: window.1,
             group_by: vec![
                 Dimension::Project,
                 Dimension::Provider,
@@ -225,92 +288,90 @@ fn other_charges(row: &FocusRow) -> Vec<(Bucket, u64, Decimal)> {
         .collect()
 }
 
-/// The rows as FOCUS CSV: each row's token line, then a line per other charge. The lines
-/// of a row add up to its cost exactly (the token line takes what the others do not).
-pub fn to_csv(rows: &[FocusRow], book: &PriceBook) -> String {
-    let mut out = String::with_capacity(256 * (rows.len() + 1));
-    let _ = writeln!(out, "{}", COLUMNS.join(","));
-    // Inferring a model's maker asks every provider of the book: once per model name.
-    let mut makers = crate::pricing::ResolveCache::default();
-    for row in rows {
-        let issuer = crate::providers::display_name(&row.provider);
-        let publisher = makers.infer_provider(book, &row.model).map_or_else(
-            || issuer.clone(),
-            |vendor| crate::providers::display_name(&vendor),
+/// One row's lines: its token line, then a line per other charge. The lines of a row add
+/// up to its cost exactly (the token line takes what the others do not).
+fn write_row(
+    out: &mut String,
+    row: &FocusRow,
+    book: &PriceBook,
+    makers: &mut crate::pricing::ResolveCache,
+) {
+    let issuer = crate::providers::display_name(&row.provider);
+    let publisher = makers.infer_provider(book, &row.model).map_or_else(
+        || issuer.clone(),
+        |vendor| crate::providers::display_name(&vendor),
+    );
+    let others = other_charges(row);
+    let others_cost: Decimal = others.iter().map(|(_, _, cost)| *cost).sum();
+    let total_tokens = row.tokens.total();
+    let mut description = format!(
+        "{} via {issuer}: {} {}, {} tokens",
+        row.model,
+        row.requests,
+        if row.requests == 1 {
+            "request"
+        } else {
+            "requests"
+        },
+        total_tokens
+    );
+    if row.batch {
+        description.push_str(", batch");
+    } else if row.service_tier != "default" {
+        let _ = write!(description, ", {} tier", row.service_tier);
+    }
+    if row.unpriced_requests > 0 {
+        let _ = write!(
+            description,
+            "; {} requests without a price are not in the cost",
+            row.unpriced_requests
         );
-        let others = other_charges(row);
-        let others_cost: Decimal = others.iter().map(|(_, _, cost)| *cost).sum();
-        let total_tokens = row.tokens.total();
-        let mut description = format!(
-            "{} via {issuer}: {} {}, {} tokens",
-            row.model,
-            row.requests,
-            if row.requests == 1 {
-                "request"
-            } else {
-                "requests"
-            },
-            total_tokens
+    }
+    if row.partial_requests > 0 {
+        let _ = write!(
+            description,
+            "; {} requests partly priced: usage without a price is not in the cost",
+            row.partial_requests
         );
-        if row.batch {
-            description.push_str(", batch");
-        } else if row.service_tier != "default" {
-            let _ = write!(description, ", {} tier", row.service_tier);
-        }
-        if row.unpriced_requests > 0 {
-            let _ = write!(
-                description,
-                "; {} requests without a price are not in the cost",
-                row.unpriced_requests
-            );
-        }
-        if row.partial_requests > 0 {
-            let _ = write!(
-                description,
-                "; {} requests partly priced: usage without a price is not in the cost",
-                row.partial_requests
-            );
-        }
-        // FOCUS list cost: the published prices of what was consumed. Cached-input and
-        // batch rates are published prices, so only negotiated discounts lie between
-        // ListCost and ContractedCost; caching and batch savings are in x_ columns.
-        // Fees that are not tokens have no discounted tiers: listed at what they cost.
-        let list_cost = row.list_cost - row.cache_savings - row.batch_savings - others_cost;
+    }
+    // FOCUS list cost: the published prices of what was consumed. Cached-input and
+    // batch rates are published prices, so only negotiated discounts lie between
+    // ListCost and ContractedCost; caching and batch savings are in x_ columns.
+    // Fees that are not tokens have no discounted tiers: listed at what they cost.
+    let list_cost = row.list_cost - row.cache_savings - row.batch_savings - others_cost;
+    let line = Line {
+        row,
+        issuer: &issuer,
+        publisher: &publisher,
+        usage_type: "tokens",
+        cost: row.cost - others_cost,
+        list_cost,
+        description,
+        quantity: total_tokens,
+        unit: "Tokens",
+        sku: row.model.clone(),
+    };
+    write_line(out, &line, true);
+    for (bucket, quantity, cost) in others {
+        let unit = pricing_unit(bucket);
         let line = Line {
             row,
             issuer: &issuer,
             publisher: &publisher,
-            usage_type: "tokens",
-            cost: row.cost - others_cost,
-            list_cost,
-            description,
-            quantity: total_tokens,
-            unit: "Tokens",
-            sku: row.model.clone(),
+            usage_type: bucket.as_str(),
+            cost,
+            list_cost: cost,
+            description: format!(
+                "{} via {issuer}: {quantity} {}",
+                row.model,
+                unit.to_lowercase()
+            ),
+            quantity,
+            unit,
+            sku: format!("{}/{bucket}", row.model),
         };
-        write_line(&mut out, &line, true);
-        for (bucket, quantity, cost) in others {
-            let unit = pricing_unit(bucket);
-            let line = Line {
-                row,
-                issuer: &issuer,
-                publisher: &publisher,
-                usage_type: bucket.as_str(),
-                cost,
-                list_cost: cost,
-                description: format!(
-                    "{} via {issuer}: {quantity} {}",
-                    row.model,
-                    unit.to_lowercase()
-                ),
-                quantity,
-                unit,
-                sku: format!("{}/{bucket}", row.model),
-            };
-            write_line(&mut out, &line, false);
-        }
+        write_line(out, &line, false);
     }
-    out
 }
 
 /// One CSV line of a FOCUS row: its token usage or one other charge.

@@ -3,7 +3,7 @@
 //! filter, timezone buckets across a DST change, bounds in the middle of an hour, CSV and
 //! FOCUS, savings, what-if and unpriced models.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Datelike, Duration, DurationRound, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -603,6 +603,71 @@ async fn csv_and_focus_exports_carry_the_same_money() {
         let tags: BTreeMap<String, String> = serde_json::from_str(&row[column("Tags")]).unwrap();
         assert!(tags.contains_key("team"));
     }
+    // The export is read a window (an Oslo day) at a time: the token lines still come
+    // in charge-period order, each period and group once.
+    let token_lines: Vec<&Vec<String>> = rows
+        .iter()
+        .filter(|r| r[column("x_UsageType")] == "tokens")
+        .collect();
+    let starts: Vec<DateTime<Utc>> = token_lines
+        .iter()
+        .map(|r| rfc(&r[column("ChargePeriodStart")]))
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]));
+    let oslo: Tz = "Europe/Oslo".parse().unwrap();
+    let days: BTreeSet<NaiveDate> = records
+        .iter()
+        .filter(|r| (rfc("2026-03-27T00:00:00Z")..rfc("2026-04-03T00:00:00Z")).contains(&r.time))
+        .map(|r| r.time.with_timezone(&oslo).date_naive())
+        .collect();
+    assert!(days.len() > 1);
+    assert_eq!(starts.iter().collect::<BTreeSet<_>>().len(), days.len());
+    let mut groups = BTreeSet::new();
+    for row in &token_lines {
+        let group: Vec<&str> = [
+            "ChargePeriodStart",
+            "SubAccountId",
+            "ProviderName",
+            "SkuId",
+            "x_ServiceTier",
+            "x_Batch",
+            "Tags",
+        ]
+        .map(|name| row[column(name)].as_str())
+        .to_vec();
+        assert!(groups.insert(group.clone()), "{group:?} twice");
+    }
+    // Month charge periods over a range that starts and ends inside months: the same
+    // money, periods cut to the range.
+    let (status, _, monthly) = get(
+        &server,
+        &format!("/v1/spend?{range}&format=focus&group_by=month"),
+    )
+    .await;
+    assert_eq!(status, 200, "{monthly}");
+    let monthly: Vec<Vec<String>> = monthly.lines().skip(1).map(parse_csv_line).collect();
+    let billed: Decimal = monthly
+        .iter()
+        .map(|r| r[column("BilledCost")].parse::<Decimal>().unwrap())
+        .sum();
+    assert_eq!(billed.normalize(), total);
+    let periods: BTreeSet<(String, String)> = monthly
+        .iter()
+        .map(|r| {
+            (
+                r[column("ChargePeriodStart")].clone(),
+                r[column("ChargePeriodEnd")].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        periods.into_iter().collect::<Vec<_>>(),
+        [
+            ("2026-03-27T00:00:00Z", "2026-04-01T00:00:00Z"),
+            ("2026-04-01T00:00:00Z", "2026-04-03T00:00:00Z")
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
     // The OpenRouter rows name the model's maker as publisher, OpenRouter as issuer.
     let openrouter = rows
         .iter()
