@@ -22,9 +22,9 @@ use sqlx::{QueryBuilder, Row};
 use super::rows::{
     Cell, ColumnKind, EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS,
     ROLLUP_VALUES, RepriceSteps, Rollup, RollupKey, RollupSums, SumStyle, UniqueEvents, count,
-    event_usage_values, fill_aggregate, groups_by_level, measured_columns, reprice_windows,
-    rollup_deltas, rollup_groups, rollup_increments, scan_columns, stored_event, token_sums,
-    tokens_from, unique_events, unsigned, usage_plan, usage_sums,
+    fill_aggregate, groups_by_level, part_select, reprice_windows, rollup_deltas, rollup_groups,
+    rollup_increments, scan_columns, stored_event, token_sums, tokens_from, unique_events,
+    unsigned, usage_plan, usage_sums,
 };
 use super::{
     Checkpoint, CheckpointStore, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn,
@@ -849,47 +849,21 @@ impl UsageStore for PgStore {
         sql.push(usage_sums(SumStyle::Numeric, query.measures))
             .push(" FROM (");
         let slot_level = Rollup::of_dimensions(&query.group_by);
-        let plan = usage_plan(query.from, query.to, slot_level.unwrap_or(Rollup::Monthly));
-        let mut parts = 0;
-        let mut union = |sql: &mut QueryBuilder<sqlx::Postgres>| {
-            if parts > 0 {
+        let parts = usage_plan(
+            query.from,
+            query.to,
+            slot_level.unwrap_or(Rollup::Monthly),
+            Utc::now(),
+        );
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
                 sql.push(" UNION ALL ");
             }
-            parts += 1;
-        };
-        let values = measured_columns(query.measures);
-        for (level, ranges) in plan.rollup_ranges() {
-            for (from, to) in ranges {
-                union(&mut sql);
-                let time = level.time_column();
-                let slot = match slot_level {
-                    Some(unit) if unit > level => truncate(unit, time),
-                    _ => time.to_owned(),
-                };
-                sql.push(format!(
-                    "SELECT project, {slot} AS slot, provider, model, service_tier, batch, \
-                     reasoning_effort, tags, {values} FROM {} WHERE {time} >= ",
-                    level.table()
-                ))
-                .push_bind(*from)
+            let (select, time) = part_select(part, slot_level, query.measures, truncate, "time");
+            sql.push(select)
+                .push_bind(part.from)
                 .push(format!(" AND {time} < "))
-                .push_bind(*to);
-            }
-        }
-        // The partial hours at either end come from the events themselves.
-        for (from, to) in &plan.events {
-            union(&mut sql);
-            sql.push(format!(
-                "SELECT project, {} AS slot, provider, \
-                 coalesce(resolved_model, model) AS model, service_tier, batch, \
-                 coalesce(reasoning_effort, '') AS reasoning_effort, tags, {} \
-                 FROM events WHERE time >= ",
-                truncate(slot_level.unwrap_or(Rollup::Hourly), "time"),
-                event_usage_values(query.measures)
-            ))
-            .push_bind(*from)
-            .push(" AND time < ")
-            .push_bind(*to);
+                .push_bind(part.to);
         }
         sql.push(") AS usage WHERE TRUE");
         push_filter(&mut sql, &query.filter, "model");
@@ -906,10 +880,9 @@ impl UsageStore for PgStore {
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(StoreError::from)
             .map(|rows| {
-                // An empty aggregate (no usage at all) comes back as one row of zeros.
-                rows.into_iter()
-                    .filter(|a| a.requests > 0 || !a.keys.is_empty())
-                    .collect()
+                // An empty aggregate (no usage at all) comes back as one row of zeros,
+                // a group whose subtracted part cancels it as a row of zeros too.
+                rows.into_iter().filter(|a| a.requests > 0).collect()
             })
     }
 

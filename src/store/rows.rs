@@ -488,8 +488,11 @@ impl UsagePlan {
 
 /// Splits `[from, to)` into the parts each table answers, reading no table coarser than
 /// `coarsest`.
-pub(crate) fn usage_plan(from: DateTime<Utc>, to: DateTime<Utc>, coarsest: Rollup) -> UsagePlan {
+pub(crate) fn covering(from: DateTime<Utc>, to: DateTime<Utc>, coarsest: Rollup) -> UsagePlan {
     let mut plan = UsagePlan::default();
+    if from >= to {
+        return plan;
+    }
     let (whole_from, whole_to) = whole_hours(from, to);
     if whole_from >= whole_to {
         plan.events.push((from, to));
@@ -511,6 +514,124 @@ pub(crate) fn usage_plan(from: DateTime<Utc>, to: DateTime<Utc>, coarsest: Rollu
     }
     *plan.ranges_mut(level) = vec![inner];
     plan
+}
+
+/// Where one part of a usage query is read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    Events,
+    Rollup(Rollup),
+}
+
+/// One part of a usage query: a source over a range, added, or subtracted (`minus`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Part {
+    pub source: Source,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub minus: bool,
+}
+
+impl UsagePlan {
+    fn parts(&self, minus: bool) -> impl Iterator<Item = Part> + '_ {
+        let rollups = self
+            .rollup_ranges()
+            .into_iter()
+            .flat_map(|(level, ranges)| ranges.iter().map(move |r| (Source::Rollup(level), *r)));
+        let events = self.events.iter().map(|r| (Source::Events, *r));
+        rollups.chain(events).map(move |(source, (from, to))| Part {
+            source,
+            from,
+            to,
+            minus,
+        })
+    }
+}
+
+/// How long before `now` a range may end and still be read as "its last unit whole,
+/// less what follows the end": then what follows is (nearly) nothing yet.
+const UNDER_WAY: TimeDelta = TimeDelta::hours(1);
+
+/// The parts a usage query over `[from, to)` reads. A range that ends now (this month,
+/// day or hour so far: the default range, budgets) reads its last unit whole from the
+/// coarsest table that has it and subtracts what follows `to` (records yet to come:
+/// next to nothing), instead of reading every day and hour of the unit so far. Exact
+/// either way: one statement reads both in one snapshot, and the sums are integers.
+pub(crate) fn usage_plan(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    coarsest: Rollup,
+    now: DateTime<Utc>,
+) -> Vec<Part> {
+    if to + UNDER_WAY >= now {
+        for level in Rollup::ALL.into_iter().rev().filter(|l| *l <= coarsest) {
+            let start = level.floor(to);
+            if from <= start && start < to {
+                let end = ceil(level, to);
+                let mut parts: Vec<Part> = covering(from, start, coarsest).parts(false).collect();
+                parts.push(Part {
+                    source: Source::Rollup(level),
+                    from: start,
+                    to: end,
+                    minus: false,
+                });
+                parts.extend(covering(to, end, coarsest).parts(true));
+                return parts;
+            }
+        }
+    }
+    covering(from, to, coarsest).parts(false).collect()
+}
+
+/// The SELECT of one part of a usage query, up to its bounds: the caller appends the
+/// `from` bind, ` AND {time} < `, and the `to` bind. Every part has the same columns:
+/// the rollup key (the events' rollup model), `slot` (the group's start cut to the
+/// query's time dimension: `truncate(unit, column)` spells that in the dialect), and the
+/// measured values, negated in a part that is subtracted. `event_time` is the events'
+/// time as `truncate` takes it.
+pub(crate) fn part_select(
+    part: &Part,
+    slot_level: Option<Rollup>,
+    measures: Measures,
+    truncate: impl Fn(Rollup, &str) -> String,
+    event_time: &str,
+) -> (String, &'static str) {
+    let sign = |value: String, column: &str| {
+        if part.minus {
+            format!("-({value}) AS {column}")
+        } else {
+            format!("{value} AS {column}")
+        }
+    };
+    let needed = measured(measures).filter(|(_, needed)| *needed);
+    match part.source {
+        Source::Rollup(level) => {
+            let time = level.time_column();
+            let slot = match slot_level {
+                Some(unit) if unit > level => truncate(unit, time),
+                _ => time.to_owned(),
+            };
+            let values: Vec<String> = needed.map(|(c, _)| sign(c.to_owned(), c)).collect();
+            let select = format!(
+                "SELECT project, {slot} AS slot, provider, model, service_tier, batch, \
+                 reasoning_effort, tags, {} FROM {} WHERE {time} >= ",
+                values.join(", "),
+                level.table()
+            );
+            (select, time)
+        }
+        Source::Events => {
+            let values: Vec<String> = needed.map(|(c, _)| sign(event_value(c), c)).collect();
+            let select = format!(
+                "SELECT project, {} AS slot, provider, coalesce(resolved_model, model) AS model, \
+                 service_tier, batch, coalesce(reasoning_effort, '') AS reasoning_effort, tags, \
+                 {} FROM events WHERE time >= ",
+                truncate(slot_level.unwrap_or(Rollup::Hourly), event_time),
+                values.join(", ")
+            );
+            (select, "time")
+        }
+    }
 }
 
 /// The parts of `outer` outside `inner` (which it contains), non-empty ones only.
@@ -644,44 +765,16 @@ pub(crate) fn usage_sums(style: SumStyle, measures: Measures) -> String {
         .join(", ")
 }
 
-/// The measured value columns, as the inner parts of a usage query select them.
-pub(crate) fn measured_columns(measures: Measures) -> String {
-    measured(measures)
-        .filter(|(_, needed)| *needed)
-        .map(|(c, _)| c)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// One event's contribution to a rollup value column, as SQL over `events` columns,
-/// named as the column.
+/// One event's contribution to a rollup value column, as SQL over `events` columns.
 pub(crate) fn event_value(column: &str) -> String {
     match column {
-        "requests" => "1 AS requests".to_owned(),
-        "unpriced_requests" => {
-            "CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END AS unpriced_requests".to_owned()
-        }
-        "partial_requests" => {
-            "CASE WHEN partial_reason IS NULL THEN 0 ELSE 1 END AS partial_requests".to_owned()
-        }
-        "reported_requests" => {
-            "CASE WHEN reported_cost_nanos IS NULL THEN 0 ELSE 1 END AS reported_requests"
-                .to_owned()
-        }
-        "list_cost_nanos" => {
-            "coalesce(list_cost_nanos, cost_nanos, 0) AS list_cost_nanos".to_owned()
-        }
-        other => format!("coalesce({other}, 0) AS {other}"),
+        "requests" => "1".to_owned(),
+        "unpriced_requests" => "CASE WHEN cost_nanos IS NULL THEN 1 ELSE 0 END".to_owned(),
+        "partial_requests" => "CASE WHEN partial_reason IS NULL THEN 0 ELSE 1 END".to_owned(),
+        "reported_requests" => "CASE WHEN reported_cost_nanos IS NULL THEN 0 ELSE 1 END".to_owned(),
+        "list_cost_nanos" => "coalesce(list_cost_nanos, cost_nanos, 0)".to_owned(),
+        other => format!("coalesce({other}, 0)"),
     }
-}
-
-/// Each event's contribution to each measured rollup value column, as SQL over `events`.
-pub(crate) fn event_usage_values(measures: Measures) -> String {
-    measured(measures)
-        .filter(|(_, needed)| *needed)
-        .map(|(c, _)| event_value(c))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// `sum(input), sum(cached_input), …` over the counted buckets, each with `cast`
@@ -1154,7 +1247,7 @@ mod tests {
         };
         for (from, to, coarsest, monthly, daily, hourly, events) in &cases {
             assert_eq!(
-                usage_plan(t(from), t(to), *coarsest),
+                covering(t(from), t(to), *coarsest),
                 UsagePlan {
                     monthly: parse(monthly),
                     daily: parse(daily),
@@ -1167,32 +1260,127 @@ mod tests {
     }
 
     #[test]
-    fn every_plan_covers_its_range_exactly_once() {
+    fn a_range_that_ends_now_reads_its_last_unit_whole_less_what_follows() {
+        let now = t("2026-12-08T10:17:00Z");
+        let part = |source, from: &str, to: &str, minus| Part {
+            source,
+            from: t(from),
+            to: t(to),
+            minus,
+        };
+        use Rollup::{Daily, Hourly, Monthly};
+        // This month so far: December whole, less the rest of it.
+        assert_eq!(
+            usage_plan(t("2026-12-01T00:00:00Z"), now, Monthly, now),
+            vec![
+                part(
+                    Source::Rollup(Monthly),
+                    "2026-12-01T00:00:00Z",
+                    "2027-01-01T00:00:00Z",
+                    false
+                ),
+                part(
+                    Source::Rollup(Daily),
+                    "2026-12-09T00:00:00Z",
+                    "2027-01-01T00:00:00Z",
+                    true
+                ),
+                part(
+                    Source::Rollup(Hourly),
+                    "2026-12-08T11:00:00Z",
+                    "2026-12-09T00:00:00Z",
+                    true
+                ),
+                part(
+                    Source::Events,
+                    "2026-12-08T10:17:00Z",
+                    "2026-12-08T11:00:00Z",
+                    true
+                ),
+            ]
+        );
+        // Grouped by day: the days before today, today whole less the rest of it.
+        assert_eq!(
+            usage_plan(t("2026-12-06T00:00:00Z"), now, Daily, now),
+            vec![
+                part(
+                    Source::Rollup(Daily),
+                    "2026-12-06T00:00:00Z",
+                    "2026-12-08T00:00:00Z",
+                    false
+                ),
+                part(
+                    Source::Rollup(Daily),
+                    "2026-12-08T00:00:00Z",
+                    "2026-12-09T00:00:00Z",
+                    false
+                ),
+                part(
+                    Source::Rollup(Hourly),
+                    "2026-12-08T11:00:00Z",
+                    "2026-12-09T00:00:00Z",
+                    true
+                ),
+                part(
+                    Source::Events,
+                    "2026-12-08T10:17:00Z",
+                    "2026-12-08T11:00:00Z",
+                    true
+                ),
+            ]
+        );
+        // A range that ended long ago is read as it is.
+        assert_eq!(
+            usage_plan(
+                t("2026-11-01T00:00:00Z"),
+                t("2026-11-20T00:00:00Z"),
+                Monthly,
+                now
+            ),
+            vec![part(
+                Source::Rollup(Daily),
+                "2026-11-01T00:00:00Z",
+                "2026-11-20T00:00:00Z",
+                false
+            )]
+        );
+    }
+
+    #[test]
+    fn every_plan_counts_each_instant_of_its_range_once_and_nothing_else() {
         use proptest::prelude::*;
         let start = t("2024-01-01T00:00:00Z").timestamp();
-        proptest!(|(a in 0i64..86_400 * 800, length in 0i64..86_400 * 400, level in 0usize..3)| {
+        proptest!(|(a in 0i64..86_400 * 800, length in 0i64..86_400 * 400, level in 0usize..3,
+                    lag in -86_400i64 * 3..86_400 * 3)| {
             let from = DateTime::from_timestamp(start + a, 0).unwrap();
             let to = DateTime::from_timestamp(start + a + length, 0).unwrap();
+            let now = to + TimeDelta::seconds(lag);
             let coarsest = Rollup::ALL[level];
-            let plan = usage_plan(from, to, coarsest);
-            let mut parts: Vec<(DateTime<Utc>, DateTime<Utc>)> = plan.events.clone();
-            for (rollup, ranges) in plan.rollup_ranges() {
-                prop_assert!(ranges.is_empty() || rollup <= coarsest);
-                for (a, b) in ranges {
-                    // Each rollup range is made of whole units of its table.
-                    prop_assert_eq!(rollup.floor(*a), *a);
-                    prop_assert_eq!(rollup.floor(*b), *b);
-                    parts.push((*a, *b));
+            let parts = usage_plan(from, to, coarsest, now);
+            let mut edges = vec![from, to];
+            for part in &parts {
+                prop_assert!(part.from < part.to);
+                if let Source::Rollup(rollup) = part.source {
+                    // Rollup parts are whole units of their table, never coarser than allowed.
+                    prop_assert!(rollup <= coarsest);
+                    prop_assert_eq!(rollup.floor(part.from), part.from);
+                    prop_assert_eq!(rollup.floor(part.to), part.to);
                 }
+                edges.extend([part.from, part.to]);
             }
-            parts.sort();
-            let mut at = from;
-            for (a, b) in parts {
-                prop_assert_eq!(a, at);
-                prop_assert!(a < b || from == to);
-                at = b;
+            edges.sort();
+            edges.dedup();
+            // Between two edges every instant is counted the same: once inside the
+            // range, never outside it.
+            for pair in edges.windows(2) {
+                let at = pair[0];
+                let count: i32 = parts
+                    .iter()
+                    .filter(|p| p.from <= at && at < p.to)
+                    .map(|p| if p.minus { -1 } else { 1 })
+                    .sum();
+                prop_assert_eq!(count, i32::from(from <= at && at < to), "{}", at);
             }
-            prop_assert_eq!(at, to);
         });
     }
 }

@@ -23,11 +23,10 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use super::columns::{from_micros, micros};
 use super::rows::{
     Cell, EVENT_COLUMNS, EventRow, PICOS_SPLIT, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS,
-    ROLLUP_VALUES, RepriceSteps, Rollup, RollupKey, RollupSums, SumStyle, count,
-    event_usage_values, fill_aggregate, groups_by_level, is_picos_column, measured_columns,
-    reprice_windows, rollup_deltas, rollup_groups, rollup_increments, scan_columns,
-    statement_sized_chunks, stored_event, token_sums, tokens_from, unique_events, unsigned,
-    usage_plan, usage_sums,
+    ROLLUP_VALUES, RepriceSteps, Rollup, RollupKey, RollupSums, Source, SumStyle, count,
+    fill_aggregate, groups_by_level, is_picos_column, part_select, reprice_windows, rollup_deltas,
+    rollup_groups, rollup_increments, scan_columns, statement_sized_chunks, stored_event,
+    token_sums, tokens_from, unique_events, unsigned, usage_plan, usage_sums,
 };
 use super::{
     Checkpoint, CheckpointStore, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn,
@@ -488,47 +487,32 @@ impl UsageStore for SqliteStore {
         sql.push(usage_sums(SumStyle::SplitPicos, query.measures))
             .push(" FROM (");
         let slot_level = Rollup::of_dimensions(&query.group_by);
-        let plan = usage_plan(query.from, query.to, slot_level.unwrap_or(Rollup::Monthly));
-        let mut parts = 0;
-        let mut union = |sql: &mut QueryBuilder<Sqlite>| {
-            if parts > 0 {
+        let parts = usage_plan(
+            query.from,
+            query.to,
+            slot_level.unwrap_or(Rollup::Monthly),
+            Utc::now(),
+        );
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
                 sql.push(" UNION ALL ");
             }
-            parts += 1;
-        };
-        let values = measured_columns(query.measures);
-        for (level, ranges) in plan.rollup_ranges() {
-            for (from, to) in ranges {
-                union(&mut sql);
-                let time = level.time_column();
-                let slot = match slot_level {
-                    Some(unit) if unit > level => truncate(unit, time),
-                    _ => time.to_owned(),
-                };
-                sql.push(format!(
-                    "SELECT project, {slot} AS slot, provider, model, service_tier, batch, \
-                     reasoning_effort, tags, {values} FROM {} WHERE {time} >= ",
-                    level.table()
-                ))
-                .push_bind(from.timestamp())
+            let (select, time) = part_select(
+                part,
+                slot_level,
+                query.measures,
+                truncate,
+                "(time / 1000000)",
+            );
+            // Events keep microseconds, rollups the seconds of their hour, day or month.
+            let bound = |time: DateTime<Utc>| match part.source {
+                Source::Events => micros(time),
+                Source::Rollup(_) => time.timestamp(),
+            };
+            sql.push(select)
+                .push_bind(bound(part.from))
                 .push(format!(" AND {time} < "))
-                .push_bind(to.timestamp());
-            }
-        }
-        // The partial hours at either end come from the events themselves.
-        for (from, to) in &plan.events {
-            union(&mut sql);
-            sql.push(format!(
-                "SELECT project, {} AS slot, provider, \
-                 coalesce(resolved_model, model) AS model, service_tier, batch, \
-                 coalesce(reasoning_effort, '') AS reasoning_effort, tags, {} \
-                 FROM events WHERE time >= ",
-                truncate(slot_level.unwrap_or(Rollup::Hourly), "(time / 1000000)"),
-                event_usage_values(query.measures)
-            ))
-            .push_bind(micros(*from))
-            .push(" AND time < ")
-            .push_bind(micros(*to));
+                .push_bind(bound(part.to));
         }
         sql.push(") AS usage WHERE 1 = 1");
         push_filter(&mut sql, &query.filter, "model");
@@ -543,10 +527,9 @@ impl UsageStore for SqliteStore {
             .iter()
             .map(|row| aggregate_from_row(row, &query.group_by))
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
-        Ok(aggregates
-            .into_iter()
-            .filter(|a| a.requests > 0 || !a.keys.is_empty())
-            .collect())
+        // No usage at all comes back as one row of zeros, a group whose subtracted part
+        // cancels it as a row of zeros too.
+        Ok(aggregates.into_iter().filter(|a| a.requests > 0).collect())
     }
 
     async fn unpriced(

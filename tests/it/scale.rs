@@ -722,3 +722,91 @@ async fn a_write_older_than_the_recorded_horizon_is_refused_by_the_store() {
         }
     }
 }
+
+/// A range that ends now reads its last month, day or hour whole and subtracts what
+/// follows its end: records already stored after it (clocks ahead, the rest of the
+/// hour) are left out exactly, on both stores.
+#[tokio::test]
+async fn a_range_ending_now_leaves_out_exactly_the_records_after_it() {
+    let book = book();
+    let now = Utc::now();
+    let mut lines: Vec<String> = (0..400u64)
+        .map(|i| {
+            line(
+                ["p", "q"][(i % 2) as usize],
+                &format!("past-{i}"),
+                now - chrono::Duration::minutes((i * 11 + 1) as i64),
+                500 + i,
+            )
+        })
+        .collect();
+    // Records with times after `now`: the rest of this hour, later today, next month.
+    for (i, minutes) in [1i64, 7, 50, 130, 900, 40_000].into_iter().enumerate() {
+        lines.push(line(
+            "p",
+            &format!("ahead-{i}"),
+            now + chrono::Duration::minutes(minutes),
+            10_000,
+        ));
+    }
+    let month_start = Utc
+        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .unwrap();
+    let day_start = Utc
+        .with_ymd_and_hms(now.year(), now.month(), now.day(), 0, 0, 0)
+        .unwrap();
+    for backend in Backend::both().await {
+        let at = backend.name();
+        let store = backend.store();
+        store.write(&[&intake_batch(book, &lines)]).await.unwrap();
+        for from in [
+            month_start,
+            day_start,
+            now - chrono::Duration::hours(30),
+            now - chrono::Duration::minutes(90),
+        ] {
+            let want = expected(
+                book,
+                &lines
+                    .iter()
+                    .filter(|l| (from..now).contains(&time_of(l)))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+            for group_by in [
+                vec![],
+                vec![Dimension::Project],
+                vec![Dimension::Month],
+                vec![Dimension::Day, Dimension::Project],
+                vec![Dimension::Hour],
+            ] {
+                let rows = store
+                    .usage(&UsageQuery {
+                        from,
+                        to: now,
+                        group_by: group_by.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                let what = format!("{at} from {from} {group_by:?}");
+                assert_eq!(
+                    rows.iter().map(|r| r.requests).sum::<u64>(),
+                    want.requests,
+                    "{what}"
+                );
+                assert_eq!(
+                    rows.iter().map(|r| r.cost).sum::<Decimal>(),
+                    want.cost,
+                    "{what}"
+                );
+                assert!(rows.iter().all(|r| r.requests > 0), "{what}: no empty rows");
+                if group_by == [Dimension::Project] {
+                    let by_project: std::collections::BTreeMap<String, Decimal> =
+                        rows.iter().map(|r| (r.keys[0].clone(), r.cost)).collect();
+                    assert_eq!(by_project, want.cost_by_project, "{what}");
+                }
+            }
+        }
+    }
+}
