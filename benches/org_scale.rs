@@ -89,28 +89,34 @@ async fn main() {
     .execute(store.pool())
     .await
     .unwrap();
-    // The monthly rollups the writers keep beside the daily ones: their sums by month.
+    // The monthly rollups and the projects' monthly totals the writers keep beside the
+    // daily ones: their sums by month.
     let values: Vec<String> = sqlx::query_scalar(
         "SELECT column_name::text FROM information_schema.columns \
-         WHERE table_name = 'rollups_daily' AND data_type = 'bigint' ORDER BY ordinal_position",
+         WHERE table_name = 'rollups_monthly' AND data_type = 'bigint' ORDER BY ordinal_position",
     )
     .fetch_all(store.pool())
     .await
     .unwrap();
     let sums: Vec<String> = values.iter().map(|c| format!("sum({c})")).collect();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
+    for statement in [
         "INSERT INTO rollups_monthly (project, month, provider, model, service_tier, batch, \
-             reasoning_effort, tags, {}) \
+             reasoning_effort, tags, {values}) \
          SELECT project, date_trunc('month', day, 'UTC'), provider, model, service_tier, batch, \
-             reasoning_effort, tags, {} \
+             reasoning_effort, tags, {sums} \
          FROM rollups_daily GROUP BY 1, 2, 3, 4, 5, 6, 7, 8",
-        values.join(", "),
-        sums.join(", ")
-    )))
-    .execute(store.pool())
-    .await
-    .unwrap();
-    for table in ["rollups_daily", "rollups_monthly"] {
+        "INSERT INTO rollups_project_monthly (project, month, {values}) \
+         SELECT project, month, {sums} FROM rollups_monthly GROUP BY 1, 2",
+    ] {
+        let statement = statement
+            .replace("{values}", &values.join(", "))
+            .replace("{sums}", &sums.join(", "));
+        sqlx::query(sqlx::AssertSqlSafe(statement))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    for table in ["rollups_daily", "rollups_monthly", "rollups_project_monthly"] {
         sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
             .execute(store.pool())
             .await
@@ -133,6 +139,14 @@ async fn main() {
             "last 12 months by month and project",
             year,
             "month,project",
+            runs,
+        ),
+        ("last month by model", month, "model", runs),
+        ("last month by project and team", month, "project,tag:team", runs),
+        (
+            "last 12 months by month and model",
+            year,
+            "month,model",
             runs.div_ceil(5),
         ),
     ] {

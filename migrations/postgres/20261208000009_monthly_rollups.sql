@@ -1,29 +1,52 @@
 -- Scale (issue 18), continued.
 --
--- Monthly rollups: the same sums by UTC month, written in the same transaction as the
+-- Monthly rollups: the same groups by UTC month, written in the same transaction as the
 -- hourly and daily ones, so a month is one row per group instead of ~30 (a year by month
--- and project reads 12 rows per group, not 365). Filled from the daily rows.
-CREATE TABLE rollups_monthly (LIKE rollups_daily INCLUDING DEFAULTS);
-ALTER TABLE rollups_monthly RENAME COLUMN day TO month;
-ALTER TABLE rollups_monthly ADD CONSTRAINT rollups_monthly_pkey
-    PRIMARY KEY (month, project, provider, model, service_tier, batch, reasoning_effort, tags);
-
+-- and project reads 12 rows per group, not 365); and each project's monthly totals
+-- (every provider, model, tier and tag together), which spend by project and month and a
+-- project's budget read when they ask nothing finer: a month of an organisation is one
+-- row per project there. Both keep the spend sums only (request counts, bucket counts,
+-- cost, list and reported cost): the per-bucket cost shares (pico-dollars, which would
+-- pass 2^63 at $9.2M of one token type in a project's month) and the savings are read
+-- from the daily rows. Both are filled from the daily rows.
 DO $$
 DECLARE
+    definitions text;
     values_list text;
     sums text;
 BEGIN
-    SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position),
+    SELECT string_agg(format('%I bigint NOT NULL DEFAULT 0', column_name), ', ' ORDER BY ordinal_position),
+           string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position),
            string_agg(format('sum(%I)', column_name), ', ' ORDER BY ordinal_position)
-    INTO values_list, sums
+    INTO definitions, values_list, sums
     FROM information_schema.columns
     WHERE table_schema = current_schema() AND table_name = 'rollups_daily'
-      AND data_type = 'bigint';
+      AND data_type = 'bigint'
+      AND column_name NOT LIKE '%\_cost\_picos' AND column_name NOT LIKE '%\_savings\_nanos';
+    EXECUTE format(
+        'CREATE TABLE rollups_monthly ('
+        'project text COLLATE "C" NOT NULL, month timestamptz NOT NULL, '
+        'provider text COLLATE "C" NOT NULL, model text COLLATE "C" NOT NULL, '
+        'service_tier text COLLATE "C" NOT NULL, batch boolean NOT NULL, '
+        'reasoning_effort text COLLATE "C" NOT NULL DEFAULT '''', '
+        'tags jsonb NOT NULL DEFAULT ''{}'', %s, '
+        'CONSTRAINT rollups_monthly_pkey PRIMARY KEY '
+        '(month, project, provider, model, service_tier, batch, reasoning_effort, tags))',
+        definitions);
     EXECUTE format(
         'INSERT INTO rollups_monthly (project, month, provider, model, service_tier, batch, '
         'reasoning_effort, tags, %s) '
         'SELECT project, date_trunc(''month'', day, ''UTC''), provider, model, service_tier, '
         'batch, reasoning_effort, tags, %s FROM rollups_daily GROUP BY 1, 2, 3, 4, 5, 6, 7, 8',
+        values_list, sums);
+    EXECUTE format(
+        'CREATE TABLE rollups_project_monthly (project text COLLATE "C" NOT NULL, '
+        'month timestamptz NOT NULL, %s, '
+        'CONSTRAINT rollups_project_monthly_pkey PRIMARY KEY (month, project))',
+        definitions);
+    EXECUTE format(
+        'INSERT INTO rollups_project_monthly (project, month, %s) '
+        'SELECT project, month, %s FROM rollups_monthly GROUP BY 1, 2',
         values_list, sums);
 END $$;
 

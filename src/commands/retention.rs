@@ -46,16 +46,18 @@ pub fn describe(
             report.hourly_rollups,
         ),
         ("daily rollups", config.daily_rollups, report.daily_rollups),
-        (
-            "monthly rollups",
-            config.monthly_rollups,
-            report.monthly_rollups,
-        ),
     ] {
         match keep(setting) {
             Some(keep) => out.push_str(&format!("{name}: {verb} {removed}, kept {keep}\n")),
             None => out.push_str(&format!("{name}: kept\n")),
         }
+    }
+    match keep(config.monthly_rollups) {
+        Some(keep) => out.push_str(&format!(
+            "monthly rollups: {verb} {} and {} project totals, kept {keep}\n",
+            report.monthly_rollups, report.project_totals
+        )),
+        None => out.push_str("monthly rollups: kept\n"),
     }
     out
 }

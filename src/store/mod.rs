@@ -50,7 +50,7 @@ pub enum StoreError {
 }
 
 /// What a refused write says about the record that caused it.
-pub const OUT_OF_RANGE: &str = "a rollup sum it adds to would pass the largest value the store keeps (9223372036854775807 in one column: $9,223,372.036854775807 of one token type, or $9,223,372,036.854775807 in total, per project, model, tags and month)";
+pub const OUT_OF_RANGE: &str = "a rollup sum it adds to would pass the largest value the store keeps (9223372036854775807 in one column: $9,223,372.036854775807 of one token type per project, model, tags and day, or $9,223,372,036.854775807 in total per project and month)";
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
@@ -116,7 +116,7 @@ impl From<sqlx::Error> for StoreError {
 /// read for no rows) and the last migration applied.
 pub(crate) const SCHEMA_PROBE: &str = "SELECT max(version) FROM _sqlx_migrations \
      WHERE success AND NOT EXISTS (SELECT 1 FROM events, rollups_hourly, rollups_daily, \
-     rollups_monthly, retention_horizon, \
+     rollups_monthly, rollups_project_monthly, retention_horizon, \
      dead_letters, collector_checkpoints, budgets, alerts, deliveries, delivery_attempts, \
      digest_runs, api_tokens, price_syncs, reprice_audit WHERE 1 = 0)";
 

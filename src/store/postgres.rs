@@ -20,11 +20,11 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{QueryBuilder, Row};
 
 use super::rows::{
-    Cell, ColumnKind, EVENT_COLUMNS, EventRow, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS,
-    ROLLUP_VALUES, RepriceSteps, Rollup, RollupKey, RollupSums, SumStyle, UniqueEvents, count,
-    fill_aggregate, groups_by_level, part_select, reprice_windows, rollup_deltas, rollup_groups,
-    rollup_increments, scan_columns, stored_event, token_sums, tokens_from, unique_events,
-    unsigned, usage_plan, usage_sums,
+    Cell, ColumnKind, EVENT_COLUMNS, EventRow, PRICING_COLUMNS, PROJECT_TOTALS, ROLLUP_VALUES,
+    RepriceSteps, Rollup, RollupKey, RollupSums, SumStyle, UniqueEvents, coarsest_table, count,
+    empty_groups, fill_aggregate, groups_by_level, part_select, project_totals, reprice_windows,
+    rollup_deltas, rollup_groups, rollup_increments, scan_columns, stored_event, token_sums,
+    tokens_from, unique_events, unsigned, usage_plan, usage_sums,
 };
 use super::{
     Checkpoint, CheckpointStore, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn,
@@ -277,10 +277,38 @@ async fn add_rollups(
     if hourly.is_empty() {
         return Ok(());
     }
-    for (level, groups) in groups_by_level(hourly)? {
+    let levels = groups_by_level(hourly)?;
+    let totals = project_totals(&levels[2].1)?;
+    for (level, groups) in levels {
         upsert_rollups(tx, level, groups).await?;
     }
+    let (projects, months): (Vec<&str>, Vec<DateTime<Utc>>) = totals.keys().copied().unzip();
+    let query = sqlx::query(sqlx::AssertSqlSafe(UPSERT_PROJECT_TOTALS.as_str()))
+        .bind(projects)
+        .bind(months);
+    bind_sums(query, totals.values(), Rollup::Monthly.value_columns())
+        .execute(&mut **tx)
+        .await?;
     Ok(())
+}
+
+/// Binds each of a table's value `columns` (a prefix of `ROLLUP_VALUE_COLUMNS`) as one
+/// array of the groups' sums.
+fn bind_sums<'q, 's>(
+    mut query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    sums: impl Iterator<Item = &'s RollupSums>,
+    columns: &[String],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    let mut numbers: Vec<Vec<i64>> = vec![Vec::new(); columns.len()];
+    for group in sums {
+        for (slot, value) in numbers.iter_mut().zip(group.values()) {
+            slot.push(value);
+        }
+    }
+    for values in numbers {
+        query = query.bind(values);
+    }
+    query
 }
 
 async fn upsert_rollups(
@@ -289,8 +317,7 @@ async fn upsert_rollups(
     groups: BTreeMap<RollupKey<'_>, RollupSums>,
 ) -> Result<(), StoreError> {
     let mut columns = RollupKeyColumns::default();
-    let mut numbers: Vec<Vec<i64>> = vec![Vec::new(); ROLLUP_VALUES];
-    for (key, sums) in groups {
+    for key in groups.keys() {
         columns.0.push(key.0);
         columns.1.push(key.1);
         columns.2.push(key.2);
@@ -299,12 +326,9 @@ async fn upsert_rollups(
         columns.5.push(key.5);
         columns.6.push(key.6);
         columns.7.push(key.7);
-        for (slot, value) in numbers.iter_mut().zip(sums.values()) {
-            slot.push(value);
-        }
     }
     let statement = &UPSERT_ROLLUPS[level as usize];
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+    let query = sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
         .bind(columns.0)
         .bind(columns.1)
         .bind(columns.2)
@@ -313,10 +337,9 @@ async fn upsert_rollups(
         .bind(columns.5)
         .bind(columns.6)
         .bind(columns.7);
-    for values in numbers {
-        query = query.bind(values);
-    }
-    query.execute(&mut **tx).await?;
+    bind_sums(query, groups.values(), level.value_columns())
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -393,13 +416,11 @@ impl RepriceSteps for Repricing<'_> {
         update_pricing(tx, new).await?;
         add_rollups(tx, rollup_deltas(old, new)?).await?;
         // Groups every record moved out of.
-        for level in Rollup::ALL {
+        for (table, column, start) in empty_groups(hour) {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {} WHERE requests = 0 AND {} = $1",
-                level.table(),
-                level.time_column()
+                "DELETE FROM {table} WHERE requests = 0 AND {column} = $1"
             )))
-            .bind(level.floor(hour))
+            .bind(start)
             .execute(&mut **tx)
             .await?;
         }
@@ -561,20 +582,39 @@ fn upsert_rollups_statement(level: Rollup) -> String {
         "text",
         "jsonb",
     ];
+    upsert_statement(
+        level.table(),
+        &level.key_columns(),
+        &key_types,
+        level.value_columns(),
+    )
+}
+
+/// Adds the writer's sums to the projects' monthly totals.
+static UPSERT_PROJECT_TOTALS: LazyLock<String> = LazyLock::new(|| {
+    upsert_statement(
+        PROJECT_TOTALS,
+        "project, month",
+        &["text", "timestamptz"],
+        Rollup::Monthly.value_columns(),
+    )
+});
+
+/// `INSERT … SELECT * FROM UNNEST(key arrays, value arrays) ON CONFLICT (keys) DO UPDATE`
+/// adding the values.
+fn upsert_statement(table: &str, keys: &str, key_types: &[&str], values: &[String]) -> String {
     let arrays: Vec<String> = key_types
         .iter()
-        .chain(std::iter::repeat_n(&"bigint", ROLLUP_VALUE_COLUMNS.len()))
+        .chain(std::iter::repeat_n(&"bigint", values.len()))
         .enumerate()
         .map(|(i, kind)| format!("${}::{kind}[]", i + 1))
         .collect();
     format!(
-        "INSERT INTO {table} AS r ({keys}, {values}) SELECT * FROM UNNEST({arrays}) \
+        "INSERT INTO {table} AS r ({keys}, {columns}) SELECT * FROM UNNEST({arrays}) \
          ON CONFLICT ({keys}) DO UPDATE SET {increments}",
-        table = level.table(),
-        keys = level.key_columns(),
-        values = ROLLUP_VALUE_COLUMNS.join(", "),
+        columns = values.join(", "),
         arrays = arrays.join(", "),
-        increments = rollup_increments("r."),
+        increments = rollup_increments("r.", values),
     )
 }
 
@@ -848,18 +888,12 @@ impl UsageStore for PgStore {
         }
         sql.push(usage_sums(SumStyle::Numeric, query.measures))
             .push(" FROM (");
-        let slot_level = Rollup::of_dimensions(&query.group_by);
-        let parts = usage_plan(
-            query.from,
-            query.to,
-            slot_level.unwrap_or(Rollup::Monthly),
-            Utc::now(),
-        );
+        let parts = usage_plan(query.from, query.to, coarsest_table(query), Utc::now());
         for (i, part) in parts.iter().enumerate() {
             if i > 0 {
                 sql.push(" UNION ALL ");
             }
-            let (select, time) = part_select(part, slot_level, query.measures, truncate, "time");
+            let (select, time) = part_select(part, query, truncate, "time");
             sql.push(select)
                 .push_bind(part.from)
                 .push(format!(" AND {time} < "))
@@ -1065,6 +1099,9 @@ impl UsageStore for PgStore {
         if let Some(cutoff) = cutoffs.monthly_rollups {
             report.monthly_rollups = self
                 .delete_before("rollups_monthly", "month", cutoff, dry_run)
+                .await?;
+            report.project_totals = self
+                .delete_before(PROJECT_TOTALS, "month", cutoff, dry_run)
                 .await?;
         }
         Ok(report)

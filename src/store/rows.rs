@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use super::columns::Columns;
 use super::{
     Dimension, EventScan, Measures, NewEvent, PriceFn, RepriceScope, RepriceSummary, StoreError,
-    UsageAggregate,
+    UsageAggregate, UsageQuery,
 };
 use crate::money;
 use crate::prepare::PricedRecord;
@@ -362,6 +362,17 @@ impl Rollup {
         }
     }
 
+    /// The value columns the table keeps, a prefix of `ROLLUP_VALUE_COLUMNS`: every one
+    /// by hour and day; by month the spend sums only (the cost shares, in pico-dollars,
+    /// would pass 2^63 at $9.2M of one token type in a month; they and the savings are
+    /// read from the daily rows).
+    pub fn value_columns(self) -> &'static [String] {
+        match self {
+            Rollup::Hourly | Rollup::Daily => &ROLLUP_VALUE_COLUMNS,
+            Rollup::Monthly => &ROLLUP_VALUE_COLUMNS[..PICOS_AT],
+        }
+    }
+
     /// The key columns, in `RollupKey` order.
     pub fn key_columns(self) -> String {
         format!(
@@ -399,9 +410,13 @@ impl Rollup {
         if self == Rollup::Hourly {
             return Ok(finer);
         }
+        // Only the columns the table keeps are summed: by month, the cost shares could
+        // pass 2^63 where the daily ones do not.
+        let kept = self.value_columns().len();
         let mut coarser: BTreeMap<RollupKey<'r>, RollupSums> = BTreeMap::new();
-        for (mut key, sums) in finer {
+        for (mut key, mut sums) in finer {
             key.1 = self.floor(key.1);
+            sums.0[kept..].fill(0);
             coarser.entry(key).or_default().add_scaled(&sums, 1)?;
         }
         coarser.retain(|_, sums| *sums != RollupSums::default());
@@ -427,6 +442,38 @@ pub(crate) fn groups_by_level(
         (Rollup::Daily, daily),
         (Rollup::Monthly, monthly),
     ])
+}
+
+/// A project's monthly totals: (project, month).
+pub(crate) type ProjectMonth<'e> = (&'e str, DateTime<Utc>);
+
+/// The table of each project's monthly totals, every other key summed together. It
+/// keeps the monthly rollups' value columns (`Rollup::Monthly.value_columns()`).
+pub(crate) const PROJECT_TOTALS: &str = "rollups_project_monthly";
+
+/// Monthly groups summed by project and month: what a write adds to `PROJECT_TOTALS`.
+pub(crate) fn project_totals<'r>(
+    monthly: &RollupGroups<'r>,
+) -> Result<BTreeMap<ProjectMonth<'r>, RollupSums>, StoreError> {
+    let mut totals: BTreeMap<ProjectMonth<'r>, RollupSums> = BTreeMap::new();
+    for (key, sums) in monthly {
+        totals
+            .entry((key.0, key.1))
+            .or_default()
+            .add_scaled(sums, 1)?;
+    }
+    totals.retain(|_, sums| *sums != RollupSums::default());
+    Ok(totals)
+}
+
+/// The rollup rows a reprice of the hour starting `hour` may leave empty: (table, time
+/// column, the start of that hour's row there).
+pub(crate) fn empty_groups(
+    hour: DateTime<Utc>,
+) -> [(&'static str, &'static str, DateTime<Utc>); 4] {
+    let [hourly, daily, monthly] =
+        Rollup::ALL.map(|level| (level.table(), level.time_column(), level.floor(hour)));
+    [hourly, daily, monthly, (PROJECT_TOTALS, "month", monthly.2)]
 }
 
 /// The UTC midnight starting the day an instant falls in.
@@ -563,6 +610,7 @@ pub(crate) fn usage_plan(
     coarsest: Rollup,
     now: DateTime<Utc>,
 ) -> Vec<Part> {
+    debug_assert!(coarsest <= Rollup::Monthly);
     if to + UNDER_WAY >= now {
         for level in Rollup::ALL.into_iter().rev().filter(|l| *l <= coarsest) {
             let start = level.floor(to);
@@ -583,6 +631,19 @@ pub(crate) fn usage_plan(
     covering(from, to, coarsest).parts(false).collect()
 }
 
+/// The coarsest table a query may read: its time dimension's (months when it has none),
+/// and days at most when it needs the cost shares or savings, which only the hourly and
+/// daily tables keep.
+pub(crate) fn coarsest_table(query: &UsageQuery) -> Rollup {
+    let limit = match query.measures {
+        Measures::All => Rollup::Daily,
+        Measures::Spend => Rollup::Monthly,
+    };
+    Rollup::of_dimensions(&query.group_by)
+        .unwrap_or(Rollup::Monthly)
+        .min(limit)
+}
+
 /// The SELECT of one part of a usage query, up to its bounds: the caller appends the
 /// `from` bind, ` AND {time} < `, and the `to` bind. Every part has the same columns:
 /// the rollup key (the events' rollup model), `slot` (the group's start cut to the
@@ -591,11 +652,14 @@ pub(crate) fn usage_plan(
 /// time as `truncate` takes it.
 pub(crate) fn part_select(
     part: &Part,
-    slot_level: Option<Rollup>,
-    measures: Measures,
+    query: &UsageQuery,
     truncate: impl Fn(Rollup, &str) -> String,
     event_time: &str,
 ) -> (String, &'static str) {
+    let slot_level = Rollup::of_dimensions(&query.group_by);
+    // A query by project and time only reads the project and the slot, and whole months
+    // from the projects' totals.
+    let projects_only = query.by_project_only();
     let sign = |value: String, column: &str| {
         if part.minus {
             format!("-({value}) AS {column}")
@@ -603,7 +667,14 @@ pub(crate) fn part_select(
             format!("{value} AS {column}")
         }
     };
-    let needed = measured(measures).filter(|(_, needed)| *needed);
+    let needed = measured(query.measures).filter(|(_, needed)| *needed);
+    let keys = |finer: &str| {
+        if projects_only {
+            String::new()
+        } else {
+            format!(", {finer}")
+        }
+    };
     match part.source {
         Source::Rollup(level) => {
             let time = level.time_column();
@@ -611,22 +682,27 @@ pub(crate) fn part_select(
                 Some(unit) if unit > level => truncate(unit, time),
                 _ => time.to_owned(),
             };
+            let table = match level {
+                Rollup::Monthly if projects_only => PROJECT_TOTALS,
+                _ => level.table(),
+            };
             let values: Vec<String> = needed.map(|(c, _)| sign(c.to_owned(), c)).collect();
             let select = format!(
-                "SELECT project, {slot} AS slot, provider, model, service_tier, batch, \
-                 reasoning_effort, tags, {} FROM {} WHERE {time} >= ",
+                "SELECT project, {slot} AS slot{}, {} FROM {table} WHERE {time} >= ",
+                keys("provider, model, service_tier, batch, reasoning_effort, tags"),
                 values.join(", "),
-                level.table()
             );
             (select, time)
         }
         Source::Events => {
             let values: Vec<String> = needed.map(|(c, _)| sign(event_value(c), c)).collect();
             let select = format!(
-                "SELECT project, {} AS slot, provider, coalesce(resolved_model, model) AS model, \
-                 service_tier, batch, coalesce(reasoning_effort, '') AS reasoning_effort, tags, \
-                 {} FROM events WHERE time >= ",
+                "SELECT project, {} AS slot{}, {} FROM events WHERE time >= ",
                 truncate(slot_level.unwrap_or(Rollup::Hourly), event_time),
+                keys(
+                    "provider, coalesce(resolved_model, model) AS model, service_tier, batch, \
+                     coalesce(reasoning_effort, '') AS reasoning_effort, tags"
+                ),
                 values.join(", ")
             );
             (select, "time")
@@ -822,9 +898,9 @@ pub(crate) fn fill_aggregate(aggregate: &mut UsageAggregate, values: &[i128; ROL
     aggregate.batch_savings = nanos(values[SAVINGS_AT + 1]);
 }
 
-/// `SET column = column + excluded.column` for every rollup value column.
-pub(crate) fn rollup_increments(table_alias: &str) -> String {
-    ROLLUP_VALUE_COLUMNS
+/// `SET column = column + excluded.column` for each of `columns`.
+pub(crate) fn rollup_increments(table_alias: &str, columns: &[String]) -> String {
+    columns
         .iter()
         .map(|c| format!("{c} = {table_alias}{c} + excluded.{c}"))
         .collect::<Vec<_>>()

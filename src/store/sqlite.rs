@@ -22,11 +22,12 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::columns::{from_micros, micros};
 use super::rows::{
-    Cell, EVENT_COLUMNS, EventRow, PICOS_SPLIT, PRICING_COLUMNS, ROLLUP_VALUE_COLUMNS,
-    ROLLUP_VALUES, RepriceSteps, Rollup, RollupKey, RollupSums, Source, SumStyle, count,
-    fill_aggregate, groups_by_level, is_picos_column, part_select, reprice_windows, rollup_deltas,
-    rollup_groups, rollup_increments, scan_columns, statement_sized_chunks, stored_event,
-    token_sums, tokens_from, unique_events, unsigned, usage_plan, usage_sums,
+    Cell, EVENT_COLUMNS, EventRow, PICOS_SPLIT, PRICING_COLUMNS, PROJECT_TOTALS, ROLLUP_VALUES,
+    RepriceSteps, Rollup, RollupKey, RollupSums, Source, SumStyle, coarsest_table, count,
+    empty_groups, fill_aggregate, groups_by_level, is_picos_column, part_select, project_totals,
+    reprice_windows, rollup_deltas, rollup_groups, rollup_increments, scan_columns,
+    statement_sized_chunks, stored_event, token_sums, tokens_from, unique_events, unsigned,
+    usage_plan, usage_sums,
 };
 use super::{
     Checkpoint, CheckpointStore, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn,
@@ -162,38 +163,59 @@ async fn add_rollups(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     hourly: BTreeMap<RollupKey<'_>, RollupSums>,
 ) -> Result<(), StoreError> {
-    for (level, groups) in groups_by_level(hourly)? {
-        let head = format!(
-            "INSERT INTO {} ({}, {}) ",
-            level.table(),
-            level.key_columns(),
-            ROLLUP_VALUE_COLUMNS.join(", ")
-        );
-        let tail = format!(
-            " ON CONFLICT ({}) DO UPDATE SET {}",
-            level.key_columns(),
-            rollup_increments("")
-        );
+    let levels = groups_by_level(hourly)?;
+    let totals: Vec<_> = project_totals(&levels[2].1)?.into_iter().collect();
+    for (level, groups) in levels {
         let groups: Vec<_> = groups.into_iter().collect();
-        for chunk in statement_sized_chunks(&groups, ROWS_PER_STATEMENT) {
-            let mut upsert = QueryBuilder::<Sqlite>::new(head.as_str());
-            upsert.push_values(chunk, |mut values, (key, sums)| {
-                values
-                    .push_bind(key.0)
-                    .push_bind(key.1.timestamp())
-                    .push_bind(key.2)
-                    .push_bind(key.3)
-                    .push_bind(key.4)
-                    .push_bind(key.5)
-                    .push_bind(key.6)
-                    .push_bind(key.7);
-                for value in sums.values() {
-                    values.push_bind(value);
-                }
-            });
-            upsert.push(&tail);
-            upsert.build().execute(&mut **tx).await?;
-        }
+        let table = (level.table(), level.key_columns(), level.value_columns());
+        upsert(tx, table, &groups, |values, key| {
+            values
+                .push_bind(key.0)
+                .push_bind(key.1.timestamp())
+                .push_bind(key.2)
+                .push_bind(key.3)
+                .push_bind(key.4)
+                .push_bind(key.5)
+                .push_bind(key.6)
+                .push_bind(key.7);
+        })
+        .await?;
+    }
+    let table = (
+        PROJECT_TOTALS,
+        "project, month".to_owned(),
+        Rollup::Monthly.value_columns(),
+    );
+    upsert(tx, table, &totals, |values, key| {
+        values.push_bind(key.0).push_bind(key.1.timestamp());
+    })
+    .await
+}
+
+/// Adds sums to a rollup table's rows, many rows per statement. `table` is its name, key
+/// columns and value columns (a prefix of `ROLLUP_VALUE_COLUMNS`); `bind_key` binds a
+/// row's key.
+async fn upsert<K>(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    (table, keys, columns): (&str, String, &[String]),
+    rows: &[(K, RollupSums)],
+    bind_key: impl Fn(&mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>, &K),
+) -> Result<(), StoreError> {
+    let head = format!("INSERT INTO {table} ({keys}, {}) ", columns.join(", "));
+    let tail = format!(
+        " ON CONFLICT ({keys}) DO UPDATE SET {}",
+        rollup_increments("", columns)
+    );
+    for chunk in statement_sized_chunks(rows, ROWS_PER_STATEMENT) {
+        let mut upsert = QueryBuilder::<Sqlite>::new(head.as_str());
+        upsert.push_values(chunk, |mut values, (key, sums)| {
+            bind_key(&mut values, key);
+            for value in &sums.values()[..columns.len()] {
+                values.push_bind(*value);
+            }
+        });
+        upsert.push(&tail);
+        upsert.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -301,13 +323,11 @@ impl RepriceSteps for Repricing<'_> {
         update_pricing(tx, new).await?;
         add_rollups(tx, rollup_deltas(old, new)?).await?;
         // Groups every record moved out of.
-        for level in Rollup::ALL {
+        for (table, column, start) in empty_groups(hour) {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM {} WHERE requests = 0 AND {} = ?",
-                level.table(),
-                level.time_column()
+                "DELETE FROM {table} WHERE requests = 0 AND {column} = ?"
             )))
-            .bind(level.floor(hour).timestamp())
+            .bind(start.timestamp())
             .execute(&mut **tx)
             .await?;
         }
@@ -486,24 +506,12 @@ impl UsageStore for SqliteStore {
         }
         sql.push(usage_sums(SumStyle::SplitPicos, query.measures))
             .push(" FROM (");
-        let slot_level = Rollup::of_dimensions(&query.group_by);
-        let parts = usage_plan(
-            query.from,
-            query.to,
-            slot_level.unwrap_or(Rollup::Monthly),
-            Utc::now(),
-        );
+        let parts = usage_plan(query.from, query.to, coarsest_table(query), Utc::now());
         for (i, part) in parts.iter().enumerate() {
             if i > 0 {
                 sql.push(" UNION ALL ");
             }
-            let (select, time) = part_select(
-                part,
-                slot_level,
-                query.measures,
-                truncate,
-                "(time / 1000000)",
-            );
+            let (select, time) = part_select(part, query, truncate, "(time / 1000000)");
             // Events keep microseconds, rollups the seconds of their hour, day or month.
             let bound = |time: DateTime<Utc>| match part.source {
                 Source::Events => micros(time),
@@ -726,6 +734,13 @@ impl UsageStore for SqliteStore {
                 "month",
                 seconds(cutoffs.monthly_rollups),
                 &mut report.monthly_rollups,
+            ),
+            (
+                PROJECT_TOTALS,
+                "month, project",
+                "month",
+                seconds(cutoffs.monthly_rollups),
+                &mut report.project_totals,
             ),
         ] {
             if let Some(cutoff) = cutoff {

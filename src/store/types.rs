@@ -231,6 +231,19 @@ pub struct UsageQuery {
     pub measures: Measures,
 }
 
+impl UsageQuery {
+    /// True when the query asks nothing finer than projects and time: the projects'
+    /// monthly totals answer its whole months.
+    pub fn by_project_only(&self) -> bool {
+        self.group_by
+            .iter()
+            .all(|d| *d == Dimension::Project || d.is_time())
+            && self.filter.provider.is_none()
+            && self.filter.model.is_none()
+            && self.filter.tags.is_empty()
+    }
+}
+
 /// One group of usage. `keys` follow the query's `group_by` (the hour or day, when grouped
 /// by one, is in `hour` instead).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -495,6 +508,8 @@ pub struct RetentionReport {
     pub hourly_rollups: u64,
     pub daily_rollups: u64,
     pub monthly_rollups: u64,
+    /// The projects' monthly totals, kept as long as the monthly rollups.
+    pub project_totals: u64,
 }
 
 impl RetentionReport {
@@ -505,6 +520,7 @@ impl RetentionReport {
                 + self.hourly_rollups
                 + self.daily_rollups
                 + self.monthly_rollups
+                + self.project_totals
                 > 0
     }
 }

@@ -89,8 +89,8 @@ impl Backend {
     }
 
     /// (events, unpriced events, event cost, rollup cost, rollup requests), read with SQL
-    /// straight from the tables. The daily and monthly rollups must hold the same sums as
-    /// the hourly.
+    /// straight from the tables. The daily and monthly rollups and the projects' monthly
+    /// totals must hold the same sums as the hourly.
     pub async fn totals(&self) -> (i64, i64, Decimal, Decimal, i64) {
         const SQL: &str = "SELECT (SELECT count(*) FROM events), \
              (SELECT count(*) FROM events WHERE cost_nanos IS NULL), \
@@ -100,8 +100,10 @@ impl Backend {
              (SELECT CAST(coalesce(sum(cost_nanos), 0) AS BIGINT) FROM rollups_daily), \
              (SELECT CAST(coalesce(sum(requests), 0) AS BIGINT) FROM rollups_daily), \
              (SELECT CAST(coalesce(sum(cost_nanos), 0) AS BIGINT) FROM rollups_monthly), \
-             (SELECT CAST(coalesce(sum(requests), 0) AS BIGINT) FROM rollups_monthly)";
-        type Totals = (i64, i64, i64, i64, i64, i64, i64, i64, i64);
+             (SELECT CAST(coalesce(sum(requests), 0) AS BIGINT) FROM rollups_monthly), \
+             (SELECT CAST(coalesce(sum(cost_nanos), 0) AS BIGINT) FROM rollups_project_monthly), \
+             (SELECT CAST(coalesce(sum(requests), 0) AS BIGINT) FROM rollups_project_monthly)";
+        type Totals = (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
         let values: Totals = match self {
             Backend::Sqlite { store, .. } => {
                 sqlx::query_as(SQL).fetch_one(store.pool()).await.unwrap()
@@ -119,6 +121,11 @@ impl Backend {
             (values.7, values.8),
             (values.3, values.4),
             "monthly rollups disagree with hourly ones"
+        );
+        assert_eq!(
+            (values.9, values.10),
+            (values.3, values.4),
+            "the projects' monthly totals disagree with the hourly rollups"
         );
         (
             values.0,
@@ -680,15 +687,16 @@ async fn an_unreachable_store_is_reported_as_transient() {
 
 #[tokio::test]
 async fn sums_past_nine_million_dollars_do_not_overflow() {
-    // 60 records of 1e9 output tokens on gpt-5.2-pro ($168/M), one a day: $10.08M, more
-    // than 2^63 pico-dollars in the output bucket (each day's rollup stays under it).
+    // 60 records of 1e9 output tokens on gpt-5.2-pro ($168/M), two a day in March: $10.08M
+    // in one project's month, more than 2^63 pico-dollars in the output bucket (each
+    // day's rollup stays under it; the monthly tables keep no pico-dollar shares).
     let book = book();
-    let first = chrono::DateTime::parse_from_rfc3339("2026-02-01T10:00:00Z").unwrap();
+    let first = chrono::DateTime::parse_from_rfc3339("2026-03-01T10:00:00Z").unwrap();
     let lines: Vec<String> = (0..60)
         .map(|i| {
             format!(
                 r#"{{"id":"big-{i}","time":"{}","project":"p","provider":"openai","model":"gpt-5.2-pro","tokens":{{"input":1,"output":1000000000}}}}"#,
-                (first + chrono::Duration::days(i)).to_rfc3339()
+                (first + chrono::Duration::hours(12 * i)).to_rfc3339()
             )
         })
         .collect();
@@ -699,7 +707,7 @@ async fn sums_past_nine_million_dollars_do_not_overflow() {
         store.write(&[&intake_batch(book, &lines)]).await.unwrap();
         for (from, to) in [
             ("2026-01-01T00:00:00Z", "2026-06-01T00:00:00Z"),
-            ("2026-02-01T10:00:30Z", "2026-06-01T00:00:00Z"),
+            ("2026-03-01T10:00:30Z", "2026-06-01T00:00:00Z"),
         ] {
             let rows = store
                 .usage(&UsageQuery {
@@ -719,6 +727,23 @@ async fn sums_past_nine_million_dollars_do_not_overflow() {
                 assert_eq!(output, Decimal::from(59 * 168_000), "{}", backend.name());
             }
         }
+        // Spend of the month by month and project: from the monthly tables, exact.
+        let months = store
+            .usage(&UsageQuery {
+                from: "2026-01-01T00:00:00Z".parse().unwrap(),
+                to: "2026-06-01T00:00:00Z".parse().unwrap(),
+                group_by: vec![Dimension::Project, Dimension::Month],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(months.len(), 1, "{}", backend.name());
+        assert_eq!(
+            (months[0].requests, months[0].cost),
+            (60, want.cost),
+            "{}",
+            backend.name()
+        );
     }
 }
 
