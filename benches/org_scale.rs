@@ -10,7 +10,9 @@
 //! export of that month (rows per second), and `retention apply` dropping one month of
 //! EVENTS_PER_MONTH (3.85M, 50M / 13) events with their keys.
 //!
-//! RUNS=20 (default; the year query runs a fifth as often). Postgres as in `benches/common`; KEEP_DATABASE=1 keeps it.
+//! RUNS=20 (default; the year by model runs a fifth as often). Postgres as in
+//! `benches/common`; KEEP_DATABASE=1 keeps the database, REUSE_DATABASE=1 times the
+//! queries on the one kept (no fill, no retention).
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,7 @@ use llm_meter::report::focus;
 use llm_meter::report::params::{SpendRequest, parse_group_by, parse_timezone};
 use llm_meter::report::spend;
 use llm_meter::retention::RetentionConfig;
-use llm_meter::store::{PgStore, Store, UsageFilter};
+use llm_meter::store::{PgStore, Store, UsageFilter, UsageStore};
 
 mod common;
 use common::{drop_database, fresh_database};
@@ -55,17 +57,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-#[tokio::main]
-async fn main() {
-    let projects = env("PROJECTS", 2000);
-    let days = env("DAYS", 395);
-    let runs = env("RUNS", 20) as usize;
-    let events_per_month = env("EVENTS_PER_MONTH", 3_850_000);
-    let name = "llm_meter_bench_org";
-    let url = fresh_database(name).await;
-    let store = PgStore::connect(&url).await.unwrap();
-    store.migrate().await.unwrap();
-
+/// Fills the daily rollups with SQL, then the monthly ones and the projects' totals
+/// from them.
+async fn fill(store: &PgStore, projects: u64, days: u64) {
     // Daily rollups: project p uses models (p * 7 + j * 11) % 60 for j < 6.
     let first_day = month_start(0) - chrono::Duration::days(days as i64);
     let started = Instant::now();
@@ -116,7 +110,11 @@ async fn main() {
             .await
             .unwrap();
     }
-    for table in ["rollups_daily", "rollups_monthly", "rollups_project_monthly"] {
+    for table in [
+        "rollups_daily",
+        "rollups_monthly",
+        "rollups_project_monthly",
+    ] {
         sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM ANALYZE {table}")))
             .execute(store.pool())
             .await
@@ -130,6 +128,27 @@ async fn main() {
         "{rows} daily rollup rows ({projects} projects × 6 of 60 models × 3 teams × {days} days), filled in {:.0} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+#[tokio::main]
+async fn main() {
+    let projects = env("PROJECTS", 2000);
+    let days = env("DAYS", 395);
+    let runs = env("RUNS", 20) as usize;
+    let events_per_month = env("EVENTS_PER_MONTH", 3_850_000);
+    let name = "llm_meter_bench_org";
+    // REUSE_DATABASE=1: the rollups a KEEP_DATABASE=1 run left, instead of filling them again.
+    let reuse = std::env::var("REUSE_DATABASE").is_ok();
+    let url = if reuse {
+        common::with_database(&common::admin_url(), name)
+    } else {
+        fresh_database(name).await
+    };
+    let store = PgStore::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    if !reuse {
+        fill(&store, projects, days).await;
+    }
 
     let month = (month_start(1), month_start(0));
     let year = (month_start(12), month_start(0));
@@ -142,7 +161,12 @@ async fn main() {
             runs,
         ),
         ("last month by model", month, "model", runs),
-        ("last month by project and team", month, "project,tag:team", runs),
+        (
+            "last month by project and team",
+            month,
+            "project,tag:team",
+            runs,
+        ),
         (
             "last 12 months by month and model",
             year,
@@ -160,11 +184,27 @@ async fn main() {
             assert_eq!(again.rows.len(), report.rows.len());
         }
         times.sort();
+        // The store's part alone: the query and its rows decoded.
+        let query = llm_meter::store::UsageQuery {
+            from,
+            to,
+            group_by: request.store_dimensions(),
+            measures: llm_meter::store::Measures::Spend,
+            ..Default::default()
+        };
+        let mut store_times = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let started = Instant::now();
+            store.usage(&query).await.unwrap();
+            store_times.push(started.elapsed());
+        }
+        store_times.sort();
         println!(
-            "{label:<38} rows {:>6}   median {:>8.1} ms   p95 {:>8.1} ms",
+            "{label:<38} rows {:>6}   median {:>8.1} ms   p95 {:>8.1} ms   (store median {:>7.1} ms)",
             report.rows.len(),
             ms(times[runs / 2]),
             ms(times[(runs * 95 / 100).min(runs - 1)]),
+            ms(store_times[runs / 2]),
         );
     }
     let focus_request = request(month.0, month.1, "project");
@@ -186,6 +226,9 @@ async fn main() {
         );
     }
 
+    if reuse {
+        return;
+    }
     // Retention: one month of events (and their keys), 13 months back, then dropped.
     let old = month_start(14);
     let started = Instant::now();

@@ -631,6 +631,25 @@ pub(crate) fn usage_plan(
     covering(from, to, coarsest).parts(false).collect()
 }
 
+/// True when a plan is one part of the projects' monthly totals and the query groups by
+/// project and month: each row is then one group, read as it is. (Summing rows that are
+/// already groups costs Postgres more than the query: one sum state per column and group.)
+pub(crate) fn rows_are_groups(parts: &[Part], query: &UsageQuery) -> bool {
+    let one_monthly_part = matches!(
+        parts,
+        [Part {
+            source: Source::Rollup(Rollup::Monthly),
+            minus: false,
+            ..
+        }]
+    );
+    let mut dimensions = query.group_by.clone();
+    dimensions.sort_by_key(|d| d == &Dimension::Month);
+    one_monthly_part
+        && query.by_project_only()
+        && dimensions == [Dimension::Project, Dimension::Month]
+}
+
 /// The coarsest table a query may read: its time dimension's (months when it has none),
 /// and days at most when it needs the cost shares or savings, which only the hourly and
 /// daily tables keep.
@@ -823,18 +842,29 @@ pub(crate) fn is_picos_column(index: usize) -> bool {
 }
 
 /// The rollup value sums of a usage query, in `ROLLUP_VALUE_COLUMNS` order (two columns
-/// each for pico-dollars with `SplitPicos`); zero for columns not measured.
-pub(crate) fn usage_sums(style: SumStyle, measures: Measures) -> String {
+/// each for pico-dollars with `SplitPicos`); zero for columns not measured. Not `summed`:
+/// the values themselves, where each row is a group already.
+pub(crate) fn usage_sums(style: SumStyle, measures: Measures, summed: bool) -> String {
+    let sum = |c: &str| {
+        if summed {
+            format!("sum({c})")
+        } else {
+            c.to_owned()
+        }
+    };
     measured(measures)
         .enumerate()
         .map(|(i, (c, needed))| match (style, needed) {
+            (SumStyle::Numeric, true) if !summed => c.to_owned(),
             (SumStyle::Numeric, true) => format!("coalesce(sum({c}), 0)::numeric"),
             (SumStyle::Numeric, false) => "0::numeric".to_owned(),
             (SumStyle::SplitPicos, true) if is_picos_column(i) => format!(
-                "coalesce(sum({c} / {PICOS_SPLIT}), 0), coalesce(sum({c} % {PICOS_SPLIT}), 0)"
+                "coalesce({}, 0), coalesce({}, 0)",
+                sum(&format!("{c} / {PICOS_SPLIT}")),
+                sum(&format!("{c} % {PICOS_SPLIT}"))
             ),
             (SumStyle::SplitPicos, false) if is_picos_column(i) => "0, 0".to_owned(),
-            (SumStyle::SplitPicos, true) => format!("coalesce(sum({c}), 0)"),
+            (SumStyle::SplitPicos, true) => format!("coalesce({}, 0)", sum(c)),
             (SumStyle::SplitPicos, false) => "0".to_owned(),
         })
         .collect::<Vec<_>>()

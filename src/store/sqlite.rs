@@ -25,9 +25,9 @@ use super::rows::{
     Cell, EVENT_COLUMNS, EventRow, PICOS_SPLIT, PRICING_COLUMNS, PROJECT_TOTALS, ROLLUP_VALUES,
     RepriceSteps, Rollup, RollupKey, RollupSums, Source, SumStyle, coarsest_table, count,
     empty_groups, fill_aggregate, groups_by_level, is_picos_column, part_select, project_totals,
-    reprice_windows, rollup_deltas, rollup_groups, rollup_increments, scan_columns,
-    statement_sized_chunks, stored_event, token_sums, tokens_from, unique_events, unsigned,
-    usage_plan, usage_sums,
+    reprice_windows, rollup_deltas, rollup_groups, rollup_increments, rows_are_groups,
+    scan_columns, statement_sized_chunks, stored_event, token_sums, tokens_from, unique_events,
+    unsigned, usage_plan, usage_sums,
 };
 use super::{
     Checkpoint, CheckpointStore, DeadLetter, Dimension, EventScan, Inserted, NewEvent, PriceFn,
@@ -504,9 +504,10 @@ impl UsageStore for SqliteStore {
             };
             sql.push(", ");
         }
-        sql.push(usage_sums(SumStyle::SplitPicos, query.measures))
-            .push(" FROM (");
         let parts = usage_plan(query.from, query.to, coarsest_table(query), Utc::now());
+        let grouped = !rows_are_groups(&parts, query);
+        sql.push(usage_sums(SumStyle::SplitPicos, query.measures, grouped))
+            .push(" FROM (");
         for (i, part) in parts.iter().enumerate() {
             if i > 0 {
                 sql.push(" UNION ALL ");
@@ -527,7 +528,9 @@ impl UsageStore for SqliteStore {
         let groups = query.group_by.len();
         if groups > 0 {
             let positions: Vec<String> = (1..=groups).map(|i| i.to_string()).collect();
-            sql.push(" GROUP BY ").push(positions.join(", "));
+            if grouped {
+                sql.push(" GROUP BY ").push(positions.join(", "));
+            }
             sql.push(" ORDER BY ").push(positions.join(", "));
         }
         let rows = sql.build().fetch_all(&self.pool).await?;

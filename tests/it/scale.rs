@@ -522,15 +522,17 @@ async fn monthly_rollups_answer_months_exactly_as_the_events_sum() {
                     want.cost,
                     "{what}"
                 );
-                if group_by == [Dimension::Month] {
-                    // Each month's row: the events of that month inside the window.
+                if group_by.contains(&Dimension::Month) {
+                    // Each month's row: the events of that month (and project) in the window.
                     for row in &rows {
                         let month = row.hour.unwrap();
                         let next = month.checked_add_months(Months::new(1)).unwrap();
                         assert_eq!(month.day(), 1, "{what}");
+                        let project = row.keys.first().map(|p| format!(r#""project":"{p}""#));
                         let of_month: Vec<String> = window
                             .iter()
                             .filter(|line| (month..next).contains(&time_of(line)))
+                            .filter(|line| project.as_ref().is_none_or(|p| line.contains(p)))
                             .cloned()
                             .collect();
                         let want = expected(book, &of_month);
