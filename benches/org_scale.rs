@@ -209,11 +209,12 @@ async fn main() {
     }
     let focus_request = request(month.0, month.1, "project");
     let book = llm_meter::pricing::PriceBook::builtin().unwrap();
+    let shared: std::sync::Arc<dyn Store> = std::sync::Arc::new(store.clone());
     for _ in 0..3 {
         let started = Instant::now();
         let mut export = focus::Export::new(&focus_request);
         let (mut lines, mut bytes) = (0usize, 0usize);
-        while let Some(chunk) = export.next_chunk(&store, &book).await.unwrap() {
+        while let Some(chunk) = export.next_chunk(&shared, &book).await.unwrap() {
             lines += chunk.lines().count();
             bytes += chunk.len();
         }

@@ -236,11 +236,11 @@ async fn focus_response(state: AppState, request: &SpendRequest) -> Result<Respo
     let store = state.reader.clone();
     let book = state.book.current();
     let mut export = focus::Export::new(request);
-    let first = export.next_chunk(store.as_ref(), &book).await?;
+    let first = export.next_chunk(&store, &book).await?;
     let rest = futures_util::stream::try_unfold(
         (export, store, book),
         |(mut export, store, book)| async move {
-            match export.next_chunk(store.as_ref(), &book).await {
+            match export.next_chunk(&store, &book).await {
                 Ok(chunk) => Ok(chunk.map(|chunk| (chunk, (export, store, book)))),
                 Err(error) => {
                     tracing::warn!(message = "A FOCUS export failed part-way.", %error);

@@ -62,7 +62,7 @@ pub async fn report(config: &Config, args: ReportArgs) -> anyhow::Result<ExitCod
         // A window at a time: a year's export is written as it is read.
         let mut export = focus::Export::new(&request);
         let mut out = std::io::stdout().lock();
-        while let Some(chunk) = export.next_chunk(store.as_ref(), &book).await? {
+        while let Some(chunk) = export.next_chunk(&store, &book).await? {
             std::io::Write::write_all(&mut out, chunk.as_bytes())?;
         }
     } else {

@@ -13,18 +13,19 @@
 //! partition the range, so `BilledCost` sums to the spend total. Billing periods are the
 //! calendar months of the request's timezone (UTC, as providers invoice, by default).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use rust_decimal::Decimal;
 
 use super::calendar::{TimeBucket, bucket_start_time, next_bucket_start, time_dimension};
 use super::params::{GroupBy, ParameterError, SpendRequest};
-use super::render::csv_field;
+use super::render::push_csv_field;
 use crate::pricing::PriceBook;
 use crate::pricing::round_money;
-use crate::store::{Dimension, Measures, Store, StoreError, UsageQuery};
+use crate::store::{Dimension, Measures, Store, StoreError, UsageAggregate, UsageQuery};
 use crate::usage::{Bucket, Tokens};
 
 /// The header, FOCUS columns first, then the `x_` extensions.
@@ -139,6 +140,19 @@ pub struct Export {
     next: DateTime<Utc>,
     header_written: bool,
     makers: crate::pricing::ResolveCache,
+    /// The store's tag text, compact and sorted (the same few sets recur on every row).
+    tags: HashMap<String, String>,
+    /// The next window's rows, read while this one is written: the database and the
+    /// formatting then run at once.
+    ahead: Option<tokio::task::JoinHandle<Result<Vec<UsageAggregate>, StoreError>>>,
+}
+
+impl Drop for Export {
+    fn drop(&mut self) {
+        if let Some(ahead) = self.ahead.take() {
+            ahead.abort();
+        }
+    }
 }
 
 impl Export {
@@ -149,6 +163,8 @@ impl Export {
             next: request.from,
             header_written: false,
             makers: crate::pricing::ResolveCache::default(),
+            tags: HashMap::new(),
+            ahead: None,
         }
     }
 
@@ -156,11 +172,37 @@ impl Export {
     /// is done.
     pub async fn next_chunk(
         &mut self,
-        store: &dyn Store,
+        store: &Arc<dyn Store>,
         book: &PriceBook,
     ) -> Result<Option<String>, StoreError> {
+        let aggregates = match self.ahead.take() {
+            Some(ahead) => ahead.await.map_err(|error| {
+                StoreError::Conflict(format!("the export's read did not finish: {error}"))
+            })??,
+            None => match self.next_window() {
+                Some(query) => store.usage(&query).await?,
+                None => return Ok(None),
+            },
+        };
+        if let Some(query) = self.next_window() {
+            let store = store.clone();
+            self.ahead = Some(tokio::spawn(async move { store.usage(&query).await }));
+        }
+        let rows = group_rows(&self.request, self.bucket, aggregates, &mut self.tags);
+        let mut out = String::with_capacity(512 * (rows.len() + 1));
+        if !std::mem::replace(&mut self.header_written, true) {
+            let _ = writeln!(out, "{}", COLUMNS.join(","));
+        }
+        for row in &rows {
+            write_row(&mut out, row, book, &mut self.makers);
+        }
+        Ok(Some(out))
+    }
+
+    /// The query of the window after the last one asked for, if the range goes on.
+    fn next_window(&mut self) -> Option<UsageQuery> {
         if self.next >= self.request.to {
-            return Ok(None);
+            return None;
         }
         let unit = match self.bucket {
             TimeBucket::Month => TimeBucket::Month,
@@ -170,33 +212,14 @@ impl Export {
         let start = bucket_start_time(self.next, unit, tz);
         let end = next_bucket_start(start, unit, tz)
             .with_timezone(&Utc)
-            .min(self.request.to);
-        let window = (self.next, end.max(self.next + chrono::Duration::seconds(1)));
-        self.next = window.1;
-        let rows = rows_between(store, &self.request, self.bucket, window).await?;
-        let mut out = String::with_capacity(512 * (rows.len() + 1));
-        if !self.header_written {
-            let _ = writeln!(out, "{}", COLUMNS.join(","));
-            self.header_written = true;
-        }
-        for row in &rows {
-            write_row(&mut out, row, book, &mut self.makers);
-        }
-        Ok(Some(out))
-    }
-}
-
-/// The rows of `window`, part of the request's range.
-async fn rows_between(
-    store: &dyn Store,
-    request: &SpendRequest,
-    bucket: TimeBucket,
-    window: (DateTime<Utc>, DateTime<Utc>),
-) -> Result<Vec<FocusRow>, StoreError> {
-    let aggregates = store
-        .usage(&UsageQuery {
-            from: window.0,
-            to: window.1,
+            .min(self.request.to)
+            .max(self.next + chrono::Duration::seconds(1));
+        let from = std::mem::replace(&mut self.next, end);
+        Some(UsageQuery {
+            from,
+            to: end,
+            // Every key of the rollups, reasoning effort too (a FOCUS row sums the
+            // efforts): a window of daily or hourly rows is then read as it is.
             group_by: vec![
                 Dimension::Project,
                 Dimension::Provider,
@@ -204,22 +227,39 @@ async fn rows_between(
                 Dimension::ServiceTier,
                 Dimension::Batch,
                 Dimension::Tags,
-                time_dimension(bucket, request.tz),
+                Dimension::ReasoningEffort,
+                time_dimension(self.bucket, tz),
             ],
-            filter: request.filter.clone(),
+            filter: self.request.filter.clone(),
             measures: Measures::All,
         })
-        .await?;
+    }
+}
+
+/// A window's aggregates as FOCUS rows: by charge period and every key but the reasoning
+/// effort (the last), in that order.
+fn group_rows(
+    request: &SpendRequest,
+    bucket: TimeBucket,
+    aggregates: Vec<UsageAggregate>,
+    tags: &mut HashMap<String, String>,
+) -> Vec<FocusRow> {
     let mut rows: BTreeMap<(DateTime<Utc>, Vec<String>), FocusRow> = BTreeMap::new();
-    for aggregate in aggregates {
+    for mut aggregate in aggregates {
         let Some(hour) = aggregate.hour else { continue };
         let start = bucket_start_time(hour, bucket, request.tz);
-        let end = next_bucket_start(start, bucket, request.tz);
-        let month = bucket_start_time(hour, TimeBucket::Month, request.tz);
+        aggregate.keys.pop();
         let row = rows
-            .entry((start.with_timezone(&Utc), aggregate.keys.clone()))
-            .or_insert_with(|| {
-                let key = |i: usize| aggregate.keys.get(i).cloned().unwrap_or_default();
+            .entry((start.with_timezone(&Utc), aggregate.keys))
+            .or_insert_with_key(|(_, keys)| {
+                let end = next_bucket_start(start, bucket, request.tz);
+                let month = bucket_start_time(hour, TimeBucket::Month, request.tz);
+                let key = |i: usize| keys.get(i).cloned().unwrap_or_default();
+                let stored_tags = key(5);
+                let tags = tags
+                    .entry(stored_tags)
+                    .or_insert_with_key(|text| normalise_tags(text))
+                    .clone();
                 FocusRow {
                     charge_start: start.with_timezone(&Utc).max(request.from),
                     charge_end: end.with_timezone(&Utc).min(request.to),
@@ -231,7 +271,7 @@ async fn rows_between(
                     model: key(2),
                     service_tier: key(3),
                     batch: key(4) == "true",
-                    tags: normalise_tags(&key(5)),
+                    tags,
                     ..FocusRow::default()
                 }
             });
@@ -247,7 +287,7 @@ async fn rows_between(
         row.cache_savings += aggregate.cache_savings;
         row.batch_savings += aggregate.batch_savings;
     }
-    Ok(rows.into_values().collect())
+    rows.into_values().collect()
 }
 
 /// Tags as compact JSON with sorted keys, whatever spacing the store used.
@@ -301,6 +341,7 @@ fn write_row(
         || issuer.clone(),
         |vendor| crate::providers::display_name(&vendor),
     );
+    let service = format!("{issuer} API");
     let others = other_charges(row);
     let others_cost: Decimal = others.iter().map(|(_, _, cost)| *cost).sum();
     let total_tokens = row.tokens.total();
@@ -342,6 +383,7 @@ fn write_row(
     let line = Line {
         row,
         issuer: &issuer,
+        service: &service,
         publisher: &publisher,
         usage_type: "tokens",
         cost: row.cost - others_cost,
@@ -357,6 +399,7 @@ fn write_row(
         let line = Line {
             row,
             issuer: &issuer,
+            service: &service,
             publisher: &publisher,
             usage_type: bucket.as_str(),
             cost,
@@ -378,6 +421,8 @@ fn write_row(
 struct Line<'r> {
     row: &'r FocusRow,
     issuer: &'r str,
+    /// `ServiceName`: "{issuer} API".
+    service: &'r str,
     publisher: &'r str,
     usage_type: &'static str,
     cost: Decimal,
@@ -389,89 +434,124 @@ struct Line<'r> {
 }
 
 /// Writes a line; the `x_` counts and savings go on the token line only, so each sums
-/// to its total down the file.
+/// to its total down the file. Fields are appended as they are written: an export is a
+/// million lines of 52 fields.
 fn write_line(out: &mut String, line: &Line<'_>, tokens_line: bool) {
     let row = line.row;
-    let cost = money(line.cost);
-    let count = |value: u64| {
-        if tokens_line {
-            value.to_string()
+    let mut fields = Fields { out, first: true };
+    let cost = line.cost.normalize();
+    for amount in [cost, cost, line.list_cost.normalize(), cost] {
+        fields.display(amount);
+    }
+    fields.text("USD");
+    fields.text(&row.provider);
+    fields.text(line.issuer);
+    for time in [
+        row.billing_start,
+        row.billing_end,
+        row.charge_start,
+        row.charge_end,
+    ] {
+        fields.time(time);
+    }
+    fields.text("Usage");
+    fields.text("");
+    fields.text(&line.description);
+    fields.text("Usage-Based");
+    fields.display(line.quantity);
+    fields.text(line.unit);
+    fields.text("Standard");
+    fields.display(line.quantity);
+    fields.text(line.unit);
+    fields.text(line.issuer);
+    fields.text(line.publisher);
+    fields.text(line.issuer);
+    fields.text(line.service);
+    fields.text("AI and Machine Learning");
+    fields.text("Generative AI");
+    fields.text(&line.sku);
+    fields.text(&row.project);
+    fields.text(&row.project);
+    fields.text(&row.tags);
+    for _ in 0..3 {
+        fields.text("");
+    }
+    let only_tokens = |value: u64| if tokens_line { value } else { 0 };
+    let t = &row.tokens;
+    for count in [
+        row.requests,
+        row.unpriced_requests,
+        t.input,
+        t.cached_input,
+        t.cache_write_5m,
+        t.cache_write_1h,
+        t.output,
+        t.reasoning,
+    ] {
+        fields.display(only_tokens(count));
+    }
+    for saving in [row.cache_savings, row.batch_savings] {
+        fields.display(if tokens_line {
+            saving.normalize()
         } else {
-            "0".to_owned()
-        }
-    };
-    let amount = |value: Decimal| {
-        if tokens_line {
-            money(value)
-        } else {
-            "0".to_owned()
-        }
-    };
-    let fields: [String; 52] = [
-        cost.clone(),
-        cost.clone(),
-        money(line.list_cost),
-        cost,
-        "USD".into(),
-        row.provider.clone(),
-        line.issuer.to_owned(),
-        timestamp(row.billing_start),
-        timestamp(row.billing_end),
-        timestamp(row.charge_start),
-        timestamp(row.charge_end),
-        "Usage".into(),
-        String::new(),
-        line.description.clone(),
-        "Usage-Based".into(),
-        line.quantity.to_string(),
-        line.unit.into(),
-        "Standard".into(),
-        line.quantity.to_string(),
-        line.unit.into(),
-        line.issuer.to_owned(),
-        line.publisher.to_owned(),
-        line.issuer.to_owned(),
-        format!("{} API", line.issuer),
-        "AI and Machine Learning".into(),
-        "Generative AI".into(),
-        line.sku.clone(),
-        row.project.clone(),
-        row.project.clone(),
-        row.tags.clone(),
-        String::new(),
-        String::new(),
-        String::new(),
-        count(row.requests),
-        count(row.unpriced_requests),
-        count(row.tokens.input),
-        count(row.tokens.cached_input),
-        count(row.tokens.cache_write_5m),
-        count(row.tokens.cache_write_1h),
-        count(row.tokens.output),
-        count(row.tokens.reasoning),
-        amount(row.cache_savings),
-        amount(row.batch_savings),
-        row.service_tier.clone(),
-        row.batch.to_string(),
-        count(row.tokens.audio_input),
-        count(row.tokens.cached_audio_input),
-        count(row.tokens.audio_output),
-        count(row.tokens.image_input),
-        count(row.tokens.image_output),
-        count(row.partial_requests),
-        line.usage_type.into(),
-    ];
-    let cells: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-    let _ = writeln!(out, "{}", cells.join(","));
+            Decimal::ZERO
+        });
+    }
+    fields.text(&row.service_tier);
+    fields.display(row.batch);
+    for count in [
+        t.audio_input,
+        t.cached_audio_input,
+        t.audio_output,
+        t.image_input,
+        t.image_output,
+        row.partial_requests,
+    ] {
+        fields.display(only_tokens(count));
+    }
+    fields.text(line.usage_type);
+    fields.out.push('\n');
 }
 
-fn money(amount: Decimal) -> String {
-    amount.normalize().to_string()
+/// The fields of one CSV line, appended with commas between them.
+struct Fields<'o> {
+    out: &'o mut String,
+    first: bool,
 }
 
-/// FOCUS date/time format: UTC, ISO 8601 with `Z`.
-fn timestamp(time: DateTime<Utc>) -> String {
-    time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+impl Fields<'_> {
+    fn separate(&mut self) {
+        if !std::mem::take(&mut self.first) {
+            self.out.push(',');
+        }
+    }
+
+    /// Text, quoted (and a leading formula character defused) where CSV needs it.
+    fn text(&mut self, value: &str) {
+        self.separate();
+        push_csv_field(self.out, value);
+    }
+
+    /// A number, a flag or text that needs no quoting, as it displays.
+    fn display(&mut self, value: impl std::fmt::Display) {
+        self.separate();
+        let _ = write!(self.out, "{value}");
+    }
+
+    /// FOCUS date/time format: UTC, ISO 8601 with `Z`.
+    fn time(&mut self, time: DateTime<Utc>) {
+        self.separate();
+        let _ = write!(
+            self.out,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            time.year(),
+            time.month(),
+            time.day(),
+            time.hour(),
+            time.minute(),
+            time.second()
+        );
+    }
 }
 
 #[cfg(test)]

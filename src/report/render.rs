@@ -96,15 +96,26 @@ pub fn csv_text(header: &[String], rows: &[Vec<String>]) -> String {
 
 /// Quotes a CSV field when needed, and defuses spreadsheet formulas.
 pub fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) && value.parse::<f64>().is_err() {
-        format!("'{value}")
+    let mut out = String::with_capacity(value.len());
+    push_csv_field(&mut out, value);
+    out
+}
+
+/// Appends `csv_field(value)` to `out`, copying the value once where it needs no quotes.
+pub fn push_csv_field(out: &mut String, value: &str) {
+    let defused = value.starts_with(['=', '+', '-', '@']) && value.parse::<f64>().is_err();
+    let quoted = value.contains([',', '"', '\n', '\r']);
+    if quoted {
+        out.push('"');
+    }
+    if defused {
+        out.push('\'');
+    }
+    if quoted {
+        out.push_str(&value.replace('"', "\"\""));
+        out.push('"');
     } else {
-        value.to_owned()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
+        out.push_str(value);
     }
 }
 

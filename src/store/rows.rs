@@ -631,23 +631,42 @@ pub(crate) fn usage_plan(
     covering(from, to, coarsest).parts(false).collect()
 }
 
-/// True when a plan is one part of the projects' monthly totals and the query groups by
-/// project and month: each row is then one group, read as it is. (Summing rows that are
-/// already groups costs Postgres more than the query: one sum state per column and group.)
+/// True when a plan is one part of one rollup table whose every key the query groups by
+/// (the projects' monthly totals by project and month; a day of daily rows, or hours of
+/// hourly ones, by every key: the FOCUS export): each row is then one group, read as it
+/// is. Summing rows that are groups already costs Postgres more than the query: one sum
+/// state per column and group.
 pub(crate) fn rows_are_groups(parts: &[Part], query: &UsageQuery) -> bool {
-    let one_monthly_part = matches!(
-        parts,
-        [Part {
-            source: Source::Rollup(Rollup::Monthly),
+    let [
+        Part {
+            source: Source::Rollup(level),
             minus: false,
             ..
-        }]
-    );
-    let mut dimensions = query.group_by.clone();
-    dimensions.sort_by_key(|d| d == &Dimension::Month);
-    one_monthly_part
-        && query.by_project_only()
-        && dimensions == [Dimension::Project, Dimension::Month]
+        },
+    ] = parts
+    else {
+        return false;
+    };
+    let has = |d: Dimension| query.group_by.contains(&d);
+    // Grouped by the table's own unit of time, not a coarser one.
+    if Rollup::of_dimensions(&query.group_by) != Some(*level) {
+        return false;
+    }
+    if *level == Rollup::Monthly && query.by_project_only() {
+        has(Dimension::Project)
+    } else {
+        [
+            Dimension::Project,
+            Dimension::Provider,
+            Dimension::Model,
+            Dimension::ServiceTier,
+            Dimension::Batch,
+            Dimension::ReasoningEffort,
+            Dimension::Tags,
+        ]
+        .into_iter()
+        .all(has)
+    }
 }
 
 /// The coarsest table a query may read: its time dimension's (months when it has none),

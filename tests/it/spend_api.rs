@@ -637,6 +637,22 @@ async fn csv_and_focus_exports_carry_the_same_money() {
         .to_vec();
         assert!(groups.insert(group.clone()), "{group:?} twice");
     }
+    // UTC days (read from the daily rows as they are): the same money and tokens.
+    let (status, _, utc_days) = get(&server, &format!("/v1/spend?{range}&format=focus")).await;
+    assert_eq!(status, 200, "{utc_days}");
+    let utc_days: Vec<Vec<String>> = utc_days.lines().skip(1).map(parse_csv_line).collect();
+    let billed: Decimal = utc_days
+        .iter()
+        .map(|r| r[column("BilledCost")].parse::<Decimal>().unwrap())
+        .sum();
+    assert_eq!(billed.normalize(), total);
+    assert_eq!(
+        utc_days
+            .iter()
+            .map(|r| r[column("x_InputTokens")].parse::<u64>().unwrap())
+            .sum::<u64>(),
+        input
+    );
     // Month charge periods over a range that starts and ends inside months: the same
     // money, periods cut to the range.
     let (status, _, monthly) = get(
