@@ -287,8 +287,8 @@ async fn refresh_gauges(
     }
 }
 
-/// Reads the store-derived gauges again: spend and savings per project for the current
-/// day and month in `tz`, and the rate-limit headroom.
+/// Reads the store-derived gauges again: the read replica's lag (with one), spend and
+/// savings per project for the current day and month in `tz`, and the rate-limit headroom.
 pub async fn refresh_store_gauges(
     store: &dyn Store,
     metrics: &Metrics,
@@ -296,6 +296,12 @@ pub async fn refresh_store_gauges(
     rate_limits: &[RateLimit],
 ) -> Result<(), crate::store::StoreError> {
     let now = chrono::Utc::now();
+    if let Some(lag) = store.replica_lag().await? {
+        metrics
+            .read_replica_lag
+            .with_label_values(&["replica"])
+            .set(lag.as_secs_f64());
+    }
     let projects = crate::report::gauges::project_spend(store, tz, now).await?;
     metrics.publish_project_spend(&projects, now);
     for limit in rate_limits {

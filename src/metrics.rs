@@ -83,6 +83,7 @@ pub struct Metrics {
     pub project_savings_usd: GaugeVec,
     pub rate_limit_utilization: GaugeVec,
     pub store_gauges_refreshed: prometheus::Gauge,
+    pub read_replica_lag: GaugeVec,
     pub budget_spend_usd: GaugeVec,
     pub budget_limit_usd: GaugeVec,
     pub budget_utilization: GaugeVec,
@@ -278,6 +279,16 @@ impl Metrics {
                 "When the store-derived gauges were last read from the store (Unix time).",
             )
             .expect("valid metric"),
+            read_replica_lag: GaugeVec::new(
+                Opts::new(
+                    "llm_meter_read_replica_lag_seconds",
+                    "How far behind the primary the read replica ([store] read_url) is: 0 when it \
+                     has replayed all it received, else the time since the last transaction it \
+                     replayed. Only with a replica.",
+                ),
+                &["store"],
+            )
+            .expect("valid metric"),
             budget_spend_usd: GaugeVec::new(
                 Opts::new(
                     "llm_meter_budget_spend_usd",
@@ -398,6 +409,7 @@ impl Metrics {
             Box::new(metrics.project_savings_usd.clone()),
             Box::new(metrics.rate_limit_utilization.clone()),
             Box::new(metrics.store_gauges_refreshed.clone()),
+            Box::new(metrics.read_replica_lag.clone()),
             Box::new(metrics.budget_spend_usd.clone()),
             Box::new(metrics.budget_limit_usd.clone()),
             Box::new(metrics.budget_utilization.clone()),

@@ -186,6 +186,12 @@ pub trait Store:
     async fn ping(&self) -> Result<(), StoreError>;
     /// Which backend this is, for logs: `postgres` or `sqlite`.
     fn kind(&self) -> &'static str;
+    /// On a read replica, how far behind the primary what it shows is: zero when it has
+    /// replayed all it received, else the time since the last transaction it replayed.
+    /// None on a store that is not a replica.
+    async fn replica_lag(&self) -> Result<Option<std::time::Duration>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// Usage: events, rollups, dead letters, reprices. Implementations keep these

@@ -750,6 +750,18 @@ impl Store for PgStore {
     fn kind(&self) -> &'static str {
         "postgres"
     }
+
+    async fn replica_lag(&self) -> Result<Option<Duration>, StoreError> {
+        let seconds: Option<f64> = sqlx::query_scalar(
+            "SELECT CASE WHEN NOT pg_is_in_recovery() THEN NULL \
+                 WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 \
+                 ELSE greatest(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) \
+             END::float8",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(seconds.map(Duration::from_secs_f64))
+    }
 }
 
 #[async_trait]

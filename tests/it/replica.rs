@@ -222,6 +222,7 @@ async fn spend_is_read_on_the_replica_and_budgets_on_the_primary_even_while_it_l
         ..Config::default()
     };
     config.store.read_url = Some(ReplicaPair::url(pair.replica_port, "meter"));
+    config.metrics.refresh_interval = std::time::Duration::from_millis(100);
     let server = TestServer::start_with(config).await;
     let (status, _) = server
         .call(
@@ -271,9 +272,10 @@ async fn spend_is_read_on_the_replica_and_budgets_on_the_primary_even_while_it_l
     })
     .await;
     assert_eq!(check["budgets"][0]["exceeded"], true, "{check}");
-    // Spend, read on the lagging replica, does not have it yet.
+    // Spend, read on the lagging replica, does not have it yet, and the lag shows.
     let (_, lagging) = server.call(None, reqwest::Method::GET, spend, None).await;
     assert_eq!(lagging["total_cost_usd"], "7", "{lagging}");
+    poll_lag(&server, |lag| lag > 0.0).await;
     // The 100% alert fires on the primary's figures, whatever the replica says.
     let full = |b: &Value| {
         b["alerts"]
@@ -288,5 +290,32 @@ async fn spend_is_read_on_the_replica_and_budgets_on_the_primary_even_while_it_l
         .await
         .unwrap();
     poll(&server, spend, |b| b["total_cost_usd"] == "10.5").await;
+    poll_lag(&server, |lag| lag == 0.0).await;
     server.daemon.stop().await.unwrap();
+}
+
+/// Polls `/metrics` until the replica lag gauge satisfies `done`.
+async fn poll_lag(server: &TestServer, done: impl Fn(f64) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let text = server
+            .client
+            .get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let lag = text
+            .lines()
+            .find(|l| l.starts_with("llm_meter_read_replica_lag_seconds{store=\"replica\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok());
+        if lag.is_some_and(&done) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "lag {lag:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
