@@ -37,6 +37,7 @@ pub struct BackfillSummary {
     pub accepted: u64,
     pub duplicates: u64,
     pub rejected: u64,
+    /// Records this run added without a price (duplicates and refusals are not counted).
     pub unpriced: u64,
     /// Cost of the records this run added.
     pub cost: Decimal,
@@ -211,11 +212,12 @@ fn absorb(
     summary.accepted += committed.accepted as u64;
     summary.duplicates += committed.duplicates as u64;
     summary.rejected += committed.refused.len() as u64;
+    // Only what this run added: a duplicate or a refused record is counted as such.
     for (cost, new) in costs.iter().zip(&committed.inserted) {
         match cost {
             Some(cost) if *new => summary.cost += cost,
-            None => summary.unpriced += 1,
-            Some(_) => {}
+            None if *new => summary.unpriced += 1,
+            _ => {}
         }
     }
     Ok(())
